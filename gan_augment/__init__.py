@@ -1,0 +1,29 @@
+"""gan-augment: class-conditional GAN augmentation for imbalanced medical image classification.
+
+Importing the package has no side effects: nothing is downloaded, no file is written, no global RNG is touched.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+# Public names resolve lazily so that `import gan_augment` stays cheap and the CLI starts fast.
+_EXPORTS = {
+    "Manifest": "gan_augment.data",
+    "ManifestDataset": "gan_augment.data",
+}
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        import importlib
+
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'gan_augment' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + list(_EXPORTS))
+
+
+__all__ = ["__version__", *_EXPORTS]

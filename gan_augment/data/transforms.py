@@ -1,0 +1,92 @@
+"""Image transforms shared by the GAN, the balanced dataset and the classifier.
+
+``gan_preprocess`` is the seeds' preprocessing (MedImageGAN / MedGAN: resize, centre crop, to tensor,
+normalise to [-1, 1]) as a torchvision ``Compose``. ``apply_transform`` lets one user pipeline serve every
+dataset here, whether it is a torchvision transform (called with the image) or an albumentations pipeline
+(called with ``image=`` and returning a dict).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from PIL import Image
+from torchvision.transforms import InterpolationMode, v2
+from torchvision.transforms import functional as TF
+
+__all__ = [
+    "gan_preprocess",
+    "resize_center_crop",
+    "uint8_to_gan",
+    "gan_to_uint8",
+    "apply_transform",
+    "is_albumentations",
+    "convert_image",
+]
+
+
+def gan_preprocess(size: int, channels: int = 3) -> v2.Compose:
+    """Resize (shorter side), centre crop, to float tensor, normalise to [-1, 1]."""
+    return v2.Compose([
+        v2.ToImage(),
+        v2.Resize(size, interpolation=InterpolationMode.BICUBIC, antialias=True),
+        v2.CenterCrop(size),
+        v2.ToDtype(torch.float32, scale=True),
+        v2.Normalize(mean=[0.5] * channels, std=[0.5] * channels),
+    ])
+
+
+def resize_center_crop(img: Image.Image, size: int) -> Image.Image:
+    """Resize the shorter side to ``size`` (bicubic, antialiased) and take the centred square crop."""
+    if img.size == (size, size):
+        return img
+    img = TF.resize(img, size, interpolation=InterpolationMode.BICUBIC, antialias=True)
+    return TF.center_crop(img, [size, size])
+
+
+def uint8_to_gan(x: torch.Tensor) -> torch.Tensor:
+    """uint8 [0, 255] -> float [-1, 1] (same mapping as ``gan_preprocess``)."""
+    return x.float().div_(127.5).sub_(1.0)
+
+
+def gan_to_uint8(x: torch.Tensor) -> torch.Tensor:
+    """float [-1, 1] -> uint8 [0, 255], rounded and clamped."""
+    return x.detach().float().add(1.0).mul_(127.5).round_().clamp_(0, 255).to(torch.uint8)
+
+
+def is_albumentations(transform: Any) -> bool:
+    """True for albumentations transforms and pipelines (they take ``image=`` and return a dict)."""
+    return any(c.__module__.startswith("albumentations") for c in type(transform).__mro__)
+
+
+def apply_transform(transform: Callable | None, image: Any) -> Any:
+    """Apply a torchvision-style or albumentations-style transform to one image."""
+    if transform is None:
+        return image
+    if is_albumentations(transform):
+        if isinstance(image, Image.Image):
+            image = np.asarray(image)
+        elif isinstance(image, torch.Tensor):
+            raise TypeError("albumentations transforms need numpy (H, W, C) images; use output='numpy'")
+        return transform(image=image)["image"]
+    return transform(image)
+
+
+def convert_image(arr: np.ndarray, output: str) -> Any:
+    """Turn a ``uint8`` (H, W, C) array into the dataset's output type.
+
+    ``"numpy"``: the array itself (H, W, C); ``"pil"``: a PIL image (mode L or RGB); ``"tensor"``: a
+    ``uint8`` (C, H, W) tensor; ``"float"``: a float (C, H, W) tensor in [-1, 1].
+    """
+    if output == "numpy":
+        return arr
+    if output == "pil":
+        return Image.fromarray(arr[:, :, 0] if arr.shape[2] == 1 else arr)
+    t = torch.from_numpy(np.array(arr, copy=True)).permute(2, 0, 1).contiguous()  # never a view of a cache
+    if output == "tensor":
+        return t
+    if output == "float":
+        return uint8_to_gan(t)
+    raise ValueError(f"unknown output type {output!r}; choose 'pil', 'numpy', 'tensor' or 'float'")
