@@ -55,6 +55,57 @@ def _cmd_split(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------------------------ train
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train a GAN from a YAML config",
+                       description="Train a (class-conditional) GAN on the training split of a manifest.")
+    p.add_argument("config", help="YAML config (see configs/)")
+    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in the run folder")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set train.steps=500 (repeatable)")
+    p.set_defaults(func=_cmd_train)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from .training import TrainingDiverged, load_config, train
+
+    config = load_config(args.config, args.overrides)
+    try:
+        result = train(config, resume=args.resume)
+    except TrainingDiverged as exc:
+        print(f"gan-augment train: {exc}", file=sys.stderr)
+        return 3
+    state = "finished" if result.finished else "paused (time limit) - rerun with --resume"
+    print(f"{state} at step {result.step}; generator: {result.generator_path}; "
+          f"{result.images_per_second:.1f} real images/s")
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------ generate
+def _add_generate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("generate", help="sample PNGs per class from a generator file")
+    p.add_argument("generator", help="generator file (.safetensors) or trainer checkpoint (.pt)")
+    p.add_argument("--per-class", type=int, required=True, help="images per class")
+    p.add_argument("--out", required=True, help="output folder: <out>/<class>/*.png plus grid.png")
+    p.add_argument("--classes", help="comma-separated class names (default: all)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(func=_cmd_generate)
+
+
+def _cmd_generate(args: argparse.Namespace) -> int:
+    from .synthesis import generate_folder
+
+    written = generate_folder(args.generator, args.out, per_class=args.per_class, seed=args.seed,
+                              classes=args.classes.split(",") if args.classes else None,
+                              batch_size=args.batch_size, device=args.device)
+    for name, n in written.items():
+        print(f"{name}: {n} images")
+    print(f"wrote {sum(written.values())} PNGs and {args.out}/grid.png")
+    return 0
+
+
 # ------------------------------------------------------------------------------------------------ main
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
@@ -63,6 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"gan-augment {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_split(sub)
+    _add_train(sub)
+    _add_generate(sub)
     for extra in _EXTRA_COMMANDS:
         extra(sub)
     return parser
@@ -78,15 +131,18 @@ def _format_warning(message, category, filename, lineno, line=None) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     import warnings
 
-    warnings.formatwarning = _format_warning
     parser = build_parser()
     args = parser.parse_args(argv)
+    previous_format = warnings.formatwarning
+    warnings.formatwarning = _format_warning
     try:
         return int(args.func(args) or 0)
     except (CLIError, ValueError, FileNotFoundError, RuntimeError) as exc:
         # Library errors are written to name the culprit; print them as one line, not a traceback.
         print(f"gan-augment {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        warnings.formatwarning = previous_format
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -22,6 +22,14 @@ __all__ = ["grouped_stratified_split", "split_scan", "build_manifest", "parse_fr
 DEFAULT_SPLIT_NAMES = ("train", "val", "test")
 
 
+def default_split_names(n: int) -> tuple[str, ...]:
+    """3 fractions -> train/val/test, 2 -> train/test, 1 -> train."""
+    names = {1: ("train",), 2: ("train", "test"), 3: DEFAULT_SPLIT_NAMES}
+    if n not in names:
+        raise ValueError(f"give 1, 2 or 3 fractions (train[,val],test) or name the splits; got {n} fractions")
+    return names[n]
+
+
 def parse_fractions(text: str | Sequence[float]) -> tuple[float, ...]:
     """``"0.7,0.15,0.15"`` -> ``(0.7, 0.15, 0.15)``; they must be >= 0 and sum to 1."""
     if isinstance(text, str):
@@ -65,7 +73,7 @@ def grouped_stratified_split(
     fractions: Sequence[float] = (0.7, 0.15, 0.15),
     *,
     seed: int = 0,
-    names: Sequence[str] = DEFAULT_SPLIT_NAMES,
+    names: Sequence[str] | None = None,
 ) -> np.ndarray:
     """Assign each sample a split name; every group lands in exactly one split.
 
@@ -73,6 +81,7 @@ def grouped_stratified_split(
     groups to appear in every split with a non-zero fraction.
     """
     fractions = parse_fractions(fractions)
+    names = tuple(names) if names is not None else default_split_names(len(fractions))
     if len(names) != len(fractions):
         raise ValueError(f"{len(fractions)} fractions but {len(names)} split names {list(names)}")
     labels = np.asarray(labels)
@@ -119,7 +128,7 @@ def split_scan(
     fractions: Sequence[float] = (0.7, 0.15, 0.15),
     *,
     seed: int = 0,
-    names: Sequence[str] = DEFAULT_SPLIT_NAMES,
+    names: Sequence[str] | None = None,
     respect_existing: bool = True,
 ) -> Manifest:
     """Turn scanned samples into a manifest.
@@ -133,6 +142,7 @@ def split_scan(
     if not samples:
         raise ValueError(f"{scan.source}: no images to split")
     fractions = parse_fractions(fractions)
+    names = tuple(names) if names is not None else default_split_names(len(fractions))
     existing = [s.split for s in samples]
     if respect_existing and all(existing):
         assigned = list(existing)

@@ -1,0 +1,173 @@
+"""GAN objectives, one object each, with a discriminator phase and a generator phase.
+
+Networks know nothing of these; the trainer calls ``d_loss`` / ``g_loss`` on logits, adds ``d_penalty`` (the
+WGAN-GP gradient penalty) and calls ``after_d_step`` (WGAN weight clipping). ``r1_penalty`` is available to
+any objective (Mescheder et al. 2018).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = [
+    "GANLoss",
+    "NonSaturatingLoss",
+    "HingeLoss",
+    "LSGANLoss",
+    "WGANLoss",
+    "WGANGPLoss",
+    "create_loss",
+    "list_losses",
+    "r1_penalty",
+]
+
+
+class GANLoss:
+    """Base class. ``chance_d_loss`` is D's loss when it cannot tell real from fake (``None`` if undefined)."""
+
+    name: str = ""
+    chance_d_loss: float | None = None
+    threshold: float = 0.0  # a logit above this counts as "real" when measuring D's accuracy
+
+    def d_loss(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def g_loss(self, fake: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def d_penalty(self, D: nn.Module, real: torch.Tensor, fake: torch.Tensor, y: torch.Tensor | None,
+                  generator: torch.Generator | None = None) -> torch.Tensor | None:
+        return None
+
+    def after_d_step(self, D: nn.Module) -> None:
+        return None
+
+    def d_accuracy(self, real: torch.Tensor, fake: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Fraction of real logits called real and of fake logits called fake."""
+        return (real > self.threshold).float().mean(), (fake <= self.threshold).float().mean()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class NonSaturatingLoss(GANLoss):
+    """Binary cross-entropy with the non-saturating G loss (Goodfellow et al. 2014)."""
+
+    name = "bce"
+    chance_d_loss = 2 * math.log(2)
+
+    def d_loss(self, real, fake):
+        return F.softplus(-real).mean() + F.softplus(fake).mean()
+
+    def g_loss(self, fake):
+        return F.softplus(-fake).mean()
+
+
+class HingeLoss(GANLoss):
+    """Hinge loss (Lim & Ye 2017; Miyato et al. 2018)."""
+
+    name = "hinge"
+    chance_d_loss = 2.0
+
+    def d_loss(self, real, fake):
+        return F.relu(1.0 - real).mean() + F.relu(1.0 + fake).mean()
+
+    def g_loss(self, fake):
+        return -fake.mean()
+
+
+class LSGANLoss(GANLoss):
+    """Least squares GAN with targets 0 (fake) / 1 (real) (Mao et al. 2017)."""
+
+    name = "lsgan"
+    chance_d_loss = 0.25  # D outputs 0.5 everywhere
+    threshold = 0.5
+
+    def d_loss(self, real, fake):
+        return 0.5 * ((real - 1.0) ** 2).mean() + 0.5 * (fake**2).mean()
+
+    def g_loss(self, fake):
+        return 0.5 * ((fake - 1.0) ** 2).mean()
+
+
+class WGANLoss(GANLoss):
+    """Wasserstein GAN with weight clipping (Arjovsky et al. 2017)."""
+
+    name = "wgan"
+
+    def __init__(self, clip: float = 0.01):
+        if clip <= 0:
+            raise ValueError(f"clip must be positive, got {clip}")
+        self.clip = clip
+
+    def d_loss(self, real, fake):
+        return fake.mean() - real.mean()
+
+    def g_loss(self, fake):
+        return -fake.mean()
+
+    def after_d_step(self, D):
+        with torch.no_grad():
+            for p in D.parameters():
+                p.clamp_(-self.clip, self.clip)
+
+    def d_accuracy(self, real, fake):
+        # A critic has no fixed threshold: split at the midpoint between the two means.
+        mid = 0.5 * (real.mean() + fake.mean())
+        return (real > mid).float().mean(), (fake <= mid).float().mean()
+
+    def __repr__(self):
+        return f"WGANLoss(clip={self.clip})"
+
+
+class WGANGPLoss(WGANLoss):
+    """WGAN with a gradient penalty on interpolates instead of clipping (Gulrajani et al. 2017)."""
+
+    name = "wgan-gp"
+
+    def __init__(self, gp_lambda: float = 10.0):
+        self.gp_lambda = gp_lambda
+
+    def after_d_step(self, D):
+        return None
+
+    def d_penalty(self, D, real, fake, y, generator=None):
+        alpha = torch.rand(real.shape[0], 1, 1, 1, generator=generator, device=real.device).to(real.dtype)
+        x = (alpha * real.detach() + (1 - alpha) * fake.detach()).requires_grad_(True)
+        (grad,) = torch.autograd.grad(D(x, y).sum(), x, create_graph=True)
+        return self.gp_lambda * ((grad.flatten(1).norm(2, dim=1) - 1.0) ** 2).mean()
+
+    def __repr__(self):
+        return f"WGANGPLoss(gp_lambda={self.gp_lambda})"
+
+
+def r1_penalty(D: nn.Module, real: torch.Tensor, y: torch.Tensor | None, gamma: float) -> torch.Tensor:
+    """R1 = gamma / 2 * E ||grad_x D(x)||^2 on real images (Mescheder et al. 2018)."""
+    x = real.detach().requires_grad_(True)
+    (grad,) = torch.autograd.grad(D(x, y).sum(), x, create_graph=True)
+    return 0.5 * gamma * grad.float().pow(2).flatten(1).sum(1).mean()
+
+
+_LOSSES = {
+    "bce": NonSaturatingLoss,
+    "hinge": HingeLoss,
+    "lsgan": LSGANLoss,
+    "wgan": WGANLoss,
+    "wgan-gp": WGANGPLoss,
+}
+
+
+def list_losses() -> list[str]:
+    return sorted(_LOSSES)
+
+
+def create_loss(name: str, **kwargs) -> GANLoss:
+    """Build an objective by name: bce, hinge, lsgan, wgan (``clip=``), wgan-gp (``gp_lambda=``)."""
+    key = name.lower().replace("_", "-")
+    if key not in _LOSSES:
+        raise ValueError(f"unknown loss {name!r}; available: {list_losses()}")
+    return _LOSSES[key](**kwargs)

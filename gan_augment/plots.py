@@ -1,0 +1,102 @@
+"""PNG figures: labelled per-class image grids and loss curves (matplotlib, Agg backend, written atomically)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from ._io import atomic_path
+
+__all__ = ["save_class_grid", "save_image_grid", "plot_training_curves", "grid_array"]
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def grid_array(images: torch.Tensor, nrow: int, padding: int = 2) -> np.ndarray:
+    """(N, C, H, W) uint8 -> one (H', W', 3) uint8 grid via torchvision's ``make_grid``."""
+    from torchvision.utils import make_grid
+
+    if images.dtype != torch.uint8:
+        raise ValueError("grid_array expects uint8 images")
+    grid = make_grid(images, nrow=nrow, padding=padding, pad_value=255)
+    return grid.permute(1, 2, 0).numpy()
+
+
+def save_image_grid(images: torch.Tensor, path: str | os.PathLike, nrow: int) -> Path:
+    """Save (N, C, H, W) uint8 images as one PNG grid (no labels), atomically."""
+    from PIL import Image
+
+    path = Path(path)
+    with atomic_path(path, suffix=".png") as tmp:
+        Image.fromarray(grid_array(images, nrow)).save(tmp, format="PNG")
+    return path
+
+
+def save_class_grid(rows: Sequence[torch.Tensor], row_labels: Sequence[str], path: str | os.PathLike,
+                    title: str | None = None) -> Path:
+    """One labelled row per class: ``rows[i]`` is a (n, C, H, W) uint8 tensor shown next to ``row_labels[i]``."""
+    plt = _plt()
+    n = max(len(r) for r in rows)
+    res = rows[0].shape[-1]
+    scale = max(0.6, min(1.6, res / 64))
+    fig, axes = plt.subplots(len(rows), 1, figsize=(n * scale + 1.5, len(rows) * scale + (0.5 if title else 0.1)),
+                             squeeze=False)
+    for ax, imgs, label in zip(axes[:, 0], rows, row_labels):
+        ax.imshow(grid_array(imgs, nrow=n), cmap="gray" if imgs.shape[1] == 1 else None)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=9)
+        for spine in ax.spines.values():
+            spine.set_visible(False)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    path = Path(path)
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot_training_curves(records: Sequence[dict], path: str | os.PathLike, title: str = "GAN training") -> Path:
+    """Loss, D accuracy and augmentation probability against the G step, from JSONL log records."""
+    plt = _plt()
+    steps = [r["step"] for r in records]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    axes[0].plot(steps, [r["d_loss"] for r in records], label="D loss")
+    axes[0].plot(steps, [r["g_loss"] for r in records], label="G loss")
+    chance = records[0].get("d_loss_chance") if records else None
+    if chance is not None:
+        axes[0].axhline(chance, ls="--", c="grey", lw=1, label=f"D at chance ({chance:.2f})")
+    axes[0].set_title("losses")
+    axes[1].plot(steps, [r["d_real_acc"] for r in records], label="real called real")
+    axes[1].plot(steps, [r["d_fake_acc"] for r in records], label="fake called fake")
+    axes[1].axhline(0.5, ls="--", c="grey", lw=1)
+    axes[1].set_ylim(0, 1.02)
+    axes[1].set_title("D accuracy")
+    axes[2].plot(steps, [r.get("aug_p", 0.0) for r in records], label="augment p")
+    if any(r.get("ada_rt") is not None for r in records):
+        axes[2].plot(steps, [r.get("ada_rt") for r in records], label="r_t = E[sign D(real)]")
+    axes[2].set_title("augmentation")
+    for ax in axes:
+        ax.set_xlabel("G step")
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    path = Path(path)
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+    return path

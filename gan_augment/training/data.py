@@ -1,0 +1,143 @@
+"""Training images for the GAN: the manifest's training split only, optionally subset, cached as uint8.
+
+:class:`IndexStream` is the data order: batch ``b`` is a pure function of ``(seed, b)``, so resuming needs only
+the number of batches consumed, whatever the DataLoader prefetched.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from ..data import Manifest, ManifestDataset, build_manifest
+from ..data.subset import stratified_subset
+from .config import DataConfig
+
+__all__ = ["GANData", "prepare_gan_data", "IndexStream"]
+
+
+@dataclass
+class GANData:
+    dataset: ManifestDataset
+    manifest: Manifest  # the full manifest (its hash goes into the generator file)
+    manifest_path: Path
+    class_names: list[str]
+    subset: dict  # how the training images were chosen, recorded in the generator file
+
+    @property
+    def labels(self) -> list[int]:
+        return self.dataset.targets
+
+
+def _load_manifest(cfg: DataConfig, out_dir: Path, verbose: bool) -> tuple[Manifest, Path]:
+    if cfg.manifest:
+        manifest = Manifest.read(cfg.manifest)
+        return manifest, Path(cfg.manifest)
+    manifest, scan = build_manifest(
+        metadata=cfg.metadata, image_dir=cfg.image_dir, image_folder=cfg.image_folder, medmnist=cfg.medmnist,
+        id_col=cfg.id_col, label_col=cfg.label_col, group_col=cfg.group_col, fractions=cfg.fractions,
+        seed=cfg.split_seed)
+    path = out_dir / "manifest.csv"
+    manifest.write(path)
+    if verbose:
+        print(scan.report(), file=sys.stderr)
+        print(f"wrote split manifest {path} (hash {manifest.short_hash})", file=sys.stderr)
+    return manifest, path
+
+
+def prepare_gan_data(cfg: DataConfig, resolution: int, out_dir: Path, *, verbose: bool = True) -> GANData:
+    """Load / build the manifest, keep the training split (and subset), and build a dataset at ``resolution``."""
+    manifest, path = _load_manifest(cfg, out_dir, verbose)
+    if cfg.split not in manifest.split_names:
+        raise ValueError(f"data.split {cfg.split!r} not in manifest {path}; its splits are {manifest.split_names}")
+    part = manifest.select(cfg.split)
+    if cfg.classes is not None:
+        unknown = [c for c in cfg.classes if c not in manifest.class_names]
+        if unknown:
+            raise ValueError(f"data.classes {unknown} not in manifest {path}; classes are {manifest.class_names}")
+        keep = [i for i, lab in enumerate(part.labels) if lab in cfg.classes]
+        part = _rows(part, keep)
+    subset = {"split": cfg.split, "classes": cfg.classes, "train_fraction": cfg.train_fraction,
+              "max_images": cfg.max_images, "subset_seed": cfg.subset_seed}
+    if cfg.train_fraction < 1.0 or cfg.max_images is not None:
+        keep = stratified_subset(part.labels, fraction=cfg.train_fraction if cfg.train_fraction < 1 else None,
+                                 max_images=cfg.max_images, seed=cfg.subset_seed)
+        part = _rows(part, keep)
+    dataset = ManifestDataset(part, cfg.split, channels=cfg.channels, image_size=resolution, output="tensor",
+                              classes=cfg.classes, cache=cfg.cache, verbose=verbose)
+    subset["n_images"] = len(dataset)
+    subset["per_class"] = dataset.class_counts()
+    return GANData(dataset=dataset, manifest=manifest, manifest_path=path, class_names=list(dataset.classes),
+                   subset=subset)
+
+
+def _rows(m: Manifest, keep: list[int]) -> Manifest:
+    return Manifest(paths=[m.paths[i] for i in keep], labels=[m.labels[i] for i in keep],
+                    groups=[m.groups[i] for i in keep], splits=[m.splits[i] for i in keep],
+                    class_names=list(m.class_names), location=m.location)
+
+
+class IndexStream:
+    """Infinite, deterministic stream of full index batches.
+
+    Epoch ``e`` is an order of all ``N`` images drawn from ``(seed, e)``: a permutation when
+    ``class_balance == 1`` (natural frequencies), otherwise ``N`` draws with replacement where class ``c`` is
+    picked with probability proportional to ``count_c ** class_balance`` (0 = every class equally often).
+    Batches run across epoch boundaries, so every batch is full (BatchNorm needs it).
+    """
+
+    def __init__(self, labels: list[int], batch_size: int, *, class_balance: float = 1.0, seed: int = 0):
+        if not labels:
+            raise ValueError("no training images")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.n = len(labels)
+        self.batch_size = batch_size
+        self.class_balance = class_balance
+        self.seed = seed
+        counts = Counter(labels)
+        w = np.array([counts[y] ** (class_balance - 1.0) for y in labels], dtype=np.float64)
+        self._weights = torch.from_numpy(w / w.sum())
+        self._epoch_cache: tuple[int, torch.Tensor] | None = None
+
+    def class_probabilities(self, labels: list[int]) -> dict[int, float]:
+        probs: dict[int, float] = {}
+        for y, w in zip(labels, self._weights.tolist()):
+            probs[y] = probs.get(y, 0.0) + w
+        return probs
+
+    def _epoch_order(self, epoch: int) -> torch.Tensor:
+        if self._epoch_cache is not None and self._epoch_cache[0] == epoch:
+            return self._epoch_cache[1]
+        g = torch.Generator()
+        g.manual_seed(self.seed * 1_000_003 + epoch)
+        if self.class_balance == 1.0:
+            order = torch.randperm(self.n, generator=g)
+        else:
+            order = torch.multinomial(self._weights, self.n, replacement=True, generator=g)
+        self._epoch_cache = (epoch, order)
+        return order
+
+    def batch(self, b: int) -> torch.Tensor:
+        """Indices of batch number ``b`` (0-based)."""
+        start = b * self.batch_size
+        parts, need = [], self.batch_size
+        while need:
+            epoch, pos = divmod(start, self.n)
+            take = min(need, self.n - pos)
+            parts.append(self._epoch_order(epoch)[pos:pos + take])
+            start += take
+            need -= take
+        return torch.cat(parts)
+
+    def batches(self, start: int = 0) -> Iterator[torch.Tensor]:
+        b = start
+        while True:
+            yield self.batch(b)
+            b += 1

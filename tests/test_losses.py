@@ -1,0 +1,86 @@
+"""Every objective: finite values, the expected sign / ordering on toy logits, and its side effects."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from gan_augment.losses import create_loss, list_losses, r1_penalty
+from gan_augment.models import create_discriminator
+
+CONFIDENT_REAL = torch.full((8,), 3.0)
+CONFIDENT_FAKE = torch.full((8,), -3.0)
+
+
+@pytest.mark.parametrize("name", list_losses())
+def test_good_discriminator_has_lower_loss_and_generator_wants_real(name):
+    loss = create_loss(name)
+    # LSGAN's targets are 1 / 0, the others' decision boundary is 0
+    real, fake = (torch.ones(8), torch.zeros(8)) if name == "lsgan" else (CONFIDENT_REAL, CONFIDENT_FAKE)
+    good = loss.d_loss(real, fake)
+    bad = loss.d_loss(fake, real)
+    assert torch.isfinite(good) and torch.isfinite(bad)
+    assert good < bad
+    # G loss falls as D calls the fakes more real
+    assert loss.g_loss(real) < loss.g_loss(fake)
+    acc_real, acc_fake = loss.d_accuracy(real, fake)
+    assert acc_real == 1.0 and acc_fake == 1.0
+
+
+def test_chance_levels_and_exact_values():
+    zeros = torch.zeros(4)
+    assert create_loss("hinge").d_loss(zeros, zeros).item() == pytest.approx(2.0)
+    assert create_loss("hinge").chance_d_loss == 2.0
+    assert create_loss("bce").d_loss(zeros, zeros).item() == pytest.approx(2 * math.log(2))
+    half = torch.full((4,), 0.5)
+    assert create_loss("lsgan").d_loss(half, half).item() == pytest.approx(0.25)
+    assert create_loss("wgan").d_loss(torch.full((4,), 2.0), torch.full((4,), 1.0)).item() == pytest.approx(-1.0)
+    assert create_loss("hinge").g_loss(torch.full((4,), 0.7)).item() == pytest.approx(-0.7)
+    assert create_loss("bce").g_loss(zeros).item() == pytest.approx(math.log(2))
+
+
+def test_wgan_clips_weights_and_wgan_gp_penalises_gradients():
+    torch.manual_seed(0)
+    D = create_discriminator("dcgan", resolution=32, base_channels=4, batch_norm=False)
+    with torch.no_grad():
+        for p in D.parameters():
+            p.mul_(100)
+    create_loss("wgan", clip=0.01).after_d_step(D)
+    assert max(p.abs().max().item() for p in D.parameters()) <= 0.01 + 1e-9
+    gp = create_loss("wgan-gp", gp_lambda=10.0)
+    real, fake = torch.randn(4, 3, 32, 32), torch.randn(4, 3, 32, 32)
+    pen = gp.d_penalty(D, real, fake, None, generator=torch.Generator().manual_seed(0))
+    assert pen.item() >= 0 and torch.isfinite(pen)
+    pen.backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in D.parameters())
+    assert create_loss("hinge").d_penalty(D, real, fake, None) is None
+    with pytest.raises(ValueError, match="clip must be positive"):
+        create_loss("wgan", clip=0)
+
+
+def test_r1_penalty_is_zero_for_a_constant_discriminator():
+    class Constant(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.b = torch.nn.Parameter(torch.zeros(()))
+
+        def forward(self, x, y=None):
+            return self.b + 0 * x.sum(dim=(1, 2, 3))
+
+    x = torch.randn(3, 3, 8, 8)
+    assert r1_penalty(Constant(), x, None, 10.0).item() == 0.0
+
+    class Linear(torch.nn.Module):
+        def forward(self, x, y=None):
+            return 2.0 * x.sum(dim=(1, 2, 3))
+
+    # grad = 2 everywhere: ||grad||^2 = 4 * 192; R1 = gamma/2 * that
+    assert r1_penalty(Linear(), x, None, 1.0).item() == pytest.approx(0.5 * 4 * 192)
+
+
+def test_unknown_loss_lists_choices():
+    with pytest.raises(ValueError, match=r"unknown loss 'focal'; available: \['bce', 'hinge', 'lsgan', 'wgan', 'wgan-gp'\]"):
+        create_loss("focal")
+    assert create_loss("WGAN_GP").name == "wgan-gp"
