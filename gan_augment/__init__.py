@@ -11,6 +11,15 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "Manifest": "gan_augment.data",
     "ManifestDataset": "gan_augment.data",
+    "GANBalancedDataset": "gan_augment.balanced",
+    "MinorityOversampler": "gan_augment.balanced",
+    "DistributedMinorityOversampler": "gan_augment.balanced",
+    "load_generator": "gan_augment.generators",
+    "save_generator": "gan_augment.generators",
+    "create_generator": "gan_augment.models",
+    "create_discriminator": "gan_augment.models",
+    "list_generators": "gan_augment.models",
+    "list_discriminators": "gan_augment.models",
 }
 
 

@@ -1,0 +1,613 @@
+"""Drop-in class balancing for a user's training loop: GAN images for rare classes, or real oversampling.
+
+    from gan_augment import GANBalancedDataset, MinorityOversampler
+    train_ds = GANBalancedDataset(real_ds, "generator.safetensors", strategy="not majority", transform=albu)
+    loader = DataLoader(train_ds, batch_size=64, shuffle=True, num_workers=4)
+
+``strategy`` reads like imbalanced-learn's ``sampling_strategy`` for over-sampling: ``"not majority"``
+(default), ``"minority"``, ``"not minority"``, ``"all"``, a float ratio, a dict ``{class: target count}`` or a
+callable ``labels -> dict``. Targets are counts *after* balancing; classes already at or above their target get
+nothing. Labels are discovered like torchsampler does, but ``Subset`` is read through its indices (torchsampler
+reads the parent's labels, a known bug).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from collections import Counter
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import ConcatDataset, Dataset, Sampler, Subset, get_worker_info
+
+from .data.transforms import apply_transform
+from .models import GeneratorBase
+
+__all__ = [
+    "GANBalancedDataset",
+    "MinorityOversampler",
+    "DistributedMinorityOversampler",
+    "resolve_labels",
+    "resolve_class_names",
+    "sampling_targets",
+    "synthetic_counts",
+]
+
+Strategy = str | float | Mapping | Callable[[np.ndarray], Mapping]
+STRATEGY_NAMES = ("not majority", "auto", "minority", "not minority", "all")
+
+
+# ------------------------------------------------------------------------------------------------ labels
+def resolve_labels(dataset: Dataset, labels: Sequence[int] | None = None) -> np.ndarray:
+    """Integer labels of a map-style dataset, without loading images where the dataset can tell us.
+
+    Looks at ``labels=``, then ``targets``, ``get_labels()``, ``samples`` (ImageFolder / DatasetFolder); a
+    ``Subset`` takes its parent's labels *at its indices*; a ``ConcatDataset`` concatenates its parts.
+    """
+    if labels is not None:
+        out = np.asarray(labels.tolist() if isinstance(labels, torch.Tensor) else labels, dtype=np.int64)
+        if len(out) != len(dataset):
+            raise ValueError(f"labels has {len(out)} entries but the dataset has {len(dataset)} items")
+        return out
+    if isinstance(dataset, Subset):
+        return resolve_labels(dataset.dataset)[np.asarray(dataset.indices, dtype=np.int64)]
+    if isinstance(dataset, ConcatDataset):
+        return np.concatenate([resolve_labels(d) for d in dataset.datasets])
+    for attr in ("targets", "labels"):
+        value = getattr(dataset, attr, None)
+        if value is not None and not callable(value):
+            return np.asarray(value.tolist() if isinstance(value, torch.Tensor) else value, dtype=np.int64).reshape(-1)
+    if callable(getattr(dataset, "get_labels", None)):
+        return np.asarray(dataset.get_labels(), dtype=np.int64)
+    samples = getattr(dataset, "samples", None)
+    if samples is not None:
+        return np.asarray([s[1] for s in samples], dtype=np.int64)
+    raise ValueError(f"cannot find the labels of {type(dataset).__name__}: it has no targets, get_labels() or "
+                     "samples; pass labels=[...] (one integer class per item)")
+
+
+def resolve_class_names(dataset: Dataset, classes: Sequence[str] | None, n_classes: int) -> list[str]:
+    """Class names from ``classes=``, the dataset's ``classes`` (through Subset), else ``"0"``, ``"1"``, ..."""
+    if classes is not None:
+        names = [str(c) for c in classes]
+    else:
+        base = dataset
+        while isinstance(base, Subset):
+            base = base.dataset
+        if isinstance(base, ConcatDataset):
+            base = base.datasets[0]
+        found = getattr(base, "classes", None)
+        names = [str(c) for c in found] if found is not None else [str(i) for i in range(n_classes)]
+    if len(names) < n_classes:
+        raise ValueError(f"labels go up to {n_classes - 1} but only {len(names)} class names: {names}")
+    return names
+
+
+def _class_key(key: Any, names: Sequence[str]) -> int:
+    if isinstance(key, str):
+        if key in names:
+            return list(names).index(key)
+        raise ValueError(f"unknown class {key!r}; classes are {list(names)}")
+    k = int(key)
+    if not 0 <= k < len(names):
+        raise ValueError(f"class index {k} out of range 0..{len(names) - 1}")
+    return k
+
+
+# ------------------------------------------------------------------------------------------------ strategy
+def sampling_targets(labels: np.ndarray, strategy: Strategy, class_names: Sequence[str]) -> dict[int, int]:
+    """Target count per class after balancing (>= the real count), imbalanced-learn semantics."""
+    counts = Counter(int(y) for y in labels)
+    present = sorted(counts)
+    if not present:
+        raise ValueError("no labels")
+    n_max, n_min = max(counts.values()), min(counts.values())
+    majority = [c for c in present if counts[c] == n_max]
+    minority = [c for c in present if counts[c] == n_min]
+    targets = {c: counts[c] for c in present}
+    if callable(strategy) and not isinstance(strategy, (str, Mapping)):
+        strategy = strategy(np.asarray(labels))
+        if not isinstance(strategy, Mapping):
+            raise ValueError(f"a callable strategy must return a dict {{class: target count}}, got {type(strategy)}")
+    if isinstance(strategy, str):
+        key = strategy.lower().replace("_", " ")
+        if key not in STRATEGY_NAMES:
+            raise ValueError(f"unknown strategy {strategy!r}; choose one of {list(STRATEGY_NAMES)}, a float ratio, "
+                             "a dict {class: target count} or a callable")
+        chosen = {"not majority": [c for c in present if c not in majority],
+                  "auto": [c for c in present if c not in majority],
+                  "minority": minority,
+                  "not minority": [c for c in present if c not in minority],
+                  "all": present}[key]
+        for c in chosen:
+            targets[c] = n_max
+    elif isinstance(strategy, (float, int)) and not isinstance(strategy, bool):
+        ratio = float(strategy)
+        if not 0 < ratio <= 1:
+            raise ValueError(f"a float strategy is the ratio (class count / majority count) in (0, 1], got {ratio}")
+        for c in present:
+            targets[c] = max(counts[c], int(math.ceil(ratio * n_max)))
+    elif isinstance(strategy, Mapping):
+        for key, target in strategy.items():
+            c = _class_key(key, class_names)
+            if c not in counts:
+                raise ValueError(f"strategy names class {class_names[c]!r}, which has no real images")
+            if int(target) < counts[c]:
+                raise ValueError(f"strategy target {int(target)} for class {class_names[c]!r} is below its "
+                                 f"{counts[c]} real images; over-sampling cannot remove images")
+            targets[c] = int(target)
+    else:
+        raise ValueError(f"unsupported strategy {strategy!r}")
+    return targets
+
+
+def synthetic_counts(real: Mapping[int, int], targets: Mapping[int, int],
+                     max_synthetic_fraction: float | None) -> dict[int, int]:
+    """Synthetic images per class: target - real, capped so synthetic / (real + synthetic) <= the fraction."""
+    if max_synthetic_fraction is not None and not 0 <= max_synthetic_fraction <= 1:
+        raise ValueError(f"max_synthetic_fraction must be in [0, 1], got {max_synthetic_fraction}")
+    out = {}
+    for c, n in real.items():
+        need = max(0, targets.get(c, n) - n)
+        if max_synthetic_fraction is not None and max_synthetic_fraction < 1:
+            cap = int(math.floor(max_synthetic_fraction / (1 - max_synthetic_fraction) * n + 1e-9))
+            need = min(need, cap)
+        out[c] = need
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ item types
+class _ItemFormat:
+    """Type, size and mode of the real dataset's images, so synthetic items look the same."""
+
+    def __init__(self, sample: Any):
+        self.kind: str
+        if isinstance(sample, Image.Image):
+            self.kind, self.mode, self.size = "pil", sample.mode, sample.size  # size = (W, H)
+            self.channels = len(sample.getbands())
+        elif isinstance(sample, np.ndarray):
+            if sample.dtype != np.uint8:
+                raise ValueError(f"real images are {sample.dtype} arrays; GANBalancedDataset needs uint8 images "
+                                 "(move scaling / normalisation into transform=)")
+            self.kind, self.squeeze = "numpy", sample.ndim == 2
+            self.channels = 1 if sample.ndim == 2 else sample.shape[2]
+            self.size = (sample.shape[1], sample.shape[0])
+        elif isinstance(sample, torch.Tensor):
+            if sample.ndim != 3:
+                raise ValueError(f"real tensor images must be (C, H, W), got shape {tuple(sample.shape)}")
+            self.kind, self.dtype = "tensor", sample.dtype
+            if sample.is_floating_point() and (sample.min() < 0 or sample.max() > 1):
+                raise ValueError("real images are normalised float tensors; let real_ds return raw images (PIL, "
+                                 "uint8 array/tensor or [0, 1] floats) and pass the normalisation as transform=")
+            self.channels = sample.shape[0]
+            self.size = (sample.shape[2], sample.shape[1])
+        else:
+            raise ValueError(f"real images of type {type(sample).__name__} are not supported; return PIL images, "
+                             "uint8 numpy arrays (H, W, C) or tensors (C, H, W)")
+
+    def from_uint8(self, hwc: np.ndarray) -> Any:
+        """A synthetic (H, W, C) uint8 image, already at the real size, in the real items' type."""
+        if self.kind == "pil":
+            img = Image.fromarray(hwc[:, :, 0] if hwc.shape[2] == 1 else hwc)
+            return img if img.mode == self.mode else img.convert(self.mode)
+        if self.kind == "numpy":
+            return hwc[:, :, 0].copy() if self.squeeze else hwc.copy()
+        t = torch.from_numpy(np.array(hwc, copy=True)).permute(2, 0, 1).contiguous()
+        return t.to(self.dtype).div_(255.0) if self.dtype.is_floating_point else t.to(self.dtype)
+
+    def to_storage(self, images: torch.Tensor) -> np.ndarray:
+        """(N, C, H, W) uint8 generator output -> (N, H, W, C) uint8 at the real size and channel count."""
+        out = []
+        for img in images:
+            arr = img.permute(1, 2, 0).numpy()
+            pil = Image.fromarray(arr[:, :, 0] if arr.shape[2] == 1 else arr)
+            pil = pil.convert("L" if self.channels == 1 else "RGB")
+            if pil.size != self.size:
+                pil = pil.resize(self.size, Image.Resampling.BICUBIC)
+            a = np.asarray(pil, dtype=np.uint8)
+            out.append(a[:, :, None] if a.ndim == 2 else a)
+        return np.stack(out) if out else np.zeros((0, self.size[1], self.size[0], self.channels), np.uint8)
+
+
+# ------------------------------------------------------------------------------------------------ dataset
+def _load(generator: Any, device: torch.device) -> GeneratorBase:
+    if isinstance(generator, (str, os.PathLike)):
+        from .generators import load_generator
+
+        return load_generator(generator, device=device)
+    if isinstance(generator, GeneratorBase):
+        return generator.to(device).eval()
+    raise ValueError(f"a generator must be a file path or a gan-augment generator module, got {type(generator)}")
+
+
+class GANBalancedDataset(Dataset):
+    """Real images plus GAN images of the rare classes, one map-style dataset of ``(image, label)``.
+
+    Items ``0 .. len(real_ds) - 1`` are the real items in order; the rest are synthetic, class by class.
+    Synthetic items have the type, size and mode of the real ones (PIL / uint8 ndarray / tensor), so one
+    ``transform`` (torchvision or albumentations) serves both; ``synthetic_transform`` overrides it for them.
+
+    Args:
+        real_ds: any map-style dataset of ``(image, label)`` returning raw images (no normalisation).
+        generators: one class-conditional generator (file or module), a dict ``{class: generator}`` of
+            per-class generators, or a list of generator files. Their class names must be dataset classes.
+        strategy: target counts, imbalanced-learn style (see module docstring).
+        max_synthetic_fraction: cap on synthetic / (real + synthetic) per class (0.9 = at most 9 synthetic
+            per real image; classification gains saturate around 10:1, Sagers et al. 2023). ``None`` = no cap.
+        labels: the real labels, if the dataset cannot tell them (see :func:`resolve_labels`).
+        classes: class names, if the dataset has no ``classes`` attribute.
+        transform / synthetic_transform: applied to every item / to synthetic items only.
+        mode: ``"bank"`` generates ``bank_size`` images up front (uint8, memory ~ bank_size x H x W x C: 10,000
+            RGB images at 256x256 take ~2 GB) and reuses them cyclically; ``"on_the_fly"`` samples lazily in
+            batches with a seeded stream per worker (and per DDP rank).
+        bank_size: images held in the bank across all classes (split in proportion to need).
+        refresh_every_epoch: regenerate the bank in :meth:`set_epoch` (call it each epoch, like a
+            DistributedSampler; use ``persistent_workers=False`` so workers see the new bank).
+        device: where generators run (default CUDA if available). DataLoader workers sample on the CPU.
+        seed: seeds every synthetic image: same seed, same images.
+        return_synthetic_flag: items become ``(image, label, is_synthetic)``.
+        batch_size: generator batch size.
+
+    Example:
+        >>> import torch
+        >>> from gan_augment.models import create_generator
+        >>> real = torch.utils.data.TensorDataset(torch.zeros(10, 3, 32, 32, dtype=torch.uint8),
+        ...                                       torch.tensor([0] * 8 + [1] * 2))
+        >>> G = create_generator("dcgan", resolution=32, num_classes=2, base_channels=4)
+        >>> ds = GANBalancedDataset(real, G, labels=[0] * 8 + [1] * 2, max_synthetic_fraction=None, device="cpu")
+        >>> len(ds), ds.class_counts()["1"]
+        (16, {'real': 2, 'synthetic': 6, 'target': 8, 'bank': 6})
+    """
+
+    def __init__(
+        self,
+        real_ds: Dataset,
+        generators: Any,
+        *,
+        strategy: Strategy = "not majority",
+        max_synthetic_fraction: float | None = 0.9,
+        labels: Sequence[int] | None = None,
+        classes: Sequence[str] | None = None,
+        transform: Callable | None = None,
+        synthetic_transform: Callable | None = None,
+        mode: str = "bank",
+        bank_size: int = 10_000,
+        refresh_every_epoch: bool = False,
+        device: str | torch.device | None = None,
+        seed: int = 0,
+        return_synthetic_flag: bool = False,
+        batch_size: int = 64,
+    ) -> None:
+        if mode not in ("bank", "on_the_fly"):
+            raise ValueError(f"mode must be 'bank' or 'on_the_fly', got {mode!r}")
+        if bank_size < 1:
+            raise ValueError(f"bank_size must be >= 1, got {bank_size}")
+        self.real_ds = real_ds
+        self.labels = resolve_labels(real_ds, labels)
+        if len(self.labels) == 0:
+            raise ValueError("real_ds is empty")
+        if self.labels.min() < 0:
+            raise ValueError("labels must be non-negative class indices")
+        self.classes = resolve_class_names(real_ds, classes, int(self.labels.max()) + 1)
+        self.transform, self.synthetic_transform = transform, synthetic_transform
+        self.mode, self.bank_size, self.refresh_every_epoch = mode, bank_size, refresh_every_epoch
+        self.device = torch.device(device) if device is not None else torch.device(
+            "cuda" if torch.cuda.is_available() else "cpu")
+        self.seed, self.return_synthetic_flag, self.batch_size = seed, return_synthetic_flag, batch_size
+        self.epoch = 0
+        self._refreshes = 0
+
+        self.format = _ItemFormat(self._real_image(0))
+        self.sources = self._resolve_generators(generators)
+        real_counts = Counter(int(y) for y in self.labels)
+        self.targets_per_class = sampling_targets(self.labels, strategy, self.classes)
+        wanted = synthetic_counts(real_counts, self.targets_per_class, max_synthetic_fraction)
+        missing = [self.classes[c] for c, n in wanted.items() if n > 0 and c not in self.sources]
+        if missing:
+            warnings.warn(f"classes {missing} have no generator and are not augmented", stacklevel=2)
+        self.synthetic_per_class = {c: (n if c in self.sources else 0) for c, n in sorted(wanted.items())}
+        self.real_per_class = dict(sorted(real_counts.items()))
+        # synthetic index -> (class, k-th synthetic image of that class)
+        self._syn_classes = np.concatenate(
+            [np.full(n, c, dtype=np.int64) for c, n in self.synthetic_per_class.items()] or [np.zeros(0, np.int64)])
+        self._syn_rank = np.concatenate(
+            [np.arange(n, dtype=np.int64) for n in self.synthetic_per_class.values()] or [np.zeros(0, np.int64)])
+        self.bank_per_class = self._allocate_bank()
+        self._bank: dict[int, np.ndarray] = {}
+        self._streams: dict[tuple, list] = {}
+        self._cpu_copies: dict[int, GeneratorBase] = {}
+        if mode == "bank":
+            self.refresh()
+
+    # ------------------------------------------------------------------------------------------ setup
+    def _real_image(self, index: int) -> Any:
+        item = self.real_ds[index]
+        if not isinstance(item, (tuple, list)) or len(item) < 2:
+            raise ValueError(f"real_ds items must be (image, label) pairs, got {type(item).__name__}")
+        return item[0]
+
+    def _resolve_generators(self, generators: Any) -> dict[int, tuple[GeneratorBase, int | None]]:
+        """Map dataset class index -> (generator, class index inside that generator or None)."""
+        if isinstance(generators, Mapping):
+            items = [(_class_key(k, self.classes), _load(g, self.device)) for k, g in generators.items()]
+            out: dict[int, tuple[GeneratorBase, int | None]] = {}
+            for c, g in items:
+                if g.num_classes:
+                    names = g.class_names or []
+                    if self.classes[c] not in names:
+                        raise ValueError(f"generator for class {self.classes[c]!r} is conditional on {names}, "
+                                         "which does not include it")
+                    out[c] = (g, names.index(self.classes[c]))
+                else:
+                    out[c] = (g, None)
+            return out
+        gens = [_load(g, self.device) for g in (generators if isinstance(generators, (list, tuple)) else [generators])]
+        out = {}
+        for g in gens:
+            names = g.class_names
+            if g.num_classes:
+                if names is None:
+                    if g.num_classes != len(self.classes):
+                        raise ValueError(f"generator has {g.num_classes} unnamed classes, dataset has "
+                                         f"{len(self.classes)} classes {self.classes}")
+                    names = list(self.classes)
+                unknown = [n for n in names if n not in self.classes]
+                if unknown:
+                    raise ValueError(f"generator classes {names} do not match the dataset classes {self.classes} "
+                                     f"(not in the dataset: {unknown})")
+                pairs = [(self.classes.index(n), (g, i)) for i, n in enumerate(names)]
+            else:
+                if not names or len(names) != 1 or names[0] not in self.classes:
+                    raise ValueError(f"an unconditional generator must name its one class (got {names}); pass a "
+                                     f"dict {{class: generator}} instead. Dataset classes: {self.classes}")
+                pairs = [(self.classes.index(names[0]), (g, None))]
+            for c, src in pairs:
+                if c in out:
+                    raise ValueError(f"class {self.classes[c]!r} is covered by two generators")
+                out[c] = src
+        return out
+
+    def _allocate_bank(self) -> dict[int, int]:
+        need = {c: n for c, n in self.synthetic_per_class.items() if n > 0}
+        total = sum(need.values())
+        if total <= self.bank_size:
+            return dict(need)
+        if self.bank_size < len(need):
+            raise ValueError(f"bank_size {self.bank_size} is smaller than the {len(need)} classes that need images")
+        alloc = {c: max(1, int(self.bank_size * n / total)) for c, n in need.items()}
+        spare = self.bank_size - sum(alloc.values())
+        for c in sorted(need, key=lambda c: need[c] / alloc[c], reverse=True)[:max(spare, 0)]:
+            alloc[c] += 1
+        return alloc
+
+    # ------------------------------------------------------------------------------------------ generation
+    def _sample(self, c: int, n: int, seed: int, device: torch.device, gen: GeneratorBase | None = None) -> np.ndarray:
+        g, gc = self.sources[c]
+        g = gen or g
+        images = g.sample(n, gc, seed=seed, batch_size=self.batch_size, device=device)
+        return self.format.to_storage(images)
+
+    def _stream_seed(self, *parts: int) -> int:
+        # distinct, reproducible seeds per (seed, refresh / epoch, worker, rank, class, batch)
+        h = self.seed
+        for p in parts:
+            h = (h * 1_000_003 + int(p) + 1) % (2**63 - 1)
+        return h
+
+    def refresh(self) -> None:
+        """(Re)generate the bank: same seed and refresh count -> the same images."""
+        if self.mode != "bank":
+            return
+        self._bank = {c: self._sample(c, n, self._stream_seed(self._refreshes, c), self.device)
+                      for c, n in self.bank_per_class.items()}
+        self._refreshes += 1
+
+    def set_epoch(self, epoch: int) -> None:
+        """Tell the dataset the epoch: refreshes the bank (``refresh_every_epoch``) and reseeds on-the-fly streams."""
+        if epoch != self.epoch:
+            self.epoch = epoch
+            self._streams.clear()
+            if self.refresh_every_epoch:
+                self.refresh()
+
+    @property
+    def bank_nbytes(self) -> int:
+        return sum(b.nbytes for b in self._bank.values())
+
+    def _on_the_fly(self, c: int) -> np.ndarray:
+        info = get_worker_info()
+        worker = info.id if info is not None else -1
+        rank = torch.distributed.get_rank() if torch.distributed.is_available() and torch.distributed.is_initialized() else 0
+        key = (worker, c)
+        buffer = self._streams.setdefault(key, [0, []])  # [batches drawn, queued images]
+        if not buffer[1]:
+            if info is not None:  # in a worker: sample on a CPU copy (CUDA does not survive fork)
+                g_cpu = self._cpu_copies.get(c)
+                if g_cpu is None:
+                    import copy
+
+                    g_cpu = copy.deepcopy(self.sources[c][0]).cpu()
+                    self._cpu_copies[c] = g_cpu
+                device, gen = torch.device("cpu"), g_cpu
+            else:
+                device, gen = self.device, None
+            seed = self._stream_seed(self.epoch, rank, worker + 1, c, buffer[0])
+            buffer[1] = list(self._sample(c, self.batch_size, seed, device, gen))
+            buffer[0] += 1
+        return buffer[1].pop(0)
+
+    # ------------------------------------------------------------------------------------------ Dataset
+    def __len__(self) -> int:
+        return len(self.labels) + len(self._syn_classes)
+
+    def is_synthetic(self, index: int) -> bool:
+        return index >= len(self.labels)
+
+    def __getitem__(self, index: int):
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} items")
+        n_real = len(self.labels)
+        if index < n_real:
+            item = self.real_ds[index]
+            image, label, synthetic = item[0], int(self.labels[index]), False
+            image = apply_transform(self.transform, image)
+        else:
+            j = index - n_real
+            c, k = int(self._syn_classes[j]), int(self._syn_rank[j])
+            hwc = self._bank[c][k % len(self._bank[c])] if self.mode == "bank" else self._on_the_fly(c)
+            image, label, synthetic = self.format.from_uint8(hwc), c, True
+            t = self.synthetic_transform if self.synthetic_transform is not None else self.transform
+            image = apply_transform(t, image)
+        return (image, label, synthetic) if self.return_synthetic_flag else (image, label)
+
+    # ------------------------------------------------------------------------------------------ reporting
+    def get_labels(self) -> list[int]:
+        """Label of every item (real then synthetic), e.g. for a sampler on top."""
+        return self.labels.tolist() + self._syn_classes.tolist()
+
+    def class_counts(self) -> dict[str, dict[str, int]]:
+        """Per class: real images, synthetic items, the strategy's target, and bank images held."""
+        return {name: {"real": self.real_per_class.get(c, 0), "synthetic": self.synthetic_per_class.get(c, 0),
+                       "target": self.targets_per_class.get(c, self.real_per_class.get(c, 0)),
+                       "bank": self.bank_per_class.get(c, 0) if self.mode == "bank" else 0}
+                for c, name in enumerate(self.classes) if c in self.real_per_class}
+
+    def summary(self) -> str:
+        """A Markdown table of :meth:`class_counts` with totals and the bank's memory."""
+        rows = ["| class | real | synthetic | target | bank | synthetic share |", "|---|---:|---:|---:|---:|---:|"]
+        totals = Counter()
+        for name, c in self.class_counts().items():
+            share = c["synthetic"] / max(c["real"] + c["synthetic"], 1)
+            rows.append(f"| {name} | {c['real']} | {c['synthetic']} | {c['target']} | {c['bank']} | {share:.0%} |")
+            totals.update(c)
+        rows.append(f"| **total** | {totals['real']} | {totals['synthetic']} | {totals['target']} | "
+                    f"{totals['bank']} | {totals['synthetic'] / max(totals['real'] + totals['synthetic'], 1):.0%} |")
+        if self.mode == "bank":
+            rows.append(f"\nbank: {totals['bank']} images, {self.bank_nbytes / 1e6:.1f} MB uint8")
+        return "\n".join(rows)
+
+    def __repr__(self) -> str:
+        return (f"GANBalancedDataset(real={len(self.labels)}, synthetic={len(self._syn_classes)}, mode={self.mode!r}, "
+                f"classes={len(self.classes)})")
+
+
+# ------------------------------------------------------------------------------------------------ samplers
+def _oversample_indices(labels: np.ndarray, targets: Mapping[int, int], num_samples: int | None, replacement: bool,
+                        generator: torch.Generator) -> torch.Tensor:
+    if replacement:
+        counts = Counter(int(y) for y in labels)
+        weights = torch.tensor([targets[int(y)] / counts[int(y)] for y in labels], dtype=torch.double)
+        n = num_samples if num_samples is not None else sum(targets.values())
+        return torch.multinomial(weights, n, replacement=True, generator=generator)
+    # exact counts: every real image once, then extra copies drawn without replacement (cycling) per class
+    parts = []
+    for c, target in targets.items():
+        idx = torch.from_numpy(np.flatnonzero(labels == c))
+        reps = [idx]
+        extra = target - len(idx)
+        while extra > 0:
+            perm = idx[torch.randperm(len(idx), generator=generator)][:extra]
+            reps.append(perm)
+            extra -= len(perm)
+        parts.append(torch.cat(reps))
+    out = torch.cat(parts)
+    out = out[torch.randperm(len(out), generator=generator)]
+    if num_samples is not None:
+        out = out[:num_samples] if num_samples <= len(out) else \
+            torch.cat([out, out[torch.randint(len(out), (num_samples - len(out),), generator=generator)]])
+    return out
+
+
+class MinorityOversampler(Sampler[int]):
+    """Real-only oversampling to the same targets as :class:`GANBalancedDataset` (the benchmark's baseline).
+
+    ``replacement=True`` draws ``num_samples`` (default: sum of targets) indices with probability
+    proportional to target / real count, so per-class counts match the targets in expectation;
+    ``replacement=False`` gives the exact counts (each image once, plus extra copies spread evenly).
+    ``labels`` may be a sequence or a dataset (labels found as in :func:`resolve_labels`). Randomness comes
+    from ``generator`` if given, else from ``seed`` and :meth:`set_epoch` (never the global RNG).
+
+    Example:
+        >>> labels = [0] * 6 + [1] * 2
+        >>> sampler = MinorityOversampler(labels, strategy="not majority", replacement=False)
+        >>> sorted(Counter(labels[i] for i in sampler).items())
+        [(0, 6), (1, 6)]
+    """
+
+    def __init__(self, labels: Sequence[int] | Dataset, strategy: Strategy = "not majority", *,
+                 num_samples: int | None = None, replacement: bool = True, generator: torch.Generator | None = None,
+                 seed: int = 0, classes: Sequence[str] | None = None):
+        if isinstance(labels, Dataset):
+            ds = labels
+            labels = resolve_labels(ds)
+            classes = classes or resolve_class_names(ds, None, int(labels.max()) + 1)
+        self.labels = np.asarray(labels, dtype=np.int64)
+        if len(self.labels) == 0:
+            raise ValueError("no labels")
+        names = list(classes) if classes is not None else [str(i) for i in range(int(self.labels.max()) + 1)]
+        self.targets = sampling_targets(self.labels, strategy, names)
+        if num_samples is not None and num_samples < 1:
+            raise ValueError(f"num_samples must be >= 1, got {num_samples}")
+        self.num_samples, self.replacement, self.generator, self.seed = num_samples, replacement, generator, seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _generator(self) -> torch.Generator:
+        if self.generator is not None:
+            return self.generator
+        g = torch.Generator()
+        g.manual_seed(self.seed * 1_000_003 + self.epoch)
+        return g
+
+    def indices(self) -> torch.Tensor:
+        return _oversample_indices(self.labels, self.targets, self.num_samples, self.replacement, self._generator())
+
+    def __iter__(self):
+        return iter(self.indices().tolist())
+
+    def __len__(self) -> int:
+        return self.num_samples if self.num_samples is not None else sum(self.targets.values())
+
+
+class DistributedMinorityOversampler(MinorityOversampler):
+    """:class:`MinorityOversampler` sharded across DDP ranks like ``DistributedSampler``.
+
+    Every rank draws the same oversampled list from ``(seed, epoch)`` (call :meth:`set_epoch` each epoch),
+    pads it to a multiple of ``num_replicas`` (or drops the tail with ``drop_last``) and takes every
+    ``num_replicas``-th index starting at ``rank``.
+    """
+
+    def __init__(self, labels: Sequence[int] | Dataset, strategy: Strategy = "not majority", *,
+                 num_replicas: int | None = None, rank: int | None = None, seed: int = 0, drop_last: bool = False,
+                 replacement: bool = True, num_samples: int | None = None, classes: Sequence[str] | None = None):
+        super().__init__(labels, strategy, num_samples=num_samples, replacement=replacement, seed=seed,
+                         classes=classes)
+        if num_replicas is None or rank is None:
+            if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+                raise ValueError("pass num_replicas and rank, or initialise torch.distributed first")
+            num_replicas = num_replicas or torch.distributed.get_world_size()
+            rank = torch.distributed.get_rank() if rank is None else rank
+        if not 0 <= rank < num_replicas:
+            raise ValueError(f"rank {rank} out of range for {num_replicas} replicas")
+        self.num_replicas, self.rank, self.drop_last = num_replicas, rank, drop_last
+        total = super().__len__()
+        self.per_rank = total // num_replicas if drop_last else math.ceil(total / num_replicas)
+
+    def __iter__(self):
+        idx = self.indices()
+        total = self.per_rank * self.num_replicas
+        if len(idx) < total:
+            idx = torch.cat([idx, idx[: total - len(idx)]])
+        idx = idx[:total]
+        return iter(idx[self.rank::self.num_replicas].tolist())
+
+    def __len__(self) -> int:
+        return self.per_rank

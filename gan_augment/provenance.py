@@ -1,0 +1,61 @@
+"""Where a result came from: commit, command, hardware and library versions (stored with every benchmark)."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import platform
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+import torch
+
+__all__ = ["run_metadata", "library_versions", "device_name"]
+
+_PACKAGES = ("gan-augment", "torch", "torchvision", "timm", "albumentations", "torchmetrics", "piq", "lpips",
+             "scikit-learn", "numpy", "safetensors")
+
+
+def library_versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in _PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def device_name(device: str | torch.device | None = None) -> str:
+    """GPU name for CUDA devices, else a CPU description with the core count."""
+    dev = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if dev.type == "cuda":
+        return torch.cuda.get_device_name(dev)
+    import os
+
+    return f"CPU {platform.machine()} x{os.cpu_count()} ({platform.processor() or 'unknown'})"
+
+
+def _git(args: list[str], cwd: Path) -> str | None:
+    try:
+        return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def run_metadata(command: list[str] | None = None, device: str | torch.device | None = None) -> dict:
+    """Commit (and whether the tree was dirty), command line, device, versions and UTC date."""
+    repo = Path(__file__).resolve().parents[1]
+    commit = _git(["rev-parse", "HEAD"], repo)
+    dirty = _git(["status", "--porcelain", "--untracked-files=no"], repo)
+    return {
+        "commit": commit or "unknown",
+        "dirty": bool(dirty) if dirty is not None else None,
+        "command": " ".join(command if command is not None else sys.argv),
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "device": device_name(device),
+        "versions": library_versions(),
+        "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
