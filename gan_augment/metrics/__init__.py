@@ -1,0 +1,25 @@
+"""Metrics: distribution (FID/KID/IS/PR on features), reference (piq/lpips), memorisation, and `evaluate`."""
+
+from .features import FEATURE_EXTRACTORS, FeatureExtractor, cached_features, create_feature_extractor
+from .fidelity import METRIC_DIRECTIONS, distribution_metrics, fid, inception_score, kid, precision_recall
+from .memorisation import memorisation_test
+from .reference import REFERENCE_METRICS, LPIPSUnavailable, load_lpips, nearest_indices, reference_metrics
+
+__all__ = [
+    "FEATURE_EXTRACTORS",
+    "FeatureExtractor",
+    "LPIPSUnavailable",
+    "METRIC_DIRECTIONS",
+    "REFERENCE_METRICS",
+    "cached_features",
+    "create_feature_extractor",
+    "distribution_metrics",
+    "fid",
+    "inception_score",
+    "kid",
+    "load_lpips",
+    "memorisation_test",
+    "nearest_indices",
+    "precision_recall",
+    "reference_metrics",
+]

@@ -1,0 +1,321 @@
+"""``gan-augment evaluate``: every metric of a generator against one manifest, written as JSON, Markdown and PNGs."""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from .._io import write_json, write_text
+from ..data import Manifest, ManifestDataset
+from ..generators import load_generator
+from ..plots import save_class_grid
+from ..provenance import run_metadata
+from .features import cached_features, create_feature_extractor
+from .fidelity import METRIC_DIRECTIONS, distribution_metrics
+from .memorisation import memorisation_test
+from .reference import LPIPSUnavailable, load_lpips, nearest_indices, reference_metrics
+
+__all__ = ["evaluate_generator", "RealImages", "load_real_images", "class_accuracy_on_synthetic"]
+
+
+@dataclass
+class RealImages:
+    images: torch.Tensor  # uint8 (N, C, H, W)
+    labels: np.ndarray  # indices into class_names
+    key: str  # identifies the selection (for the feature cache)
+
+
+def _per_class_cap(labels: Sequence[int], cap: int | None, seed: int) -> list[int]:
+    labels = np.asarray(labels)
+    if cap is None:
+        return list(range(len(labels)))
+    rng = np.random.default_rng(seed)
+    keep = []
+    for c in sorted(set(labels.tolist())):
+        idx = np.flatnonzero(labels == c)
+        keep.extend(sorted(rng.permutation(idx)[:cap].tolist()))
+    return sorted(keep)
+
+
+def load_real_images(manifest: Manifest, split: str, class_names: Sequence[str], *, resolution: int, channels: int,
+                     max_per_class: int | None = None, seed: int = 0, progress: bool = False) -> RealImages:
+    """The real images of ``split`` at the generator's resolution (resize shorter side + centre crop), uint8."""
+    ds = ManifestDataset(manifest, split, channels=channels, image_size=resolution, output="tensor",
+                         classes=list(class_names), verbose=False)
+    keep = _per_class_cap(ds.targets, max_per_class, seed)
+    from tqdm.auto import tqdm
+
+    images = torch.stack([ds[i][0] for i in tqdm(keep, disable=not progress, desc=f"loading {split} images",
+                                                 leave=False)])
+    labels = np.asarray([ds.targets[i] for i in keep])
+    key = f"{manifest.hash}|{split}|{','.join(class_names)}|{resolution}|{channels}|{max_per_class}|{seed}"
+    return RealImages(images=images, labels=labels, key=key)
+
+
+def class_accuracy_on_synthetic(logits: torch.Tensor, labels: np.ndarray, gen_class_names: Sequence[str],
+                                classifier_class_names: Sequence[str]) -> dict:
+    """Classification accuracy score on synthetic images (CAS / StudioGAN's GAN-test): does a classifier
+    trained on real images recognise each generated image's class?"""
+    pred = logits.argmax(dim=1).numpy()
+    mapped = np.asarray([classifier_class_names.index(gen_class_names[y]) if gen_class_names[y] in
+                         classifier_class_names else -1 for y in labels])
+    per_class = {}
+    for c in sorted(set(labels.tolist())):
+        m = labels == c
+        per_class[gen_class_names[c]] = float(np.mean(pred[m] == mapped[m]))
+    return {"accuracy": float(np.mean(pred == mapped)), "per_class": per_class,
+            "mean_per_class": float(np.mean(list(per_class.values())))}
+
+
+def _sample(G, class_names: list[str], per_class: int, seed: int, device: str) -> tuple[torch.Tensor, np.ndarray]:
+    images, labels = [], []
+    for c, _ in enumerate(class_names):
+        images.append(G.sample(per_class, c if G.num_classes else None, seed=seed * 1000 + c, device=device))
+        labels.append(np.full(per_class, c))
+    return torch.cat(images), np.concatenate(labels)
+
+
+def _paired_batch(fake: torch.Tensor, fake_labels: np.ndarray, real: RealImages) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pair generated image i of a class with real image i (cycling) of the same class - the seeds' protocol."""
+    xs, ys = [], []
+    for c in sorted(set(fake_labels.tolist())):
+        f = fake[torch.from_numpy(fake_labels == c)]
+        r = real.images[torch.from_numpy(real.labels == c)]
+        if len(r) == 0:
+            continue
+        xs.append(f)
+        ys.append(r[torch.arange(len(f)) % len(r)])
+    return torch.cat(xs), torch.cat(ys)
+
+
+def evaluate_generator(
+    generator: str | os.PathLike,
+    manifest: str | os.PathLike | Manifest,
+    *,
+    out: str | os.PathLike,
+    split: str = "test",
+    per_class: int = 100,
+    features: Sequence[str] = ("inception",),
+    classifier: str | os.PathLike | None = None,
+    max_real_per_class: int | None = None,
+    seed: int = 0,
+    device: str = "cpu",
+    allow_download: bool = False,
+    lpips_net: str = "alex",
+    lpips_weights: str | os.PathLike | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    progress: bool = True,
+    panel_pairs: int = 8,
+    inception_weights: str | os.PathLike | None = None,
+) -> dict[str, Any]:
+    """Sample ``per_class`` images per class and compare them with the manifest's ``split`` (held out) and its
+    ``train`` split (memorisation, nearest-real pairs). Writes ``metrics.json``, ``metrics.md``,
+    ``samples_vs_real.png`` and ``nearest_training.png`` under ``out``; returns the metrics dict."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    cache = Path(cache_dir) if cache_dir is not None else None
+    G = load_generator(generator, device=device)
+    manifest = manifest if isinstance(manifest, Manifest) else Manifest.read(manifest)
+    meta = G.meta
+    if G.num_classes:
+        class_names = list(G.class_names or manifest.class_names[:G.num_classes])
+    else:
+        class_names = list(G.class_names or [])
+        if not class_names:
+            raise ValueError(f"{generator} is unconditional and names no class; train it with data.classes=[...]")
+    unknown = [c for c in class_names if c not in manifest.class_names]
+    if unknown:
+        raise ValueError(f"generator classes {unknown} are not in manifest {manifest.location}; "
+                         f"its classes are {manifest.class_names}")
+    if split == "train":
+        raise ValueError("evaluate against a held-out split (val or test); the train split is used for "
+                         "memorisation automatically")
+    manifest_match = meta.get("manifest_hash") == manifest.hash
+    if not manifest_match:
+        warnings.warn(f"{generator} was trained on manifest {str(meta.get('manifest_hash'))[:12]}, this is "
+                      f"{manifest.short_hash}: memorisation is measured against this manifest's train split",
+                      stacklevel=2)
+    if "classifier" in features and classifier is None:
+        raise ValueError("features 'classifier' needs --classifier FILE (a trained classifier)")
+
+    held = load_real_images(manifest, split, class_names, resolution=G.resolution, channels=G.channels,
+                            max_per_class=max_real_per_class, seed=seed, progress=progress)
+    train = load_real_images(manifest, "train", class_names, resolution=G.resolution, channels=G.channels,
+                             max_per_class=max_real_per_class, seed=seed, progress=progress)
+    fake, fake_labels = _sample(G, class_names, per_class, seed, device)
+
+    result: dict[str, Any] = {
+        "meta": run_metadata(device=device),
+        "generator": {"path": str(generator), "arch": meta.get("arch"), "step": meta.get("step"),
+                      "resolution": G.resolution, "manifest_hash": meta.get("manifest_hash"),
+                      "trained_on_this_manifest": manifest_match},
+        "data": {"manifest": str(manifest.location), "manifest_hash": manifest.hash, "heldout_split": split,
+                 "classes": class_names, "per_class_generated": per_class,
+                 "heldout_per_class": {class_names[c]: int((held.labels == c).sum()) for c in range(len(class_names))},
+                 "train_per_class": {class_names[c]: int((train.labels == c).sum()) for c in range(len(class_names))}},
+        "directions": METRIC_DIRECTIONS,
+        "distribution": {}, "feature_spaces": {},
+    }
+    first_feats = None
+    for name in features:
+        try:
+            ext = create_feature_extractor(name, checkpoint=classifier, allow_download=allow_download, device=device,
+                                           weights=inception_weights if name == "inception" else None)
+        except Exception as exc:  # one missing feature space must not sink the whole evaluation
+            result["distribution"][name] = {"unavailable": str(exc)}
+            print(f"evaluate: feature space {name!r} unavailable: {exc}", file=sys.stderr)
+            continue
+        f_held, l_held = cached_features(ext, held.key, lambda: held.images, cache_dir=cache, progress=progress,
+                                         desc=f"{split} images")
+        f_train, _ = cached_features(ext, train.key, lambda: train.images, cache_dir=cache, progress=progress,
+                                     desc="train images")
+        f_fake, l_fake = ext(fake, progress=progress, desc="generated images")
+        result["feature_spaces"][name] = ext.label
+        dist = distribution_metrics(f_held, f_fake, real_labels=held.labels, fake_labels=fake_labels,
+                                    class_names=class_names, fake_logits=l_fake if name != "inception" else None)
+        if name == "classifier" and l_fake is not None:
+            from ..classifier_file import load_classifier
+
+            _, cmeta = load_classifier(classifier)
+            result["classification_accuracy_on_synthetic"] = class_accuracy_on_synthetic(
+                l_fake, fake_labels, class_names, cmeta["class_names"])
+            result["classification_accuracy_on_real_heldout"] = class_accuracy_on_synthetic(
+                l_held, held.labels, class_names, cmeta["class_names"])
+        result["distribution"][name] = dist
+        if first_feats is None:
+            first_feats = (name, f_fake, f_train, f_held)
+
+    # reference metrics, two protocols
+    try:
+        lp = load_lpips(lpips_net, backbone_weights=lpips_weights, device=device)
+        lp_err = None
+    except LPIPSUnavailable as exc:
+        lp, lp_err = None, f"LPIPS {exc}"
+    x, y = _paired_batch(fake, fake_labels, held)
+    result["reference"] = {"paired-batch": {**reference_metrics(x, y, lpips_model=lp, lpips_error=lp_err),
+                                            "against": f"{split} images of the same class, paired by index"}}
+    if first_feats is not None:
+        name, f_fake, f_train, f_held = first_feats
+        nn_idx, _ = nearest_indices(f_fake, f_train)
+        result["reference"]["nearest-real"] = {
+            **reference_metrics(fake, train.images[nn_idx], lpips_model=lp, lpips_error=lp_err),
+            "against": f"nearest training image in {name} feature space"}
+        mem = memorisation_test(f_fake, f_train, f_held, generated_labels=fake_labels, train_labels=train.labels,
+                                heldout_labels=held.labels, class_names=class_names)
+        pairs = mem.pop("pairs")
+        mem["feature_space"] = name
+        result["memorisation"] = mem
+        order = np.argsort(pairs["distance"])[:panel_pairs]
+        _nn_panel(fake, train.images, [pairs["train"][i] for i in order], order, [pairs["distance"][i] for i in order],
+                  out / "nearest_training.png")
+    else:
+        result["memorisation"] = {"unavailable": "no feature space available"}
+    _grids(fake, fake_labels, held, class_names, out / "samples_vs_real.png")
+    write_json(out / "metrics.json", result)
+    write_text(out / "metrics.md", metrics_markdown(result))
+    return result
+
+
+def _grids(fake, fake_labels, held: RealImages, class_names, path: Path, n: int = 8) -> None:
+    rows, labels = [], []
+    for c, name in enumerate(class_names):
+        f = fake[torch.from_numpy(fake_labels == c)][:n]
+        r = held.images[torch.from_numpy(held.labels == c)][:n]
+        rows.append(f)
+        labels.append(f"{name}\nGAN")
+        if len(r):
+            rows.append(r)
+            labels.append(f"{name}\nreal")
+    save_class_grid(rows, labels, path, title="generated (GAN) vs held-out real images per class")
+
+
+def _nn_panel(fake, train_images, train_idx, fake_idx, distances, path: Path) -> None:
+    rows = [fake[torch.as_tensor(list(fake_idx))], train_images[torch.as_tensor(train_idx)]]
+    save_class_grid(rows, ["generated", "nearest\ntraining"], path,
+                    title="closest generated / training pairs, distances " + ", ".join(f"{d:.1f}" for d in distances))
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, str):
+        return v
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def metrics_markdown(r: dict[str, Any]) -> str:
+    """The evaluation report: distribution metrics first, reference metrics (named protocols) after."""
+    arrow = {"higher": "higher is better", "lower": "lower is better"}
+    lines = ["# Generator evaluation", "",
+             f"Generator `{r['generator']['path']}` ({r['generator']['arch']}, step {r['generator']['step']}, "
+             f"{r['generator']['resolution']} px); manifest `{r['data']['manifest']}` "
+             f"(hash {r['data']['manifest_hash'][:12]}, trained on it: {r['generator']['trained_on_this_manifest']}).",
+             f"Held-out split: `{r['data']['heldout_split']}`; {r['data']['per_class_generated']} generated images "
+             "per class.", f"Commit `{r['meta']['commit']}`, {r['meta']['device']}, {r['meta']['date']}.", "",
+             "## Distribution metrics (do generated images look like the real distribution?)", ""]
+    for name, dist in r["distribution"].items():
+        lines.append(f"### Feature space: {r['feature_spaces'].get(name, name)}")
+        if "unavailable" in dist:
+            lines += ["", f"unavailable: {dist['unavailable']}", ""]
+            continue
+        lines += ["", "| class | n real / gen | FID | KID (x1e3) | precision | recall |",
+                  "|---|---|---:|---:|---:|---:|"]
+        for cname, m in [("**all**", dist["overall"])] + list(dist.get("per_class", {}).items()):
+            kid = m.get("kid")
+            lines.append(f"| {cname} | {m['n_real']} / {m['n_fake']} | {_fmt(m.get('fid'))} | "
+                         f"{_fmt(kid * 1e3 if kid is not None else None)} | {_fmt(m.get('precision'))} | "
+                         f"{_fmt(m.get('recall'))} |")
+        if "is" in dist["overall"]:
+            lines.append(f"\nIS with this network's logits: {dist['overall']['is']:.3f} +- {dist['overall']['is_std']:.3f}")
+        lines.append("\nFID, KID: lower is better; precision, recall: higher is better. Per-class FID on a few dozen "
+                     "images is biased upwards: compare KID.\n")
+    if "classification_accuracy_on_synthetic" in r:
+        cas = r["classification_accuracy_on_synthetic"]
+        real = r["classification_accuracy_on_real_heldout"]
+        lines += ["## Classification accuracy on synthetic images (real-trained classifier)", "",
+                  "| class | synthetic | real held-out |", "|---|---:|---:|"]
+        lines += [f"| {c} | {v:.3f} | {real['per_class'].get(c, float('nan')):.3f} |" for c, v in cas["per_class"].items()]
+        lines += [f"| **mean per class** | {cas['mean_per_class']:.3f} | {real['mean_per_class']:.3f} |", ""]
+    lines += ["## Reference metrics (comparability with the seeds' tables, NOT a realism measure on their own)", "",
+              "| protocol | PSNR | SSIM | MS-SSIM | MS-GMSD | MDSI | HaarPSI | LPIPS |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    lpips_note = None
+    for proto, m in r["reference"].items():
+        lp = m["lpips"]
+        if isinstance(lp, str):
+            lpips_note, lp = lp, "n/a (1)"
+        lines.append(f"| {proto} ({m['against']}) | {_fmt(m['psnr'])} | {_fmt(m['ssim'])} | {_fmt(m['ms_ssim'])} | "
+                     f"{_fmt(m['ms_gmsd'])} | {_fmt(m['mdsi'])} | {_fmt(m['haarpsi'])} | {_fmt(lp)} |")
+    if lpips_note:
+        lines += ["", f"(1) {lpips_note}"]
+    lines += ["", "Directions: " + "; ".join(f"{k.upper()} {arrow[v]}" for k, v in r["directions"].items()
+                                             if k in ("psnr", "ssim", "ms_ssim", "ms_gmsd", "mdsi", "haarpsi", "lpips")),
+              "", "## Memorisation (nearest training image, generated vs held-out real)", ""]
+    mem = r["memorisation"]
+    if "unavailable" in mem:
+        lines.append(mem["unavailable"])
+    else:
+        lines += [f"Feature space: {mem['feature_space']}. Flag: Mann-Whitney p < {mem['alpha']} and more than "
+                  f"{mem['copy_fraction']:.0%} of generated images closer than the 1st percentile of held-out "
+                  "distances.", "", "| class | median NN dist gen | median NN dist held-out | p (gen < held) | "
+                  "frac < held p1 | flagged |", "|---|---:|---:|---:|---:|---|"]
+        for cname, m in [("**all**", mem["overall"])] + list(mem.get("per_class", {}).items()):
+            if "skipped" in m:
+                lines.append(f"| {cname} | - | - | - | - | {m['skipped']} |")
+                continue
+            lines.append(f"| {cname} | {m['median_nn_distance_generated']:.3g} | {m['median_nn_distance_heldout']:.3g} "
+                         f"| {m['p_value']:.3g} | {m['fraction_below_heldout_p1']:.3f} | "
+                         f"{'**yes**' if m['flagged'] else 'no'} |")
+    lines += ["", "Images: `samples_vs_real.png` (generated next to held-out real, per class), "
+                  "`nearest_training.png` (closest generated / training pairs).", ""]
+    return "\n".join(lines)

