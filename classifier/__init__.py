@@ -1,5 +1,20 @@
 """EfficientNet harness for the benchmark: model factory (timm), fit / evaluate, scikit-learn metrics."""
 
+from .engine import FitConfig, FitResult, classification_metrics, fit, predict
+from .models import CLASSIFIERS, ClassifierSpec, OfflineError, create_classifier
+from .stats import paired_bootstrap
 from .transforms import build_transform
 
-__all__ = ["build_transform"]
+__all__ = [
+    "CLASSIFIERS",
+    "ClassifierSpec",
+    "FitConfig",
+    "FitResult",
+    "OfflineError",
+    "build_transform",
+    "classification_metrics",
+    "create_classifier",
+    "fit",
+    "paired_bootstrap",
+    "predict",
+]

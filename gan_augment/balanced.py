@@ -251,6 +251,13 @@ class GANBalancedDataset(Dataset):
         seed: seeds every synthetic image: same seed, same images.
         return_synthetic_flag: items become ``(image, label, is_synthetic)``.
         batch_size: generator batch size.
+        accept: optional filter ``accept(images, class_index) -> bool tensor`` on uint8 (N, C, H, W) generator
+            output, e.g. "a real-trained classifier recognises the class"; rejected images are replaced by new
+            draws (at most ``max_filter_rounds`` rounds per fill; acceptance rates in ``filter_stats``).
+
+    Give ``real_ds`` images with the generator's geometry (square crops, e.g. ``ManifestDataset(image_size=...)``):
+    synthetic images are resized to the real items' size, so non-square real items distort them (a warning
+    says so).
 
     Example:
         >>> import torch
@@ -281,6 +288,8 @@ class GANBalancedDataset(Dataset):
         seed: int = 0,
         return_synthetic_flag: bool = False,
         batch_size: int = 64,
+        accept: Callable[[torch.Tensor, int], torch.Tensor] | None = None,
+        max_filter_rounds: int = 20,
     ) -> None:
         if mode not in ("bank", "on_the_fly"):
             raise ValueError(f"mode must be 'bank' or 'on_the_fly', got {mode!r}")
@@ -298,11 +307,17 @@ class GANBalancedDataset(Dataset):
         self.device = torch.device(device) if device is not None else torch.device(
             "cuda" if torch.cuda.is_available() else "cpu")
         self.seed, self.return_synthetic_flag, self.batch_size = seed, return_synthetic_flag, batch_size
+        self.accept, self.max_filter_rounds = accept, max_filter_rounds
+        self.filter_stats: dict[str, dict[str, int]] = {}
         self.epoch = 0
         self._refreshes = 0
 
         self.format = _ItemFormat(self._real_image(0))
         self.sources = self._resolve_generators(generators)
+        w, h = self.format.size
+        if w != h and any(g.resolution for g, _ in self.sources.values()):
+            warnings.warn(f"real images are {w}x{h} but generators make squares: synthetic images are resized to "
+                          f"{w}x{h} and their aspect ratio changes; give real_ds square crops to avoid it", stacklevel=2)
         real_counts = Counter(int(y) for y in self.labels)
         self.targets_per_class = sampling_targets(self.labels, strategy, self.classes)
         wanted = synthetic_counts(real_counts, self.targets_per_class, max_synthetic_fraction)
@@ -311,11 +326,7 @@ class GANBalancedDataset(Dataset):
             warnings.warn(f"classes {missing} have no generator and are not augmented", stacklevel=2)
         self.synthetic_per_class = {c: (n if c in self.sources else 0) for c, n in sorted(wanted.items())}
         self.real_per_class = dict(sorted(real_counts.items()))
-        # synthetic index -> (class, k-th synthetic image of that class)
-        self._syn_classes = np.concatenate(
-            [np.full(n, c, dtype=np.int64) for c, n in self.synthetic_per_class.items()] or [np.zeros(0, np.int64)])
-        self._syn_rank = np.concatenate(
-            [np.arange(n, dtype=np.int64) for n in self.synthetic_per_class.values()] or [np.zeros(0, np.int64)])
+        self._build_index()
         self.bank_per_class = self._allocate_bank()
         self._bank: dict[int, np.ndarray] = {}
         self._streams: dict[tuple, list] = {}
@@ -371,6 +382,13 @@ class GANBalancedDataset(Dataset):
                 out[c] = src
         return out
 
+    def _build_index(self) -> None:
+        """Synthetic item j -> (class, k-th synthetic image of that class)."""
+        self._syn_classes = np.concatenate(
+            [np.full(n, c, dtype=np.int64) for c, n in self.synthetic_per_class.items()] or [np.zeros(0, np.int64)])
+        self._syn_rank = np.concatenate(
+            [np.arange(n, dtype=np.int64) for n in self.synthetic_per_class.values()] or [np.zeros(0, np.int64)])
+
     def _allocate_bank(self) -> dict[int, int]:
         need = {c: n for c, n in self.synthetic_per_class.items() if n > 0}
         total = sum(need.values())
@@ -388,8 +406,28 @@ class GANBalancedDataset(Dataset):
     def _sample(self, c: int, n: int, seed: int, device: torch.device, gen: GeneratorBase | None = None) -> np.ndarray:
         g, gc = self.sources[c]
         g = gen or g
-        images = g.sample(n, gc, seed=seed, batch_size=self.batch_size, device=device)
-        return self.format.to_storage(images)
+        if self.accept is None:
+            return self.format.to_storage(g.sample(n, gc, seed=seed, batch_size=self.batch_size, device=device))
+        kept, total, drawn, rounds = [], 0, 0, 0
+        while total < n and rounds < self.max_filter_rounds:
+            images = g.sample(max(n - total, self.batch_size), gc, seed=self._stream_seed(seed, rounds),
+                              batch_size=self.batch_size, device=device)
+            mask = torch.as_tensor(self.accept(images, c), dtype=torch.bool).cpu()
+            kept.append(images[mask][: n - total])
+            total += int(kept[-1].shape[0])
+            drawn += len(images)
+            rounds += 1
+        stats = self.filter_stats.setdefault(self.classes[c], {"accepted": 0, "drawn": 0})
+        stats["accepted"] += total
+        stats["drawn"] += drawn
+        if total == 0:
+            if self.mode == "bank":  # the class simply gets no synthetic images (see refresh)
+                return self.format.to_storage(torch.zeros(0, g.channels, g.resolution, g.resolution, dtype=torch.uint8))
+            raise ValueError(f"class {self.classes[c]!r}: none of {drawn} generated images passed the filter")
+        if total < n:
+            warnings.warn(f"class {self.classes[c]!r}: only {total} of {n} wanted images passed the filter "
+                          f"({drawn} drawn); they are reused cyclically", stacklevel=3)
+        return self.format.to_storage(torch.cat(kept))
 
     def _stream_seed(self, *parts: int) -> int:
         # distinct, reproducible seeds per (seed, refresh / epoch, worker, rank, class, batch)
@@ -405,6 +443,14 @@ class GANBalancedDataset(Dataset):
         self._bank = {c: self._sample(c, n, self._stream_seed(self._refreshes, c), self.device)
                       for c, n in self.bank_per_class.items()}
         self._refreshes += 1
+        empty = [c for c, b in self._bank.items() if len(b) == 0]
+        if empty:  # only possible with a filter that rejected every draw
+            warnings.warn(f"classes {[self.classes[c] for c in empty]}: no generated image passed the filter; they "
+                          "get no synthetic images", stacklevel=2)
+            for c in empty:
+                self.synthetic_per_class[c] = 0
+                del self._bank[c]
+            self._build_index()
 
     def set_epoch(self, epoch: int) -> None:
         """Tell the dataset the epoch: refreshes the bank (``refresh_every_epoch``) and reseeds on-the-fly streams."""
@@ -475,7 +521,7 @@ class GANBalancedDataset(Dataset):
         """Per class: real images, synthetic items, the strategy's target, and bank images held."""
         return {name: {"real": self.real_per_class.get(c, 0), "synthetic": self.synthetic_per_class.get(c, 0),
                        "target": self.targets_per_class.get(c, self.real_per_class.get(c, 0)),
-                       "bank": self.bank_per_class.get(c, 0) if self.mode == "bank" else 0}
+                       "bank": len(self._bank.get(c, ())) if self.mode == "bank" else 0}
                 for c, name in enumerate(self.classes) if c in self.real_per_class}
 
     def summary(self) -> str:

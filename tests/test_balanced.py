@@ -18,6 +18,10 @@ from gan_augment.models import create_generator
 
 from .conftest import make_image_folder
 
+# Most tests use 40x30 real images on purpose (synthetic items must match a non-square size); silence the
+# aspect-ratio warning there and check it once in test_aspect_warning_and_classifier_filter.
+pytestmark = pytest.mark.filterwarnings("ignore:real images are 40x30")
+
 LABELS = [0] * 50 + [1] * 20 + [2] * 5
 NAMES = ["nv", "mel", "df"]
 
@@ -325,3 +329,30 @@ def test_distributed_oversampler_shards_like_distributed_sampler():
     assert len(DistributedMinorityOversampler(LABELS, num_replicas=4, rank=0, drop_last=True)) == 37
     with pytest.raises(ValueError, match="rank 4 out of range"):
         DistributedMinorityOversampler(LABELS, num_replicas=4, rank=4)
+
+
+def test_aspect_warning_and_classifier_filter():
+    with pytest.warns(UserWarning, match="real images are 40x30 but generators make squares"):
+        GANBalancedDataset(PILDataset(), cond_generator(), device="cpu")
+
+    def bright_only(images, c):  # a stand-in for "a real-trained classifier recognises the class"
+        return images.float().mean(dim=(1, 2, 3)) > images.float().mean()
+
+    square = PILDataset(size=(32, 32))
+    ds = GANBalancedDataset(square, cond_generator(), accept=bright_only, device="cpu", max_synthetic_fraction=None)
+    stats = ds.filter_stats
+    assert set(stats) == {"mel", "df"}
+    assert all(0 < s["accepted"] <= s["drawn"] for s in stats.values())
+    assert ds.class_counts()["df"]["synthetic"] == 45 and ds.class_counts()["df"]["bank"] == 45
+    plain = GANBalancedDataset(square, cond_generator(), device="cpu", max_synthetic_fraction=None)
+    kept = np.stack([np.asarray(ds[i][0]) for i in range(75, 150)]).reshape(75, -1).mean(1)
+    base = np.stack([np.asarray(plain[i][0]) for i in range(75, 150)]).reshape(75, -1).mean(1)
+    assert kept.mean() > base.mean()  # the filter changed what is in the bank
+    reject_all = lambda im, c: torch.zeros(len(im), dtype=torch.bool)  # noqa: E731
+    with pytest.warns(UserWarning, match=r"classes \['mel', 'df'\]: no generated image passed the filter"):
+        nothing = GANBalancedDataset(square, cond_generator(), accept=reject_all, device="cpu", max_filter_rounds=2)
+    assert len(nothing) == 75 and nothing.class_counts()["df"]["synthetic"] == 0
+    with pytest.raises(ValueError, match="none of .* generated images passed the filter"):
+        lazy = GANBalancedDataset(square, cond_generator(), accept=reject_all, mode="on_the_fly", device="cpu",
+                                  max_filter_rounds=2)
+        lazy[len(lazy) - 1]

@@ -1,0 +1,15 @@
+"""Does GAN augmentation beat the strongest baselines? EfficientNet harness over several seeds.
+
+    python benchmarks/balance_isic.py --preset quick --out runs/quick          # CPU, minutes: pipeline check
+    python benchmarks/balance_isic.py --preset full --out benchmarks/results/ham10000_full
+    python benchmarks/balance_isic.py --preset full --train-fraction 0.25 --out benchmarks/results/ham10000_frac025
+
+See classifier/benchmark.py for the protocol; `--help` for every option.
+"""
+
+import sys
+
+from classifier.benchmark import main
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

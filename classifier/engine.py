@@ -1,0 +1,171 @@
+"""fit / predict / evaluate for the classifier harness.
+
+AdamW, cosine schedule with linear warm-up (timm's ``CosineLRScheduler``, stepped per update), optional class
+weights in the cross-entropy, bf16 autocast + channels_last on CUDA, model selection on validation balanced
+accuracy. Metrics come from scikit-learn.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.metrics import (
+    accuracy_score,
+    balanced_accuracy_score,
+    confusion_matrix,
+    f1_score,
+    precision_score,
+    recall_score,
+    roc_auc_score,
+)
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+__all__ = ["FitConfig", "FitResult", "fit", "predict", "classification_metrics"]
+
+
+@dataclass
+class FitConfig:
+    epochs: int = 12
+    lr: float = 3e-4
+    weight_decay: float = 1e-4
+    warmup_epochs: float = 1.0
+    class_weights: Sequence[float] | None = None
+    device: str = "auto"
+    amp: bool = True
+    channels_last: bool = True
+    seed: int = 0
+    progress: bool = True
+    desc: str = "fit"
+
+
+@dataclass
+class FitResult:
+    best_epoch: int
+    best_val_balanced_accuracy: float
+    history: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
+    images_per_second: float = 0.0
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def _autocast(device: torch.device, amp: bool):
+    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" and amp else contextlib.nullcontext()
+
+
+@torch.no_grad()
+def predict(model: nn.Module, loader: DataLoader, *, device: str | torch.device = "auto", amp: bool = True,
+            channels_last: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Softmax probabilities (N, K) and labels (N,) over a loader of (image, label)."""
+    device = _device(device) if isinstance(device, str) else device
+    model.eval()
+    probs, labels = [], []
+    fmt = torch.channels_last if device.type == "cuda" and channels_last else torch.contiguous_format
+    for batch in loader:
+        x, y = batch[0], batch[1]
+        x = x.to(device, non_blocking=True).contiguous(memory_format=fmt)
+        with _autocast(device, amp):
+            logits = model(x)
+        probs.append(F.softmax(logits.float(), dim=1).cpu())
+        labels.append(torch.as_tensor(y))
+    return torch.cat(probs).numpy(), torch.cat(labels).numpy()
+
+
+def classification_metrics(probs: np.ndarray, labels: np.ndarray, class_names: Sequence[str]) -> dict[str, Any]:
+    """Balanced accuracy, macro-F1, accuracy, macro one-vs-rest AUROC, per-class recall / precision, confusion."""
+    k = len(class_names)
+    pred = probs.argmax(axis=1)
+    ks = list(range(k))
+    out: dict[str, Any] = {
+        "balanced_accuracy": float(balanced_accuracy_score(labels, pred)),
+        "macro_f1": float(f1_score(labels, pred, labels=ks, average="macro", zero_division=0)),
+        "accuracy": float(accuracy_score(labels, pred)),
+        "per_class_recall": dict(zip(class_names, recall_score(labels, pred, labels=ks, average=None,
+                                                               zero_division=0).tolist())),
+        "per_class_precision": dict(zip(class_names, precision_score(labels, pred, labels=ks, average=None,
+                                                                     zero_division=0).tolist())),
+        "confusion_matrix": confusion_matrix(labels, pred, labels=ks).tolist(),
+    }
+    present = sorted(set(labels.tolist()))
+    if len(present) == k:
+        # binary: scikit-learn wants the positive class's score; multiclass: macro one-vs-rest
+        out["auroc"] = float(roc_auc_score(labels, probs[:, 1]) if k == 2 else
+                             roc_auc_score(labels, probs, multi_class="ovr", average="macro", labels=ks))
+    else:  # a class absent from this evaluation set has no one-vs-rest AUROC
+        out["auroc"] = float("nan")
+    return out
+
+
+def _evaluate(model, loader, device, amp, channels_last, class_names) -> dict[str, Any]:
+    probs, labels = predict(model, loader, device=device, amp=amp, channels_last=channels_last)
+    return classification_metrics(probs, labels, class_names)
+
+
+def fit(model: nn.Module, train_loader: DataLoader, val_loader: DataLoader, class_names: Sequence[str],
+        cfg: FitConfig) -> tuple[nn.Module, FitResult]:
+    """Train with AdamW + warm-up/cosine; return the weights of the epoch with the best validation balanced
+    accuracy (the model is left holding them) and the history."""
+    from timm.scheduler import CosineLRScheduler
+
+    device = _device(cfg.device)
+    fmt = torch.channels_last if device.type == "cuda" and cfg.channels_last else torch.contiguous_format
+    model = model.to(device, memory_format=fmt)
+    weight = torch.tensor(cfg.class_weights, dtype=torch.float32, device=device) if cfg.class_weights is not None \
+        else None
+    criterion = nn.CrossEntropyLoss(weight=weight)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    steps_per_epoch = max(1, len(train_loader))
+    total = cfg.epochs * steps_per_epoch
+    warmup = int(round(cfg.warmup_epochs * steps_per_epoch))
+    scheduler = CosineLRScheduler(optimizer, t_initial=max(total - warmup, 1), warmup_t=warmup,
+                                  warmup_lr_init=cfg.lr * 1e-3, warmup_prefix=True, lr_min=cfg.lr * 1e-3,
+                                  t_in_epochs=False)
+    best_state, best_ba, best_epoch = None, -math.inf, -1
+    history = []
+    step, n_images, t0 = 0, 0, time.perf_counter()
+    for epoch in range(cfg.epochs):
+        model.train()
+        running, count = 0.0, 0
+        bar = tqdm(train_loader, disable=not cfg.progress, desc=f"{cfg.desc} epoch {epoch + 1}/{cfg.epochs}",
+                   leave=False, dynamic_ncols=True)
+        for batch in bar:
+            x, y = batch[0], batch[1]
+            x = x.to(device, non_blocking=True).contiguous(memory_format=fmt)
+            y = torch.as_tensor(y).to(device, non_blocking=True)
+            with _autocast(device, cfg.amp):
+                loss = criterion(model(x).float(), y)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"{cfg.desc}: non-finite training loss at epoch {epoch + 1}, step {step}")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            step += 1
+            scheduler.step_update(step)
+            running += float(loss.detach()) * len(y)
+            count += len(y)
+            n_images += len(y)
+        val = _evaluate(model, val_loader, device, cfg.amp, cfg.channels_last, class_names)
+        record = {"epoch": epoch + 1, "train_loss": running / max(count, 1), "lr": optimizer.param_groups[0]["lr"],
+                  "val_balanced_accuracy": val["balanced_accuracy"], "val_macro_f1": val["macro_f1"]}
+        history.append(record)
+        if val["balanced_accuracy"] > best_ba:
+            best_ba, best_epoch = val["balanced_accuracy"], epoch + 1
+            best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+    seconds = time.perf_counter() - t0
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    return model, FitResult(best_epoch=best_epoch, best_val_balanced_accuracy=best_ba, history=history,
+                            seconds=seconds, images_per_second=n_images / max(seconds, 1e-9))

