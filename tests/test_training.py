@@ -93,6 +93,15 @@ def test_resume_is_bit_identical(tmp_path, folder, monkeypatch):
     assert steps == sorted(set(steps)) and steps[-1] == 6  # no duplicated lines after the resume
 
 
+def test_uncached_loader_gives_the_same_weights_as_the_cache(tmp_path, folder):
+    cached = Trainer(_cfg(tiny_config(tmp_path / "c", folder, steps=2))).fit()
+    cfg = tiny_config(tmp_path / "u", folder, steps=2)
+    cfg["data"]["cache"] = False
+    uncached = Trainer(_cfg(cfg)).fit()
+    a, b = load_file(str(cached.generator_path)), load_file(str(uncached.generator_path))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_resume_refuses_a_changed_config_and_missing_checkpoint(tmp_path, folder):
     cfg = tiny_config(tmp_path, folder, steps=3)
     Trainer(_cfg(cfg)).fit()

@@ -125,12 +125,11 @@ def evaluate_generator(
     G = load_generator(generator, device=device)
     manifest = manifest if isinstance(manifest, Manifest) else Manifest.read(manifest)
     meta = G.meta
+    pooled = not G.num_classes and not G.class_names  # one unconditional G for a mix of classes (MedGAN)
     if G.num_classes:
         class_names = list(G.class_names or manifest.class_names[:G.num_classes])
     else:
-        class_names = list(G.class_names or [])
-        if not class_names:
-            raise ValueError(f"{generator} is unconditional and names no class; train it with data.classes=[...]")
+        class_names = list(G.class_names) if G.class_names else list(manifest.class_names)
     unknown = [c for c in class_names if c not in manifest.class_names]
     if unknown:
         raise ValueError(f"generator classes {unknown} are not in manifest {manifest.location}; "
@@ -150,6 +149,10 @@ def evaluate_generator(
                             max_per_class=max_real_per_class, seed=seed, progress=progress)
     train = load_real_images(manifest, "train", class_names, resolution=G.resolution, channels=G.channels,
                              max_per_class=max_real_per_class, seed=seed, progress=progress)
+    if pooled:  # compare the generator's images with all real classes pooled
+        class_names = ["all classes"]
+        held.labels[:] = 0
+        train.labels[:] = 0
     fake, fake_labels = _sample(G, class_names, per_class, seed, device)
 
     result: dict[str, Any] = {

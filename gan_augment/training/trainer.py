@@ -134,8 +134,10 @@ class Trainer:
         self._reset_stats()
         if resume_state is not None:
             self._restore(resume_state)
-        elif self.log_path.exists() and (self.ckpt_dir.exists() and any(self.ckpt_dir.glob("ckpt_*.pt"))):
+        elif self.ckpt_dir.exists() and any(self.ckpt_dir.glob("ckpt_*.pt")):
             raise ValueError(f"{self.out} already holds a run; pass --resume to continue it or choose another out")
+        elif self.log_path.exists():
+            self.log_path.unlink()  # a run that died before its first checkpoint: start the log afresh
 
     # ------------------------------------------------------------------------------------------ setup
     def _build_models(self) -> None:
@@ -152,7 +154,8 @@ class Trainer:
             torch.manual_seed(tc.seed)
             self.G = create_generator(mc.generator, **common, **g_kwargs)
             self.D = create_discriminator(mc.discriminator, **common, **d_kwargs)
-        self.G.class_names = self.class_names if self.num_classes else None
+        # an unconditional G trained on one class is that class's generator; on several, it names none
+        self.G.class_names = self.class_names if (self.num_classes or len(self.class_names) == 1) else None
         fmt = torch.channels_last if (self.is_cuda and tc.channels_last) else torch.contiguous_format
         self.memory_format = fmt
         self.G.to(self.device, memory_format=fmt)

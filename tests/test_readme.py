@@ -1,0 +1,61 @@
+"""The README stays true: its two commands match the Makefile and CI, its results table matches the committed
+result files, and its plug-in snippet runs."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+
+from classifier.results_table import update_readme
+from gan_augment.generators import save_generator
+from gan_augment.models import create_generator
+
+from .conftest import REPO
+
+README = (REPO / "README.md").read_text()
+
+
+def test_two_commands_first_and_ci_runs_the_test_command():
+    first_block = re.search(r"```bash\n(.*?)```", README, re.S).group(1)
+    commands = [line.split("#")[0].strip() for line in first_block.splitlines() if line.strip()]
+    assert commands == ["make demo", "make test"]
+    makefile = (REPO / "Makefile").read_text()
+    assert re.search(r"^demo: setup\n\t.*benchmarks/balance_isic.py --preset quick", makefile, re.M)
+    assert re.search(r"^test: setup\n\t.*-m pytest", makefile, re.M)
+    ci = [line for line in (REPO / ".ci" / "run").read_text().splitlines() if line and not line.startswith("#")]
+    assert ci[-1] == "make test"
+
+
+def test_results_table_comes_from_committed_files():
+    assert update_readme(REPO / "README.md", "benchmarks/results", write=False), \
+        "README results table is stale: run `python benchmarks/results_table.py --write`"
+
+
+def test_plug_in_snippet_runs(tmp_path, monkeypatch):
+    snippet = re.search(r"## Use it in your training code\n\n```python\n(.*?)```", README, re.S).group(1)
+
+    class RealDS(Dataset):  # a user's dataset: raw PIL images + labels
+        classes = ["akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"]
+        targets = [5] * 20 + [3] * 2 + [0] * 3 + [1] * 3 + [2] * 3 + [4] * 3 + [6] * 2
+
+        def __len__(self):
+            return len(self.targets)
+
+        def __getitem__(self, i):
+            return Image.fromarray(np.full((32, 32, 3), i * 5, np.uint8)), self.targets[i]
+
+    torch.manual_seed(0)
+    G = create_generator("resnet", resolution=32, num_classes=7, base_channels=4, z_dim=8)
+    G.class_names = RealDS.classes
+    gen = save_generator(G, tmp_path / "generator.safetensors")
+    code = snippet.replace('"runs/ham10000_256/generator.safetensors"', repr(str(gen)))
+    code = code.replace("num_workers=4", "num_workers=0")
+    namespace = {"real_ds": RealDS()}
+    exec(compile(code, "README.md", "exec"), namespace)
+    images, labels = next(iter(namespace["loader"]))
+    assert images.shape == (64, 3, 32, 32) and images.dtype == torch.float32
+    assert len(namespace["train_ds"]) == 20 * 7  # every class brought up to the 20 nevi
