@@ -114,10 +114,10 @@ def _evaluate(model, loader, device, amp, channels_last, class_names) -> dict[st
     return classification_metrics(probs, labels, class_names)
 
 
-def fit(model: nn.Module, train_loader: DataLoader, val_loader: DataLoader, class_names: Sequence[str],
+def fit(model: nn.Module, train_loader: DataLoader, val_loader: DataLoader | None, class_names: Sequence[str],
         cfg: FitConfig) -> tuple[nn.Module, FitResult]:
     """Train with AdamW + warm-up/cosine; return the weights of the epoch with the best validation balanced
-    accuracy (the model is left holding them) and the history."""
+    accuracy (the model is left holding them) and the history. Without ``val_loader`` the last epoch is kept."""
     from timm.scheduler import CosineLRScheduler
 
     device = _device(cfg.device)
@@ -157,9 +157,13 @@ def fit(model: nn.Module, train_loader: DataLoader, val_loader: DataLoader, clas
             running += float(loss.detach()) * len(y)
             count += len(y)
             n_images += len(y)
+        record = {"epoch": epoch + 1, "train_loss": running / max(count, 1), "lr": optimizer.param_groups[0]["lr"]}
+        if val_loader is None:  # no validation split: keep the last epoch
+            history.append(record)
+            best_epoch, best_ba = epoch + 1, float("nan")
+            continue
         val = _evaluate(model, val_loader, device, cfg.amp, cfg.channels_last, class_names)
-        record = {"epoch": epoch + 1, "train_loss": running / max(count, 1), "lr": optimizer.param_groups[0]["lr"],
-                  "val_balanced_accuracy": val["balanced_accuracy"], "val_macro_f1": val["macro_f1"]}
+        record.update(val_balanced_accuracy=val["balanced_accuracy"], val_macro_f1=val["macro_f1"])
         history.append(record)
         if val["balanced_accuracy"] > best_ba:
             best_ba, best_epoch = val["balanced_accuracy"], epoch + 1

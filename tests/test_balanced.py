@@ -356,3 +356,14 @@ def test_aspect_warning_and_classifier_filter():
         lazy = GANBalancedDataset(square, cond_generator(), accept=reject_all, mode="on_the_fly", device="cpu",
                                   max_filter_rounds=2)
         lazy[len(lazy) - 1]
+
+
+def test_throughput_helpers_count_every_image():
+    from gan_augment.perf import loader_throughput, sampling_throughput
+
+    ds = GANBalancedDataset(PILDataset(size=(32, 32)), cond_generator(), device="cpu", max_synthetic_fraction=None)
+    r = loader_throughput(ds, batch_size=16, num_workers=0)
+    assert r["images"] == len(ds) == 150 and r["images_per_second"] > 0
+    assert loader_throughput(ds, batch_size=16, num_workers=0, max_items=40)["images"] == 48  # whole batches
+    s = sampling_throughput(cond_generator(), n=8, batch_size=4)
+    assert s["images"] == 8 and s["resolution"] == 32 and s["images_per_second"] > 0

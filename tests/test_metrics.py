@@ -222,7 +222,7 @@ def test_evaluate_cli_writes_all_outputs(tmp_path, monkeypatch, capsys):
     gpath = save_generator(G, tmp_path / "g.safetensors", manifest_hash=manifest.hash, split="train", step=0)
     out = tmp_path / "eval"
     args = ["evaluate", str(gpath), "--manifest", str(mpath), "--per-class", "6", "--features", "lite0,inception",
-            "--out", str(out)]
+            "--out", str(out), "--gan-train", "4", "--gan-train-epochs", "1", "--gan-train-size", "32"]
     if fid_inception_path() is None:
         args[args.index("lite0,inception")] = "lite0"
     assert cli_main(args) == 0
@@ -236,6 +236,9 @@ def test_evaluate_cli_writes_all_outputs(tmp_path, monkeypatch, capsys):
     assert set(metrics["distribution"]["lite0"]["per_class"]) == {"a", "b"}
     assert metrics["reference"]["paired-batch"]["lpips"].startswith("LPIPS unavailable")
     assert "flagged" in metrics["memorisation"]["overall"]
+    gan_train = metrics["gan_train"]  # classifier trained on synthetic images only, tested on real ones
+    assert 0 <= gan_train["balanced_accuracy"] <= 1 and set(gan_train["per_class_recall"]) == {"a", "b"}
+    assert "GAN-train" in (out / "metrics.md").read_text()
     cached = list((tmp_path / "cache" / "features").glob("lite0_*.safetensors"))
     assert len(cached) == 2  # held-out and train features cached for re-runs
     # a missing feature space is reported, not fatal

@@ -289,6 +289,15 @@ def metrics_markdown(r: dict[str, Any]) -> str:
                   "| class | synthetic | real held-out |", "|---|---:|---:|"]
         lines += [f"| {c} | {v:.3f} | {real['per_class'].get(c, float('nan')):.3f} |" for c, v in cas["per_class"].items()]
         lines += [f"| **mean per class** | {cas['mean_per_class']:.3f} | {real['mean_per_class']:.3f} |", ""]
+    if "gan_train" in r:
+        gt = r["gan_train"]
+        lines += ["## GAN-train: classifier trained on synthetic images only, tested on real images", "",
+                  f"{gt['classifier']}, {gt['trained_on']}, {gt['epochs']} epochs, tested on the {gt['tested_on']}: "
+                  f"balanced accuracy {gt['balanced_accuracy']:.3f}, macro-F1 {gt['macro_f1']:.3f}, "
+                  f"macro-AUROC {gt['auroc']:.3f}.", "",
+                  "| class | recall on real |", "|---|---:|"]
+        lines += [f"| {c} | {v:.3f} |" for c, v in gt["per_class_recall"].items()]
+        lines.append("")
     lines += ["## Reference metrics (comparability with the seeds' tables, NOT a realism measure on their own)", "",
               "| protocol | PSNR | SSIM | MS-SSIM | MS-GMSD | MDSI | HaarPSI | LPIPS |",
               "|---|---:|---:|---:|---:|---:|---:|---:|"]
