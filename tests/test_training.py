@@ -232,6 +232,10 @@ def test_config_validation(tmp_path):
     ok.write_text("model:\n  resolution: 64\n")
     cfg = load_config(ok, ["train.steps=7", "train.betas=[0.5, 0.99]", "augment.policy=color"])
     assert cfg.train.steps == 7 and cfg.train.betas == [0.5, 0.99] and cfg.augment.policy == "color"
+    cfg = load_config(ok, ["augment.policy=", "data.max_images=null", "train.time_limit_minutes=2"])
+    assert cfg.augment.policy == "" and cfg.data.max_images is None and cfg.train.time_limit_minutes == 2.0
+    with pytest.raises(ValueError, match="augment.policy: expected a string, got None"):
+        load_config(ok, ["augment.policy=null"])
     with pytest.raises(ValueError, match="--set expects key=value"):
         load_config(ok, ["train.steps"])
     with pytest.raises(ValueError, match=r"unknown key\(s\) \['nope'\]"):

@@ -175,7 +175,7 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
                 raise ValueError(f"{where}: expected a number, got {value!r}") from None
         return float(value)
     if hint is str:
-        if isinstance(value, (dict, list)):
+        if value is None or isinstance(value, (dict, list)):
             raise ValueError(f"{where}: expected a string, got {value!r}")
         return str(value)
     return value
@@ -257,7 +257,7 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str,
         if "=" not in item:
             raise ValueError(f"--set expects key=value, got {item!r}")
         key, raw = item.split("=", 1)
-        value = yaml.safe_load(raw) if raw.strip() else None
+        value = yaml.safe_load(raw) if raw.strip() else ""  # "key=" is an empty string; "key=null" is None
         parts = key.strip().split(".")
         node = data
         for p in parts[:-1]:
