@@ -12,6 +12,7 @@ Training resumes across calls; the evaluation is of whatever step the generator 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -23,22 +24,28 @@ MEDGAN_ISIC = {"psnr": 12.89, "ms_gmsd": 0.25, "lpips": 0.53}
 
 
 def run(out: Path, *, config: str, overrides: list[str], per_class: int, features: list[str], device: str,
-        max_real_per_class: int | None) -> dict:
+        max_real_per_class: int | None, train_first: bool = True) -> dict:
     from gan_augment.metrics.evaluate import evaluate_generator
     from gan_augment.training import load_config, train
 
     gan_dir = out / "gan"
     cfg = load_config(config, [f"out={gan_dir}", f"train.device={device}", *overrides])
     resume = (gan_dir / "checkpoints").is_dir() and any((gan_dir / "checkpoints").glob("ckpt_*.pt"))
-    result = train(cfg, resume=resume)
-    metrics = evaluate_generator(result.generator_path, gan_dir / "manifest.csv", out=out / "eval", split="test",
+    if train_first:
+        result = train(cfg, resume=resume)
+        step, finished, gen_path = result.step, result.finished, result.generator_path
+    else:  # evaluate the generator as it stands
+        summary = json.loads((gan_dir / "train_summary.json").read_text())
+        step, finished, gen_path = summary["step"], summary["finished"], gan_dir / "generator.safetensors"
+    metrics = evaluate_generator(gen_path, gan_dir / "manifest.csv", out=out / "eval", split="test",
                                  per_class=per_class, features=features, device=device,
                                  max_real_per_class=max_real_per_class, progress=cfg.train.progress)
     paired = metrics["reference"]["paired-batch"]
     ours = {k: paired[k] for k in ("psnr", "ms_gmsd", "lpips", "ssim", "ms_ssim", "mdsi", "haarpsi")}
     dist = {name: d["overall"] for name, d in metrics["distribution"].items() if "overall" in d}
-    summary = {"meta": metrics["meta"], "config": config, "overrides": overrides, "step": result.step,
-               "total_steps": result.step if result.finished else None, "finished": result.finished,
+    total = json.loads((gan_dir / "train_summary.json").read_text())["total_steps"]
+    summary = {"meta": metrics["meta"], "config": config, "overrides": overrides, "step": step,
+               "total_steps": total, "finished": finished,
                "medgan_reported": MEDGAN_ISIC, "ours_paired_batch": ours, "ours_distribution": dist,
                "train_images": metrics["data"]["train_per_class"], "heldout": metrics["data"]["heldout_per_class"]}
     write_json(out / "comparison.json", summary)
@@ -52,7 +59,8 @@ def _f(v) -> str:
 
 def comparison_markdown(s: dict) -> str:
     m, ours = s["meta"], s["ours_paired_batch"]
-    status = "finished" if s["finished"] else f"**partial: stopped at step {s['step']}** (resume to continue)"
+    status = ("finished" if s["finished"] else
+              f"**partial: stopped at step {s['step']} of {s['total_steps']}** (rerun to resume)")
     lines = ["# MedGAN ISIC reproduction (SNGAN, 128 px, 160 training images)", "",
              f"Config `{s['config']}` {' '.join(s['overrides'])}; training {status}. Commit `{m['commit']}`, "
              f"{m['device']}, {m['date']}.", "",
@@ -84,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--features", default="inception,lite0")
     p.add_argument("--max-real-per-class", type=int, default=None)
     p.add_argument("--device", default="auto")
+    p.add_argument("--eval-only", action="store_true", help="evaluate the generator as it stands, no training")
     args = p.parse_args(argv)
     overrides = list(args.overrides)
     if args.time_limit_minutes is not None:
@@ -91,6 +100,6 @@ def main(argv: list[str] | None = None) -> int:
     device = args.device if args.device != "auto" else ("cuda" if __import__("torch").cuda.is_available() else "cpu")
     s = run(args.out, config=args.config, overrides=overrides, per_class=args.per_class,
             features=[f.strip() for f in args.features.split(",")], device=device,
-            max_real_per_class=args.max_real_per_class)
+            max_real_per_class=args.max_real_per_class, train_first=not args.eval_only)
     print(comparison_markdown(s))
     return 0

@@ -250,3 +250,16 @@ def test_evaluate_cli_writes_all_outputs(tmp_path, monkeypatch, capsys):
     assert cli_main(["evaluate", str(gpath), "--manifest", str(mpath), "--split", "train", "--out",
                      str(tmp_path / "x")]) == 2
     assert "held-out split" in capsys.readouterr().err
+
+
+def test_real_images_of_a_split_missing_a_class(tmp_path):
+    from gan_augment.metrics.evaluate import load_real_images
+
+    folder = make_image_folder(tmp_path / "imgs", {"a": 6, "b": 6, "c": 4}, size=(20, 20))
+    m = split_scan(scan_image_folder(folder), (0.5, 0.5), seed=0)
+    m.splits = ["train" if lab == "b" else s for lab, s in zip(m.labels, m.splits)]  # no 'b' in test
+    real = load_real_images(m, "test", ["a", "b", "c"], resolution=16, channels=3)
+    assert set(real.labels.tolist()) == {0, 2}  # indices into the given class list; 'b' just absent
+    assert real.images.shape[1:] == (3, 16, 16)
+    with pytest.raises(ValueError, match="has no images of the classes"):
+        load_real_images(m, "test", ["b"], resolution=16, channels=3)

@@ -47,15 +47,22 @@ def _per_class_cap(labels: Sequence[int], cap: int | None, seed: int) -> list[in
 
 def load_real_images(manifest: Manifest, split: str, class_names: Sequence[str], *, resolution: int, channels: int,
                      max_per_class: int | None = None, seed: int = 0, progress: bool = False) -> RealImages:
-    """The real images of ``split`` at the generator's resolution (resize shorter side + centre crop), uint8."""
+    """The real images of ``split`` at the generator's resolution (resize shorter side + centre crop), uint8.
+
+    Labels index ``class_names``; classes with no image in ``split`` are simply absent.
+    """
+    present = set(manifest.labels[i] for i in manifest.indices(split))
+    classes = [c for c in class_names if c in present]
+    if not classes:
+        raise ValueError(f"split {split!r} has no images of the classes {list(class_names)}")
     ds = ManifestDataset(manifest, split, channels=channels, image_size=resolution, output="tensor",
-                         classes=list(class_names), verbose=False)
+                         classes=classes, verbose=False)
     keep = _per_class_cap(ds.targets, max_per_class, seed)
     from tqdm.auto import tqdm
 
     images = torch.stack([ds[i][0] for i in tqdm(keep, disable=not progress, desc=f"loading {split} images",
                                                  leave=False)])
-    labels = np.asarray([ds.targets[i] for i in keep])
+    labels = np.asarray([list(class_names).index(classes[ds.targets[i]]) for i in keep])
     key = f"{manifest.hash}|{split}|{','.join(class_names)}|{resolution}|{channels}|{max_per_class}|{seed}"
     return RealImages(images=images, labels=labels, key=key)
 
