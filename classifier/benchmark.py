@@ -38,7 +38,7 @@ from gan_augment import GANBalancedDataset, MinorityOversampler
 from gan_augment._io import write_json, write_text
 from gan_augment.classifier_file import load_classifier, save_classifier
 from gan_augment.data import Manifest, ManifestDataset, build_manifest
-from gan_augment.data.subset import stratified_subset
+from gan_augment.data.subset import per_class_cap, stratified_subset
 from gan_augment.data.transforms import apply_transform
 from gan_augment.generators import read_generator_metadata
 from gan_augment.provenance import run_metadata
@@ -169,13 +169,8 @@ def prepare_manifest(cfg: BenchmarkConfig, out: Path) -> Manifest:
     rows = []
     for split in ("val", "test"):
         idx = [i for i in keep if manifest.splits[i] == split]
-        if cfg.max_eval_per_class is not None:
-            rng = np.random.default_rng(cfg.split_seed)
-            by_class: dict[str, list[int]] = {}
-            for i in rng.permutation(idx):
-                by_class.setdefault(manifest.labels[i], []).append(int(i))
-            idx = [i for v in by_class.values() for i in v[: cfg.max_eval_per_class]]
-        rows += idx
+        rows += [idx[j] for j in per_class_cap([manifest.labels[i] for i in idx], cfg.max_eval_per_class,
+                                               cfg.split_seed)]
     rows = sorted(set(rows) | chosen)
     reduced = Manifest(paths=[manifest.paths[i] for i in rows], labels=[manifest.labels[i] for i in rows],
                        groups=[manifest.groups[i] for i in rows], splits=[manifest.splits[i] for i in rows],

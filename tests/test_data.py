@@ -455,3 +455,19 @@ def test_ham10000_lesion_split(tmp_path):
             total_c = sum(counts[s][c] for s in counts)
             assert abs(counts[split][c] / total_c - target) < 0.05, (split, c)
     assert len(manifest.class_names) == 7
+
+
+def test_stratified_subset_and_per_class_cap():
+    from gan_augment.data.subset import per_class_cap, stratified_subset
+
+    labels = ["a"] * 80 + ["b"] * 16 + ["c"] * 4
+    quarter = stratified_subset(labels, fraction=0.25, seed=0)
+    assert Counter(labels[i] for i in quarter) == {"a": 20, "b": 4, "c": 1}
+    total = stratified_subset(labels, max_images=10, seed=0)
+    assert len(total) == 10 and Counter(labels[i] for i in total)["c"] >= 1
+    assert stratified_subset(labels, max_images=10, seed=0) == total != stratified_subset(labels, max_images=10, seed=1)
+    capped = per_class_cap(labels, 5, seed=0)
+    assert Counter(labels[i] for i in capped) == {"a": 5, "b": 5, "c": 4} and capped == sorted(capped)
+    assert per_class_cap(labels, None) == list(range(100))
+    with pytest.raises(ValueError, match="fewer than the 3 classes"):
+        stratified_subset(labels, max_images=2)

@@ -7,7 +7,7 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["stratified_subset"]
+__all__ = ["stratified_subset", "per_class_cap"]
 
 
 def stratified_subset(labels: Sequence, *, fraction: float | None = None, max_images: int | None = None,
@@ -40,3 +40,17 @@ def stratified_subset(labels: Sequence, *, fraction: float | None = None, max_im
             alloc[c] += 1
         keep = {c: min(alloc[c], keep[c]) for c in classes}
     return sorted(int(i) for c in classes for i in order[c][: keep[c]])
+
+
+def per_class_cap(labels: Sequence, cap: int | None, seed: int = 0) -> list[int]:
+    """Sorted indices keeping at most ``cap`` random items of each class (all of them for ``cap=None``)."""
+    if cap is None:
+        return list(range(len(labels)))
+    if cap < 1:
+        raise ValueError(f"cap must be >= 1, got {cap}")
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    keep: list[int] = []
+    for c in sorted(set(labels.tolist()), key=str):
+        keep.extend(rng.permutation(np.flatnonzero(labels == c))[:cap].tolist())
+    return sorted(int(i) for i in keep)

@@ -15,6 +15,7 @@ import torch
 
 from .._io import write_json, write_text
 from ..data import Manifest, ManifestDataset
+from ..data.subset import per_class_cap
 from ..generators import load_generator
 from ..plots import save_class_grid
 from ..provenance import run_metadata
@@ -33,18 +34,6 @@ class RealImages:
     key: str  # identifies the selection (for the feature cache)
 
 
-def _per_class_cap(labels: Sequence[int], cap: int | None, seed: int) -> list[int]:
-    labels = np.asarray(labels)
-    if cap is None:
-        return list(range(len(labels)))
-    rng = np.random.default_rng(seed)
-    keep = []
-    for c in sorted(set(labels.tolist())):
-        idx = np.flatnonzero(labels == c)
-        keep.extend(sorted(rng.permutation(idx)[:cap].tolist()))
-    return sorted(keep)
-
-
 def load_real_images(manifest: Manifest, split: str, class_names: Sequence[str], *, resolution: int, channels: int,
                      max_per_class: int | None = None, seed: int = 0, progress: bool = False) -> RealImages:
     """The real images of ``split`` at the generator's resolution (resize shorter side + centre crop), uint8.
@@ -57,7 +46,7 @@ def load_real_images(manifest: Manifest, split: str, class_names: Sequence[str],
         raise ValueError(f"split {split!r} has no images of the classes {list(class_names)}")
     ds = ManifestDataset(manifest, split, channels=channels, image_size=resolution, output="tensor",
                          classes=classes, verbose=False)
-    keep = _per_class_cap(ds.targets, max_per_class, seed)
+    keep = per_class_cap(ds.targets, max_per_class, seed)
     from tqdm.auto import tqdm
 
     images = torch.stack([ds[i][0] for i in tqdm(keep, disable=not progress, desc=f"loading {split} images",
