@@ -49,7 +49,8 @@ def run_metadata(command: list[str] | None = None, device: str | torch.device | 
     """Commit (and whether the tree was dirty), command line, device, versions and UTC date."""
     repo = Path(__file__).resolve().parents[1]
     commit = _git(["rev-parse", "HEAD"], repo)
-    dirty = _git(["status", "--porcelain", "--untracked-files=no"], repo)
+    # "dirty" = uncommitted changes to tracked files other than benchmark outputs (which a run rewrites)
+    dirty = _git(["status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)benchmarks/results"], repo)
     return {
         "commit": commit or "unknown",
         "dirty": bool(dirty) if dirty is not None else None,
