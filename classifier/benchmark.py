@@ -25,7 +25,6 @@ import math
 import os
 import sys
 import warnings
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -123,7 +122,6 @@ def _default_data_dir() -> str | None:
 
 def _dermamnist_npz(size: int) -> str:
     try:
-        import medmnist  # noqa: F401
         from medmnist import DermaMNIST
     except ImportError:
         raise ValueError("no local data given and the 'medmnist' package is not installed: pass --data-dir "
@@ -158,8 +156,7 @@ def prepare_manifest(cfg: BenchmarkConfig, out: Path) -> Manifest:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # duplicate handling is reported in the manifest counts
             manifest, _ = build_manifest(fractions=cfg.fractions, seed=cfg.split_seed, **source)
-    keep = list(range(len(manifest)))
-    train_idx = [i for i in keep if manifest.splits[i] == "train"]
+    train_idx = manifest.indices("train")
     train_labels = [manifest.labels[i] for i in train_idx]
     chosen = set(train_idx)
     if cfg.train_fraction < 1.0 or cfg.max_train_images is not None:
@@ -168,7 +165,7 @@ def prepare_manifest(cfg: BenchmarkConfig, out: Path) -> Manifest:
         chosen = {train_idx[j] for j in sub}
     rows = []
     for split in ("val", "test"):
-        idx = [i for i in keep if manifest.splits[i] == split]
+        idx = manifest.indices(split)
         rows += [idx[j] for j in per_class_cap([manifest.labels[i] for i in idx], cfg.max_eval_per_class,
                                                cfg.split_seed)]
     rows = sorted(set(rows) | chosen)
@@ -426,8 +423,8 @@ def report_markdown(results: dict) -> str:
                   "epochs and one seed: its numbers say nothing about whether GAN augmentation helps.", ""]
     lines += [f"- command: `{m['command']}`", f"- commit: `{m['commit']}`{' (dirty tree)' if m.get('dirty') else ''}",
               f"- device: {m['device']}; GPU: {m['gpu'] or 'none'}",
-              f"- versions: " + ", ".join(f"{k} {v}" for k, v in m["versions"].items()),
-              f"- manifest: `{m['manifest_hash'][:16]}` (lesion-grouped split; see manifest.csv)",
+              "- versions: " + ", ".join(f"{k} {v}" for k, v in m["versions"].items()),
+              f"- manifest: `{m['manifest_hash'][:16]}` (grouped, stratified split; see manifest.csv)",
               f"- classifier: {cfg['classifier']} ({results['pretrained']}), {cfg['image_size']} px, batch "
               f"{cfg['batch_size']}, AdamW lr {cfg['lr']} wd {cfg['weight_decay']}, cosine with "
               f"{cfg['warmup_epochs']} warm-up epoch, {results['epochs']} epochs of {results['data']['train_total']} "

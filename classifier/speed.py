@@ -12,7 +12,7 @@ import torch
 
 from gan_augment import GANBalancedDataset
 from gan_augment._io import write_json, write_text
-from gan_augment.data import Manifest, ManifestDataset, build_manifest
+from gan_augment.data import ManifestDataset, build_manifest
 from gan_augment.models import create_generator
 from gan_augment.perf import loader_throughput, sampling_throughput
 from gan_augment.provenance import run_metadata

@@ -6,7 +6,6 @@ import os
 from pathlib import Path
 from typing import Sequence
 
-import torch
 from PIL import Image
 
 from ._io import atomic_path

@@ -185,7 +185,7 @@ class Trainer:
         g = torch.Generator()
         g.manual_seed(self.cfg.train.seed + 3)
         k = self.cfg.train.samples_per_class
-        rows = max(1, self.num_classes) if self.num_classes else k
+        rows = self.num_classes or k  # one row per class; a k x k grid when unconditional
         z = torch.randn(rows * k, self.G.z_dim, generator=g)
         y = torch.arange(self.num_classes).repeat_interleave(k) if self.num_classes else None
         return z, y
@@ -417,13 +417,12 @@ class Trainer:
     def _save_samples(self, writer) -> None:
         images = self.sample_grid_images()
         k = self.cfg.train.samples_per_class
-        path = save_image_grid(images, self.sample_dir / f"step_{self.step:08d}.png", nrow=k)
+        save_image_grid(images, self.sample_dir / f"step_{self.step:08d}.png", nrow=k)
         save_image_grid(images, self.sample_dir / "latest.png", nrow=k)
         if writer is not None:
             from torchvision.utils import make_grid
 
             writer.add_image("samples", make_grid(images, nrow=k), self.step)
-        del path
 
     def _plot_curves(self) -> None:
         records = self.read_log()
