@@ -1,8 +1,8 @@
-"""Throughput of the plug-in API: DataLoader images/s with GANBalancedDataset vs the real data alone (same
-albumentations pipeline, same machine, one run, reported as a ratio) and generator sampling images/s at 256 px.
+"""Speed ratios measured in one run: the GAN trainer vs a bare loop, sampling from a generator file, a classifier
+epoch with GANBalancedDataset vs real images only, and FID feature extraction (see classifier/speed.py).
 
-    python benchmarks/speed.py --out benchmarks/results/speed_cpu
-    python benchmarks/speed.py --device cuda --out benchmarks/results/speed_gpu
+    python benchmarks/speed.py --quick --device cpu --out benchmarks/results/speed/cpu_quick
+    python benchmarks/speed.py --device cuda --out benchmarks/results/speed/gpu
 """
 
 import sys

@@ -34,6 +34,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, RandomSampler
 
 from gan_augment import GANBalancedDataset, MinorityOversampler
+from gan_augment import distributed as gdist
 from gan_augment._io import write_json, write_text
 from gan_augment.classifier_file import load_classifier, save_classifier
 from gan_augment.data import Manifest, ManifestDataset, build_manifest
@@ -222,7 +223,11 @@ def _train_generator(cfg: BenchmarkConfig, manifest_path: Path, out: Path) -> Pa
 
     overrides = [f"data.manifest={manifest_path}", "data.split=train", f"out={out / 'gan'}",
                  "data.max_images=null", "data.train_fraction=1.0", "data.classes=null", *cfg.gan_overrides]
-    gcfg = load_config(cfg.gan_config, overrides)
+    config_path = Path(cfg.gan_config)
+    shipped = Path(__file__).resolve().parents[1] / cfg.gan_config  # "configs/..." works from any directory
+    if not config_path.is_file() and not config_path.is_absolute() and shipped.is_file():
+        config_path = shipped
+    gcfg = load_config(config_path, overrides)
     resume = (out / "gan" / "checkpoints").is_dir() and any((out / "gan" / "checkpoints").glob("ckpt_*.pt"))
     result = train(gcfg, resume=resume)
     if not result.finished:
@@ -253,13 +258,22 @@ class _Runner:
                                     verbose=verbose)
         self.test_labels = np.asarray(self.test.targets)
         self.generator: str | None = None
-        self.device = torch.device("cuda" if (cfg.device == "auto" and torch.cuda.is_available()) else
-                                   ("cpu" if cfg.device == "auto" else cfg.device))
+        self.dist, self.device = gdist.init_from_env(cfg.device)
 
     def _loader(self, ds, *, sampler=None, shuffle=False, seed=0, drop_last=False) -> DataLoader:
+        """Evaluation loaders (no sampler, no shuffle) are whole; training loaders are sharded under torchrun:
+        each process gets every world_size-th item of the one-process order and batch_size / world_size."""
         g = torch.Generator().manual_seed(seed)
         nw = self.cfg.num_workers
-        return DataLoader(ds, batch_size=self.cfg.batch_size, sampler=sampler, shuffle=shuffle if sampler is None
+        batch_size = self.cfg.batch_size
+        training = sampler is not None or shuffle
+        if self.dist.enabled and training:
+            if sampler is None:  # what DataLoader(shuffle=True, generator=g) would build
+                sampler = RandomSampler(ds, generator=g)
+            sampler = gdist.ShardedSampler(sampler)
+            start, stop = gdist.shard_bounds(batch_size, self.dist)
+            batch_size = stop - start
+        return DataLoader(ds, batch_size=batch_size, sampler=sampler, shuffle=shuffle if sampler is None
                           else False, generator=g if sampler is None else None, num_workers=nw,
                           pin_memory=self.device.type == "cuda", drop_last=drop_last, persistent_workers=nw > 0)
 
@@ -330,6 +344,9 @@ class _Runner:
                              warmup_epochs=cfg.warmup_epochs, class_weights=weights, device=str(self.device),
                              seed=seed, progress=cfg.progress, desc=f"{arm} seed {seed}")
             model, fr = fit(model, loader, self._loader(self.val), self.class_names, fcfg)
+        if not self.dist.is_main:  # rank 0 tests and writes; the others read its record
+            gdist.barrier()
+            return json.loads(result_path.read_text())
         probs, labels = predict(model, self._loader(self.test), device=self.device)
         metrics = classification_metrics(probs, labels, self.class_names)
         np.save(self.runs / f"{arm}_seed{seed}_test_probs.npy", probs.astype(np.float32))
@@ -342,6 +359,7 @@ class _Runner:
                   "seconds": fr.seconds, "train_images_per_second": fr.images_per_second,
                   "pretrained": spec.pretrained, "class_weights": weights, **info}
         write_json(result_path, record)
+        gdist.barrier()
         return record
 
     @property
@@ -555,7 +573,9 @@ def run_benchmark(cfg: BenchmarkConfig, command: list[str] | None = None) -> dic
         raise ValueError(f"unknown arms {unknown}; choose from {list(ARMS)}")
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    manifest = prepare_manifest(cfg, out)
+    info, _ = gdist.init_from_env(cfg.device)  # under torchrun: join the group; rank 0 writes every file
+    with gdist.main_first():
+        manifest = prepare_manifest(cfg, out)
     if cfg.generator and any(a.startswith("gan") for a in cfg.arms):
         _check_generator(cfg.generator, manifest)  # refuse before spending any classifier run
     runner = _Runner(cfg, manifest, out)
@@ -586,7 +606,8 @@ def run_benchmark(cfg: BenchmarkConfig, command: list[str] | None = None) -> dic
     arms = _aggregate(records, runner.class_names, rare)
     regime = "full" if cfg.train_fraction >= 1 else f"frac{int(round(cfg.train_fraction * 100)):03d}"
     meta = run_metadata(command, device=runner.device)
-    meta.update({"regime": regime, "manifest_hash": manifest.hash, "preset": cfg.preset})
+    meta.update({"regime": regime, "manifest_hash": manifest.hash, "preset": cfg.preset,
+                 "world_size": info.world_size})
     results = {
         "meta": meta,
         "config": dataclasses.asdict(cfg),
@@ -600,9 +621,11 @@ def run_benchmark(cfg: BenchmarkConfig, command: list[str] | None = None) -> dic
     }
     if generator_info:
         results["generator"] = generator_info
-    write_json(out / "results.json", results)
-    write_text(out / "report.md", report_markdown(results))
-    _plots(results, out)
+    if info.is_main:
+        write_json(out / "results.json", results)
+        write_text(out / "report.md", report_markdown(results))
+        _plots(results, out)
+    gdist.barrier()
     return results
 
 
@@ -610,13 +633,13 @@ def _generator_check(cfg: BenchmarkConfig, runner: _Runner, gen_path: str, out: 
     from gan_augment.metrics.evaluate import evaluate_generator
 
     path = out / "generator_check" / "metrics.json"
-    if path.is_file():
-        return json.loads(path.read_text())
-    features = [cfg.check_features, "classifier"]
-    return evaluate_generator(gen_path, runner.manifest, out=out / "generator_check", split="val",
-                              per_class=cfg.check_per_class, features=features,
-                              classifier=runner.runs / "aug_seed0.safetensors", device=str(runner.device),
-                              max_real_per_class=cfg.max_eval_per_class, progress=cfg.progress)
+    if runner.dist.is_main and not path.is_file():  # under torchrun rank 0 measures and the others read its file
+        evaluate_generator(gen_path, runner.manifest, out=out / "generator_check", split="val",
+                           per_class=cfg.check_per_class, features=[cfg.check_features, "classifier"],
+                           classifier=runner.runs / "aug_seed0.safetensors", device=str(runner.device),
+                           max_real_per_class=cfg.max_eval_per_class, progress=cfg.progress)
+    gdist.barrier()
+    return json.loads(path.read_text())
 
 
 def build_config(args: argparse.Namespace) -> BenchmarkConfig:
@@ -673,6 +696,10 @@ def main(argv: list[str] | None = None) -> int:
     except (GeneratorMismatch, ValueError, TimeoutError) as exc:
         print(f"balance_isic: {exc}", file=sys.stderr)
         return 2
+    finally:
+        gdist.shutdown()
+    if not gdist.is_main():
+        return 0
     print(report_markdown(results))
     print(f"\nwrote {cfg.out}/results.json, report.md and plots")
     return 0

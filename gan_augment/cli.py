@@ -67,6 +67,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    from . import distributed
     from .training import TrainingDiverged, load_config, train
 
     config = load_config(args.config, args.overrides)
@@ -75,9 +76,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
     except TrainingDiverged as exc:
         print(f"gan-augment train: {exc}", file=sys.stderr)
         return 3
-    state = "finished" if result.finished else "paused (time limit) - rerun with --resume"
-    print(f"{state} at step {result.step}; generator: {result.generator_path}; "
-          f"{result.images_per_second:.1f} real images/s")
+    finally:
+        distributed.shutdown()
+    if distributed.is_main():
+        state = "finished" if result.finished else "paused (time limit) - rerun with --resume"
+        print(f"{state} at step {result.step}; generator: {result.generator_path}; "
+              f"{result.images_per_second:.1f} real images/s")
     return 0
 
 

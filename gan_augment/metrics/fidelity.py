@@ -4,7 +4,8 @@ Metrics take features, not images or URLs (MONAI's ``FIDMetric`` style): the cal
 (:mod:`gan_augment.metrics.features`) and can cache features. torchmetrics' FID / KID / IS accept a custom
 ``feature=`` module; we pass an identity module so they run on the features we already have, and their
 Frechet / polynomial-kernel / KL code is used as is. Random subsets (KID, IS splits) are drawn under a fixed
-seed without touching the caller's RNG.
+seed without touching the caller's RNG. Each call sees whole feature sets, so the metrics never gather across
+torchrun processes (``sync_on_compute=False``): rank 0 alone may evaluate.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ def fid(real: torch.Tensor, fake: torch.Tensor) -> float:
     real, fake = _as2d(real), _as2d(fake)
     if len(real) < 2 or len(fake) < 2:
         raise ValueError("FID needs at least 2 real and 2 generated samples")
-    metric = FrechetInceptionDistance(feature=_Precomputed(real.shape[1]))
+    metric = FrechetInceptionDistance(feature=_Precomputed(real.shape[1]), sync_on_compute=False)
     metric.update(real, real=True)
     metric.update(fake, real=False)
     return max(float(metric.compute()), 0.0)  # tiny negative values are round-off of identical sets
@@ -79,7 +80,7 @@ def kid(real: torch.Tensor, fake: torch.Tensor, *, subset_size: int | None = Non
         raise ValueError("KID needs at least 2 real and 2 generated samples")
     subset_size = min(subset_size or 1000, n)
     metric = _quiet(KernelInceptionDistance, feature=_Precomputed(real.shape[1]), subsets=subsets,
-                    subset_size=subset_size)
+                    subset_size=subset_size, sync_on_compute=False)
     metric.update(real, real=True)
     metric.update(fake, real=False)
     with torch.random.fork_rng(devices=[]):
@@ -98,7 +99,8 @@ def inception_score(logits: torch.Tensor, *, splits: int = 10, seed: int = 0) ->
 
     logits = _as2d(logits)
     splits = max(1, min(splits, len(logits) // 2))
-    metric = _quiet(InceptionScore, feature=_Precomputed(logits.shape[1]), splits=splits, normalize=False)
+    metric = _quiet(InceptionScore, feature=_Precomputed(logits.shape[1]), splits=splits, normalize=False,
+                    sync_on_compute=False)
     metric.update(logits)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)

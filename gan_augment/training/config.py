@@ -56,6 +56,7 @@ class DataConfig:
     cache: bool = True  # decode once into memory as uint8 (estimate printed first)
     class_balance: float = 1.0  # class sampling prob ~ count**class_balance: 1 = natural, 0 = uniform
     num_workers: int = 0  # DataLoader workers when cache is off
+    cache_on_device: bool = True  # on CUDA, keep the uint8 cache in GPU memory when it fits in a quarter of it
 
 
 @dataclass
@@ -109,6 +110,8 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:1 ...
     amp: bool = True  # bf16 autocast on CUDA; always full precision on CPU
     channels_last: bool = True  # CUDA only
+    compile: bool = False  # torch.compile G and D for the training steps (slower start, faster steps on GPU)
+    sync_batchnorm: bool = False  # under torchrun on CUDA: BatchNorm statistics over the global batch
     checkpoint_every: int = 1000
     keep_last: int = 3
     sample_every: int = 500

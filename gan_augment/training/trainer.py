@@ -26,6 +26,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from .. import __version__
+from .. import distributed as gdist
 from .._io import atomic_path, write_json, write_text
 from ..augment import AdaptiveAugment, DiffAugment
 from ..data.transforms import gan_to_uint8, uint8_to_gan
@@ -42,8 +43,8 @@ __all__ = ["Trainer", "TrainResult", "TrainingDiverged", "resolve_device", "trai
 RESUMABLE_CHANGES = {
     "out", "train.steps", "train.epochs", "train.time_limit_minutes", "train.progress", "train.tensorboard",
     "train.device", "train.log_every", "train.sample_every", "train.checkpoint_every", "train.keep_last",
-    "train.samples_per_class", "data.num_workers", "data.cache", "data.manifest", "data.metadata",
-    "data.image_dir", "data.image_folder", "data.medmnist",
+    "train.samples_per_class", "train.compile", "data.num_workers", "data.cache", "data.cache_on_device",
+    "data.manifest", "data.metadata", "data.image_dir", "data.image_folder", "data.medmnist",
 }
 
 
@@ -83,7 +84,15 @@ def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
 
 
 class Trainer:
-    """Train a (class-conditional) GAN from a :class:`GANConfig`; ``fit()`` runs until ``train.steps``."""
+    """Train a (class-conditional) GAN from a :class:`GANConfig`; ``fit()`` runs until ``train.steps``.
+
+    Under ``torchrun --nproc_per_node N`` each process takes a contiguous 1/N of every global batch
+    (``train.batch_size`` stays the global batch), with the latents and augmentation draws a single process would
+    use for those rows; gradients are averaged across processes after each backward (see
+    :mod:`gan_augment.distributed`), so the ranks hold identical weights and, BatchNorm statistics aside
+    (``train.sync_batchnorm`` on CUDA), the run follows the single-process one. Rank 0 alone logs, samples and
+    checkpoints; checkpoints hold no per-rank state, so a run resumes under any number of processes.
+    """
 
     def __init__(self, config: GANConfig, *, resume: bool = False):
         self.cfg = config
@@ -93,14 +102,19 @@ class Trainer:
         self.ckpt_dir = self.out / "checkpoints"
         self.sample_dir = self.out / "samples"
         self.log_path = self.out / "log.jsonl"
-        self.device = resolve_device(tc.device)
+        resolve_device(tc.device)  # validates the name with a clear message
+        self.dist, self.device = gdist.init_from_env(tc.device)
+        self.main = self.dist.is_main
         self.is_cuda = self.device.type == "cuda"
-        self.verbose = tc.progress
+        self.verbose = tc.progress and self.main
+        self._shard = gdist.shard_bounds(tc.batch_size, self.dist)
         if self.is_cuda:
             torch.backends.cudnn.benchmark = True
 
         resume_state = self._find_resume_state() if resume else None
-        self.data: GANData = prepare_gan_data(config.data, config.model.resolution, self.out, verbose=self.verbose)
+        with gdist.main_first():  # rank 0 writes the split manifest, the others then read the same data
+            self.data: GANData = prepare_gan_data(config.data, config.model.resolution, self.out,
+                                                  verbose=self.verbose)
         if resume_state is not None and resume_state["manifest_hash"] != self.data.manifest.hash:
             raise ValueError(f"cannot resume: the checkpoint was trained on manifest {resume_state['manifest_hash'][:12]}"
                              f" but the config now gives {self.data.manifest.short_hash}")
@@ -111,6 +125,7 @@ class Trainer:
         ac = config.augment
         self.augment = DiffAugment(ac.policy, p=ac.p, translation=ac.translation, cutout=ac.cutout,
                                    padding=ac.padding, seed=tc.seed + 2)
+        self.augment.shard = (self.dist.rank, self.dist.world_size)
         self.ada = (AdaptiveAugment(self.augment, target=ac.target, interval=ac.interval, speed_kimg=ac.speed_kimg,
                                     threshold=self.loss.threshold) if ac.adaptive else None)
         self.z_gen = torch.Generator(device=self.device)
@@ -129,6 +144,7 @@ class Trainer:
         self._images = None
         if self.data.dataset.cached:
             self._images = torch.from_numpy(self.data.dataset.uint8_array()).permute(0, 3, 1, 2).contiguous()
+            self._images = self._maybe_to_device(self._images)
         self._chance_history: deque = deque(maxlen=max(1, math.ceil(tc.chance_window / max(tc.log_every * tc.n_dis, 1))))
         self._chance_warned = False
         self._reset_stats()
@@ -136,8 +152,21 @@ class Trainer:
             self._restore(resume_state)
         elif self.ckpt_dir.exists() and any(self.ckpt_dir.glob("ckpt_*.pt")):
             raise ValueError(f"{self.out} already holds a run; pass --resume to continue it or choose another out")
-        elif self.log_path.exists():
+        elif self.log_path.exists() and self.main:
             self.log_path.unlink()  # a run that died before its first checkpoint: start the log afresh
+
+    def _maybe_to_device(self, images: torch.Tensor) -> torch.Tensor:
+        """Move the uint8 cache to the GPU when it fits in a quarter of the free memory (no per-step copies)."""
+        if not (self.is_cuda and self.cfg.data.cache_on_device):
+            return images
+        free, _ = torch.cuda.mem_get_info(self.device)
+        if images.numel() > free // 4:
+            if self.verbose:
+                print(f"image cache ({images.numel() / 2**30:.1f} GiB) kept in host memory: it would take more "
+                      f"than a quarter of the {free / 2**30:.1f} GiB free on {self.device}", file=sys.stderr)
+            return images
+        self._labels_cpu = self._labels_cpu.to(self.device)
+        return images.to(self.device)
 
     # ------------------------------------------------------------------------------------------ setup
     def _build_models(self) -> None:
@@ -158,15 +187,22 @@ class Trainer:
         self.G.class_names = self.class_names if (self.num_classes or len(self.class_names) == 1) else None
         fmt = torch.channels_last if (self.is_cuda and tc.channels_last) else torch.contiguous_format
         self.memory_format = fmt
+        if self.dist.enabled and self.is_cuda and tc.sync_batchnorm:
+            self.G = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.G)
+            self.D = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.D)
         self.G.to(self.device, memory_format=fmt)
         self.D.to(self.device, memory_format=fmt)
+        # What the training steps call: the modules themselves or their compiled forms (same parameters).
+        self.G_step = torch.compile(self.G) if tc.compile else self.G
+        self.D_step = torch.compile(self.D) if tc.compile else self.D
         self.ema = (ModelEmaV3(self.G, decay=tc.ema_decay, update_after_step=tc.ema_start, exclude_buffers=True)
                     if tc.ema_decay > 0 else None)
         betas = tuple(tc.betas)
         if len(betas) != 2:
             raise ValueError(f"train.betas needs two numbers, got {tc.betas}")
-        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=tc.lr_g, betas=betas)
-        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=tc.lr_d, betas=betas)
+        fused = {"fused": True} if self.is_cuda else {}  # one kernel per step on CUDA; CPU keeps the default
+        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=tc.lr_g, betas=betas, **fused)
+        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=tc.lr_d, betas=betas, **fused)
 
     def _build_loss(self) -> GANLoss:
         lc = self.cfg.loss
@@ -194,14 +230,20 @@ class Trainer:
     def _batch_iter(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Yield (images in [-1, 1], labels) on the device, starting after the consumed batches."""
         nb = self.cfg.data.num_workers
+        lo, hi = self._shard  # this process's rows of each global batch
+        shards = (idx[lo:hi] for idx in self.stream.batches(self.batches_consumed))
         if self._images is not None:
-            for idx in self.stream.batches(self.batches_consumed):
+            for idx in shards:
+                if self._images.is_cuda:  # GPU-resident cache: index on the device
+                    idx = idx.to(self.device, non_blocking=True)
+                    yield self._to_model_input(self._images[idx]), self._labels_cpu[idx]
+                    continue
                 x = self._images[idx]
                 if self.is_cuda:
                     x = x.pin_memory().to(self.device, non_blocking=True)
                 yield self._to_model_input(x), self._labels_cpu[idx].to(self.device, non_blocking=True)
         else:
-            loader = DataLoader(self.data.dataset, batch_sampler=self.stream.batches(self.batches_consumed),
+            loader = DataLoader(self.data.dataset, batch_sampler=shards,
                                 num_workers=nb, pin_memory=self.is_cuda, persistent_workers=nb > 0)
             for x, y in loader:
                 yield self._to_model_input(x.to(self.device, non_blocking=True)), y.to(self.device)
@@ -212,18 +254,24 @@ class Trainer:
     def _labels(self, y: torch.Tensor) -> torch.Tensor | None:
         return y if self.num_classes else None
 
+    def _latents(self) -> torch.Tensor:
+        """This process's rows of a global batch of latents (every rank draws the same global batch)."""
+        lo, hi = self._shard
+        z = torch.randn(self.cfg.train.batch_size, self.G.z_dim, device=self.device, generator=self.z_gen)
+        return z[lo:hi] if self.dist.enabled else z
+
     # ------------------------------------------------------------------------------------------ phases
     def _d_step(self, real: torch.Tensor, y_real: torch.Tensor) -> None:
         """One discriminator update on a real batch and a fake batch of the same classes."""
         y = self._labels(y_real)
-        z = torch.randn(real.shape[0], self.G.z_dim, device=self.device, generator=self.z_gen)
+        z = self._latents()
         with torch.no_grad(), self.autocast:
-            fake = self.G(z, y)
+            fake = self.G_step(z, y)
         lc = self.cfg.loss
         with self.autocast:
             real_aug, fake_aug = self.augment(real), self.augment(fake)
-            real_logits = self.D(real_aug, y).float()
-            fake_logits = self.D(fake_aug, y).float()
+            real_logits = self.D_step(real_aug, y).float()
+            fake_logits = self.D_step(fake_aug, y).float()
             loss = self.loss.d_loss(real_logits, fake_logits)
             penalty = self.loss.d_penalty(self.D, real_aug, fake_aug, y, generator=self.z_gen)
             if lc.r1_gamma > 0 and self.d_steps % lc.r1_every == 0:
@@ -232,6 +280,7 @@ class Trainer:
         total = loss if penalty is None else loss + penalty
         self.opt_d.zero_grad(set_to_none=True)
         total.backward()
+        gdist.all_reduce_gradients(self.D.parameters())
         self.opt_d.step()
         self.loss.after_d_step(self.D)
         if self.ada is not None:
@@ -250,14 +299,15 @@ class Trainer:
     def _g_step(self, y_real: torch.Tensor) -> None:
         """One generator update against the current D (fake classes follow the real batch's classes)."""
         y = self._labels(y_real)
-        z = torch.randn(y_real.shape[0], self.G.z_dim, device=self.device, generator=self.z_gen)
+        z = self._latents()
         for p in self.D.parameters():
             p.requires_grad_(False)
         with self.autocast:
-            fake_logits = self.D(self.augment(self.G(z, y)), y).float()
+            fake_logits = self.D_step(self.augment(self.G_step(z, y)), y).float()
             loss = self.loss.g_loss(fake_logits)
         self.opt_g.zero_grad(set_to_none=True)
         loss.backward()
+        gdist.all_reduce_gradients(self.G.parameters())
         self.opt_g.step()
         for p in self.D.parameters():
             p.requires_grad_(True)
@@ -267,8 +317,9 @@ class Trainer:
     # ------------------------------------------------------------------------------------------ loop
     def fit(self) -> TrainResult:
         tc = self.cfg.train
-        self.cfg.save(self.out / "config.yaml")
-        writer = self._tensorboard()
+        if self.main:
+            self.cfg.save(self.out / "config.yaml")
+        writer = self._tensorboard() if self.main else None
         limit_s = tc.time_limit_minutes * 60 if tc.time_limit_minutes else None
         t_start = time.monotonic()
         t_window, imgs_window = time.monotonic(), 0
@@ -290,7 +341,8 @@ class Trainer:
                 if self.ema is not None:
                     self.ema.update(self.G, step=self.step)
                 imgs_window += tc.batch_size * tc.n_dis
-                if self.step % tc.log_every == 0 or self.step == self.total_steps:
+                logged = self.step % tc.log_every == 0 or self.step == self.total_steps
+                if logged:
                     now = time.monotonic()
                     ips = imgs_window / max(now - t_window, 1e-9)
                     self._run_images += imgs_window
@@ -306,10 +358,14 @@ class Trainer:
                     self._save_samples(writer)
                 if self.step % tc.checkpoint_every == 0:
                     last_ckpt = self._checkpoint()
-                if limit_s is not None and time.monotonic() - t_start > limit_s and self.step < self.total_steps:
+                over = limit_s is not None and time.monotonic() - t_start > limit_s and self.step < self.total_steps
+                if self.dist.enabled:  # all ranks must stop together: agree at log steps (one sync, no per-step)
+                    over = gdist.broadcast_flag(over, self.device) if logged else False
+                if over:
                     finished = False
-                    tqdm.write(f"time limit of {tc.time_limit_minutes} min reached at step {self.step}; "
-                               "checkpointing - rerun with --resume to continue", file=sys.stderr)
+                    if self.main:
+                        tqdm.write(f"time limit of {tc.time_limit_minutes} min reached at step {self.step}; "
+                                   "checkpointing - rerun with --resume to continue", file=sys.stderr)
                     break
         finally:
             pbar.close()
@@ -321,12 +377,15 @@ class Trainer:
         if last_ckpt is None or not last_ckpt.name.endswith(f"{self.step:08d}.pt"):
             last_ckpt = self._checkpoint()
         self._save_samples(writer)
-        gen_path = self._export_generator()
+        gen_path = self.out / "generator.safetensors"
         run_ips = self._run_images / max(time.monotonic() - t_start, 1e-9)
-        self._write_summary(finished, run_ips)
-        self._plot_curves()
+        if self.main:
+            gen_path = self._export_generator()
+            self._write_summary(finished, run_ips)
+            self._plot_curves()
         if writer is not None:
             writer.close()
+        gdist.barrier()  # the files exist for every rank once fit() returns
         return TrainResult(step=self.step, finished=finished, generator_path=gen_path, checkpoint_path=last_ckpt,
                            images_per_second=run_ips, log_path=self.log_path)
 
@@ -340,6 +399,7 @@ class Trainer:
 
     def _flush_stats(self, images_per_second: float) -> dict[str, Any]:
         s = self._stats
+        s.update(gdist.all_reduce_mean({k: v for k, v in s.items() if isinstance(v, torch.Tensor)}))
         n_d, n_g = max(s["n_d"], 1), max(s["n_g"], 1)
         record: dict[str, Any] = {"step": self.step, "d_steps": self.d_steps}
         for k in ("d_loss", "penalty", "d_real_acc", "d_fake_acc", "real_logit", "fake_logit"):
@@ -373,7 +433,7 @@ class Trainer:
         loss = sum(lo for _, lo in self._chance_history) / len(self._chance_history)
         chance = self.loss.chance_d_loss
         at_chance = acc < 0.55 and (chance is None or abs(loss - chance) < 0.05 * chance)
-        if at_chance and not self._chance_warned:
+        if at_chance and not self._chance_warned and self.main:
             tqdm.write(f"WARNING: D is at chance at step {self.step}: accuracy {acc:.2f}"
                        + (f", loss {loss:.3f} vs chance {chance:.3f}" if chance is not None else "")
                        + f" over the last {tc.chance_window} D steps. It is not learning: raise lr_d or n_dis, "
@@ -382,6 +442,8 @@ class Trainer:
         return at_chance
 
     def _write_log(self, record: dict[str, Any], writer) -> None:
+        if not self.main:
+            return
         with open(self.log_path, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(record) + "\n")
         if writer is not None:
@@ -415,6 +477,9 @@ class Trainer:
         return torch.cat(outs)
 
     def _save_samples(self, writer) -> None:
+        self._sync_buffers()
+        if not self.main:
+            return
         images = self.sample_grid_images()
         k = self.cfg.train.samples_per_class
         save_image_grid(images, self.sample_dir / f"step_{self.step:08d}.png", nrow=k)
@@ -462,8 +527,18 @@ class Trainer:
                 "z_dim": self.G.z_dim, "manifest_hash": self.data.manifest.hash, "split": self.cfg.data.split,
                 "library_version": __version__}
 
+    def _sync_buffers(self) -> None:
+        """Under torchrun: average BatchNorm running statistics across ranks before they are used or saved."""
+        gdist.average_buffers(self.G, self.D, self.ema.module if self.ema is not None else None)
+
     def _checkpoint(self) -> Path:
         tc = self.cfg.train
+        path = self.ckpt_dir / f"ckpt_{self.step:08d}.pt"
+        self._sync_buffers()
+        gdist.check_consistent(self.G, "the generator")
+        gdist.check_consistent(self.D, "the discriminator")
+        if not self.main:
+            return path
         state = {
             "format": CHECKPOINT_FORMAT, "format_version": 1, "library_version": __version__,
             "step": self.step, "batches_consumed": self.batches_consumed, "d_steps": self.d_steps,
@@ -474,8 +549,8 @@ class Trainer:
             "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
             "augment": self.augment.state_dict(), "ada": self.ada.state_dict() if self.ada is not None else None,
             "rng": {"z": self.z_gen.get_state(), "torch": torch.get_rng_state()},
+            "world_size": self.dist.world_size,
         }
-        path = self.ckpt_dir / f"ckpt_{self.step:08d}.pt"
         with atomic_path(path, suffix=".pt") as tmp:
             torch.save(state, tmp)
         for old in sorted(self.ckpt_dir.glob("ckpt_*.pt"))[:-tc.keep_last]:
@@ -519,8 +594,9 @@ class Trainer:
         self.step, self.batches_consumed = int(state["step"]), int(state["batches_consumed"])
         self.d_steps, self.elapsed_s = int(state["d_steps"]), float(state["elapsed_s"])
         # Drop log lines written after the checkpoint (a killed run may have logged further).
-        records = [r for r in self.read_log() if r["step"] <= self.step]
-        write_text(self.log_path, "".join(json.dumps(r) + "\n" for r in records))
+        if self.main:
+            records = [r for r in self.read_log() if r["step"] <= self.step]
+            write_text(self.log_path, "".join(json.dumps(r) + "\n" for r in records))
         if self.verbose:
             print(f"resumed from {state['_path']} at step {self.step}", file=sys.stderr)
 
