@@ -135,6 +135,8 @@ def fit(model: nn.Module, train_loader: DataLoader, val_loader: DataLoader | Non
     from timm.scheduler import CosineLRScheduler
 
     info, device = gdist.init_from_env(cfg.device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed input size: let cuDNN pick the fastest kernels once
     fmt = torch.channels_last if device.type == "cuda" and cfg.channels_last else torch.contiguous_format
     if info.enabled and device.type == "cuda" and cfg.sync_batchnorm:
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
