@@ -110,7 +110,7 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:1 ...
     amp: bool = True  # bf16 autocast on CUDA; always full precision on CPU
     channels_last: bool = True  # CUDA only
-    compile: bool = False  # torch.compile G and D for the training steps (slower start, faster steps on GPU)
+    compile: bool = False  # torch.compile G for the training steps (slower start; D stays eager)
     sync_batchnorm: bool = False  # under torchrun on CUDA: BatchNorm statistics over the global batch
     checkpoint_every: int = 1000
     keep_last: int = 3

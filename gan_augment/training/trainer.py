@@ -192,9 +192,11 @@ class Trainer:
             self.D = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.D)
         self.G.to(self.device, memory_format=fmt)
         self.D.to(self.device, memory_format=fmt)
-        # What the training steps call: the modules themselves or their compiled forms (same parameters).
+        # What the training steps call: the modules themselves or G's compiled form (same parameters). D stays
+        # eager: spectral norm updates its power-iteration vectors in place between D's two forwards of a step,
+        # which the compiled backward rejects (measured on torch 2.14: "modified by an inplace operation").
         self.G_step = torch.compile(self.G) if tc.compile else self.G
-        self.D_step = torch.compile(self.D) if tc.compile else self.D
+        self.D_step = self.D
         self.ema = (ModelEmaV3(self.G, decay=tc.ema_decay, update_after_step=tc.ema_start, exclude_buffers=True)
                     if tc.ema_decay > 0 else None)
         betas = tuple(tc.betas)
