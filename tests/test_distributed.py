@@ -62,6 +62,7 @@ def test_two_processes_train_the_gan_like_one_and_resume_with_one(tmp_path):
     assert steps == [1, 2, 3, 4]  # rank 0 alone logs
     ckpt = torch.load(run / "checkpoints" / "ckpt_00000004.pt", weights_only=True)
     assert ckpt["world_size"] == 2 and ckpt["batches_consumed"] == ref["batches_consumed"] == 8
+    assert json.loads((run / "train_summary.json").read_text())["world_size"] == 2
     for k in r0["G"]:
         assert torch.equal(ckpt["G"][k], r0["G"][k])
 

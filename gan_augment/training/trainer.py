@@ -140,7 +140,7 @@ class Trainer:
         self.d_steps = 0
         self.elapsed_s = 0.0
         self._fixed = self._fixed_latents()
-        self._labels_cpu = torch.tensor(self.data.labels, dtype=torch.long)
+        self._label_tensor = torch.tensor(self.data.labels, dtype=torch.long)
         self._images = None
         if self.data.dataset.cached:
             self._images = torch.from_numpy(self.data.dataset.uint8_array()).permute(0, 3, 1, 2).contiguous()
@@ -165,7 +165,7 @@ class Trainer:
                 print(f"image cache ({images.numel() / 2**30:.1f} GiB) kept in host memory: it would take more "
                       f"than a quarter of the {free / 2**30:.1f} GiB free on {self.device}", file=sys.stderr)
             return images
-        self._labels_cpu = self._labels_cpu.to(self.device)
+        self._label_tensor = self._label_tensor.to(self.device)
         return images.to(self.device)
 
     # ------------------------------------------------------------------------------------------ setup
@@ -238,12 +238,12 @@ class Trainer:
             for idx in shards:
                 if self._images.is_cuda:  # GPU-resident cache: index on the device
                     idx = idx.to(self.device, non_blocking=True)
-                    yield self._to_model_input(self._images[idx]), self._labels_cpu[idx]
+                    yield self._to_model_input(self._images[idx]), self._label_tensor[idx]
                     continue
                 x = self._images[idx]
                 if self.is_cuda:
                     x = x.pin_memory().to(self.device, non_blocking=True)
-                yield self._to_model_input(x), self._labels_cpu[idx].to(self.device, non_blocking=True)
+                yield self._to_model_input(x), self._label_tensor[idx].to(self.device, non_blocking=True)
         else:
             loader = DataLoader(self.data.dataset, batch_sampler=shards,
                                 num_workers=nb, pin_memory=self.is_cuda, persistent_workers=nb > 0)
@@ -518,6 +518,7 @@ class Trainer:
             "images_per_second_this_run": run_ips, "elapsed_s_total": self.elapsed_s,
             "device": torch.cuda.get_device_name(self.device) if self.is_cuda else f"cpu ({platform.processor() or platform.machine()})",
             "torch": torch.__version__, "gan_augment": __version__, "python": platform.python_version(),
+            "world_size": self.dist.world_size,
             "train_images": len(self.data.labels), "per_class": self.data.subset.get("per_class"),
             "manifest_hash": self.data.manifest.hash, "last_log": last,
         })
