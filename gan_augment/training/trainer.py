@@ -187,9 +187,13 @@ class Trainer:
         self.G.class_names = self.class_names if (self.num_classes or len(self.class_names) == 1) else None
         fmt = torch.channels_last if (self.is_cuda and tc.channels_last) else torch.contiguous_format
         self.memory_format = fmt
-        if self.dist.enabled and self.is_cuda and tc.sync_batchnorm:
-            self.G = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.G)
-            self.D = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.D)
+        if self.dist.enabled and tc.sync_batchnorm:
+            if self.is_cuda:
+                self.G = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.G)
+                self.D = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.D)
+            elif self.main:  # torch's SyncBatchNorm has no CPU kernel
+                print("train.sync_batchnorm needs CUDA; BatchNorm uses each process's share of the batch",
+                      file=sys.stderr)
         self.G.to(self.device, memory_format=fmt)
         self.D.to(self.device, memory_format=fmt)
         # What the training steps call: the modules themselves or G's compiled form (same parameters). D stays
