@@ -145,7 +145,8 @@ class _Transformed(torch.utils.data.Dataset):
 
 def classifier_epoch_speed(source: dict, s: dict, device: str, num_workers: int) -> dict[str, Any]:
     manifest, _ = build_manifest(**source)
-    real = ManifestDataset(manifest, "train", output="numpy", cache=True, verbose=False)
+    # square crops at the classifier size, as the benchmark harness uses (synthetic images keep their shape)
+    real = ManifestDataset(manifest, "train", image_size=s["cls_size"], output="numpy", cache=True, verbose=False)
     transform = build_transform(s["cls_size"], augment=True, seed=0)
     torch.manual_seed(0)
     G = create_generator("resnet", resolution=s["bank_resolution"], num_classes=len(real.classes), base_channels=48,
