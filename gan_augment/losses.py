@@ -40,7 +40,9 @@ class GANLoss:
         raise NotImplementedError
 
     def d_penalty(self, D: nn.Module, real: torch.Tensor, fake: torch.Tensor, y: torch.Tensor | None,
-                  generator: torch.Generator | None = None) -> torch.Tensor | None:
+                  generator: torch.Generator | None = None, shard: tuple[int, int] = (0, 1)) -> torch.Tensor | None:
+        """Extra D loss term; ``shard=(rank, world)``: this batch is that rank's slice of a global batch, and any
+        random draw is made for the global batch and sliced (so sharding leaves the random stream unchanged)."""
         return None
 
     def after_d_step(self, D: nn.Module) -> None:
@@ -135,8 +137,11 @@ class WGANGPLoss(WGANLoss):
     def after_d_step(self, D):
         return None
 
-    def d_penalty(self, D, real, fake, y, generator=None):
-        alpha = torch.rand(real.shape[0], 1, 1, 1, generator=generator, device=real.device).to(real.dtype)
+    def d_penalty(self, D, real, fake, y, generator=None, shard=(0, 1)):
+        rank, world = shard
+        n = real.shape[0]
+        alpha = torch.rand(n * world, 1, 1, 1, generator=generator, device=real.device)[rank * n:(rank + 1) * n]
+        alpha = alpha.to(real.dtype)
         x = (alpha * real.detach() + (1 - alpha) * fake.detach()).requires_grad_(True)
         (grad,) = torch.autograd.grad(D(x, y).sum(), x, create_graph=True)
         return self.gp_lambda * ((grad.flatten(1).norm(2, dim=1) - 1.0) ** 2).mean()

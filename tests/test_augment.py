@@ -72,3 +72,16 @@ def test_adaptive_p_rises_when_d_overfits_and_falls_otherwise():
     ada2 = AdaptiveAugment(DiffAugment("color"), target=0.6, interval=2, speed_kimg=0.1)
     ada2.load_state_dict(state)
     assert ada2.last_rt == ada.last_rt
+
+
+def test_sharded_augmentation_equals_augmenting_the_global_batch():
+    x = torch.rand(6, 3, 16, 16) * 2 - 1
+    full = DiffAugment("color,translation,cutout", p=0.7, seed=4)
+    expected = full(x)
+    parts = []
+    for rank in range(3):
+        aug = DiffAugment("color,translation,cutout", p=0.7, seed=4)
+        aug.shard = (rank, 3)
+        parts.append(aug(x[2 * rank:2 * rank + 2]))
+        assert torch.equal(aug.state_dict()["rng"]["cpu"], full.state_dict()["rng"]["cpu"])
+    torch.testing.assert_close(torch.cat(parts), expected)

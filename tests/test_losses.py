@@ -84,3 +84,19 @@ def test_unknown_loss_lists_choices():
     with pytest.raises(ValueError, match=r"unknown loss 'focal'; available: \['bce', 'hinge', 'lsgan', 'wgan', 'wgan-gp'\]"):
         create_loss("focal")
     assert create_loss("WGAN_GP").name == "wgan-gp"
+
+
+def test_wgan_gp_sharded_over_two_processes_equals_the_global_batch():
+    torch.manual_seed(0)
+    D = create_discriminator("dcgan", resolution=32, base_channels=4, batch_norm=False)
+    gp = create_loss("wgan-gp", gp_lambda=10.0)
+    real, fake = torch.randn(4, 3, 32, 32), torch.randn(4, 3, 32, 32)
+    g_full = torch.Generator().manual_seed(0)
+    full = gp.d_penalty(D, real, fake, None, generator=g_full)
+    halves = []
+    for rank in (0, 1):
+        g = torch.Generator().manual_seed(0)
+        halves.append(gp.d_penalty(D, real[2 * rank:2 * rank + 2], fake[2 * rank:2 * rank + 2], None, generator=g,
+                                   shard=(rank, 2)))
+        assert torch.equal(g.get_state(), g_full.get_state())  # the random stream advances as one process's
+    torch.testing.assert_close((halves[0] + halves[1]) / 2, full)

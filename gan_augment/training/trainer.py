@@ -279,7 +279,8 @@ class Trainer:
             real_logits = self.D_step(real_aug, y).float()
             fake_logits = self.D_step(fake_aug, y).float()
             loss = self.loss.d_loss(real_logits, fake_logits)
-            penalty = self.loss.d_penalty(self.D, real_aug, fake_aug, y, generator=self.z_gen)
+            penalty = self.loss.d_penalty(self.D, real_aug, fake_aug, y, generator=self.z_gen,
+                                          shard=(self.dist.rank, self.dist.world_size))
             if lc.r1_gamma > 0 and self.d_steps % lc.r1_every == 0:
                 r1 = r1_penalty(self.D, real_aug, y, lc.r1_gamma * lc.r1_every)
                 penalty = r1 if penalty is None else penalty + r1
