@@ -88,7 +88,7 @@ def gan_training_speed(arch: str, source: dict, s: dict, device: str, work: Path
             f"train.log_every={s['gan_log_every']}", f"train.sample_every={10 * s['gan_steps']}",
             f"train.checkpoint_every={10 * s['gan_steps']}", "train.progress=false", "train.tensorboard=false",
             "train.time_limit_minutes=null", f"train.device={device}", "train.ema_start=0"]
-    base += [f"data.{k}={v}" for k, v in source.items()]
+    base += [f"data.{k}={'null' if v is None else v}" for k, v in source.items()]
     if s["gan_batch"]:
         base.append(f"train.batch_size={s['gan_batch']}")
     out: dict[str, Any] = {"config": GAN_RECIPES[arch]}
