@@ -35,10 +35,12 @@ from gan_augment.perf import (
     feature_throughput,
     loader_throughput,
     sampling_throughput,
+    synchronize,
     trainer_log_throughput,
 )
 from gan_augment.provenance import run_metadata
 
+from .benchmark import WithTransform
 from .engine import FitConfig, fit
 from .models import create_classifier
 from .transforms import build_transform
@@ -63,32 +65,30 @@ def _default_data_dir() -> Path:
     return Path(os.environ.get("GAN_AUGMENT_DATA", REPO.parent / "shared" / "data" / "ham10000_200x150"))
 
 
-def _source(data_dir: Path) -> dict[str, Any]:
-    """HAM10000-style folder (metadata CSV) or an ImageFolder tree."""
+def _manifest(data_dir: Path, work: Path) -> Path:
+    """Split a HAM10000-style folder (metadata CSV) or an ImageFolder tree once; every part reads this manifest."""
     csv = data_dir / "HAM10000_metadata.csv"
     if csv.is_file():
-        return {"metadata": str(csv), "image_dir": str(data_dir)}
-    if data_dir.is_dir():
-        return {"image_folder": str(data_dir), "group_col": None}
-    raise ValueError(f"--data-dir {data_dir}: neither a HAM10000 folder (HAM10000_metadata.csv) nor an ImageFolder")
-
-
-def _sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
+        source = {"metadata": str(csv), "image_dir": str(data_dir)}
+    elif data_dir.is_dir():
+        source = {"image_folder": str(data_dir), "group_col": None}
+    else:
+        raise ValueError(f"--data-dir {data_dir}: neither a HAM10000 folder (HAM10000_metadata.csv) nor an "
+                         "ImageFolder")
+    manifest, _ = build_manifest(**source)
+    return manifest.write(work / "manifest.csv")
 
 
 # ------------------------------------------------------------------------------------------------ GAN training
-def gan_training_speed(arch: str, source: dict, s: dict, device: str, work: Path) -> dict[str, Any]:
+def gan_training_speed(arch: str, manifest: Path, s: dict, device: str, work: Path) -> dict[str, Any]:
     from gan_augment.training import Trainer, load_config
 
-    base = ["train.epochs=null", "data.manifest=null", "data.metadata=null", "data.image_dir=null",
+    base = ["train.epochs=null", f"data.manifest={manifest}", "data.metadata=null", "data.image_dir=null",
             "data.image_folder=null", "data.medmnist=null", f"data.max_images={s['gan_images']}",
             f"model.resolution={s['gan_resolution']}", f"train.steps={s['gan_steps']}",
             f"train.log_every={s['gan_log_every']}", f"train.sample_every={10 * s['gan_steps']}",
             f"train.checkpoint_every={10 * s['gan_steps']}", "train.progress=false", "train.tensorboard=false",
             "train.time_limit_minutes=null", f"train.device={device}", "train.ema_start=0"]
-    base += [f"data.{k}={'null' if v is None else v}" for k, v in source.items()]
     if s["gan_batch"]:
         base.append(f"train.batch_size={s['gan_batch']}")
     out: dict[str, Any] = {"config": GAN_RECIPES[arch]}
@@ -129,22 +129,7 @@ def sampling_speed(s: dict, device: str, work: Path) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------------------ classifier
-class _Transformed(torch.utils.data.Dataset):
-    def __init__(self, base, transform):
-        self.base, self.transform, self.targets = base, transform, base.targets
-
-    def __len__(self):
-        return len(self.base)
-
-    def __getitem__(self, i):
-        from gan_augment.data.transforms import apply_transform
-
-        image, label = self.base[i][:2]
-        return apply_transform(self.transform, image), label
-
-
-def classifier_epoch_speed(source: dict, s: dict, device: str, num_workers: int) -> dict[str, Any]:
-    manifest, _ = build_manifest(**source)
+def classifier_epoch_speed(manifest: Path, s: dict, device: str, num_workers: int) -> dict[str, Any]:
     # square crops at the classifier size, as the benchmark harness uses (synthetic images keep their shape)
     real = ManifestDataset(manifest, "train", image_size=s["cls_size"], output="numpy", cache=True, verbose=False)
     transform = build_transform(s["cls_size"], augment=True, seed=0)
@@ -155,7 +140,7 @@ def classifier_epoch_speed(source: dict, s: dict, device: str, num_workers: int)
     t0 = time.perf_counter()
     balanced = GANBalancedDataset(real, G, transform=transform, bank_size=s["bank_size"], device=device, seed=0)
     bank_seconds = time.perf_counter() - t0
-    real_t = _Transformed(real, transform)
+    real_t = WithTransform(real, transform)
     n = s["cls_items"] or len(real)
     cuda = device.startswith("cuda")
 
@@ -167,11 +152,11 @@ def classifier_epoch_speed(source: dict, s: dict, device: str, num_workers: int)
     def epoch(ds, items) -> dict[str, Any]:
         torch.manual_seed(0)
         model, _ = create_classifier("tf_efficientnet_lite0", num_classes=len(real.classes), pretrained=False)
-        _sync(device)
+        synchronize(device)
         start = time.perf_counter()
         _, result = fit(model, loader(ds, items), None, list(real.classes),
                         FitConfig(epochs=1, device=device, progress=False))
-        _sync(device)
+        synchronize(device)
         elapsed = time.perf_counter() - start
         images = (items // s["cls_batch"]) * s["cls_batch"]
         return {"images": images, "seconds": elapsed, "images_per_second": images / elapsed}
@@ -213,17 +198,17 @@ def run_speed_benchmark(*, data_dir: Path, out: Path, device: str, quick: bool, 
                         command: list[str] | None = None) -> dict[str, Any]:
     """Measure, write ``speed.json`` + ``speed.md`` under ``out`` and return the results."""
     s = SETTINGS["quick" if quick else "full"]
-    source = _source(data_dir)
     result: dict[str, Any] = {"meta": run_metadata(command, device=torch.device(device)),
                               "mode": "quick" if quick else "full", "settings": s, "data": str(data_dir)}
     with tempfile.TemporaryDirectory(prefix="gan_augment_speed_") as tmp:
         work = Path(tmp)
+        manifest = _manifest(data_dir, work) if {"gan", "classifier"} & set(parts) else None
         if "gan" in parts:
-            result["gan_training"] = {arch: gan_training_speed(arch, source, s, device, work) for arch in GAN_RECIPES}
+            result["gan_training"] = {arch: gan_training_speed(arch, manifest, s, device, work) for arch in GAN_RECIPES}
         if "sampling" in parts:
             result["sampling_256"] = sampling_speed(s, device, work)
         if "classifier" in parts:
-            result["classifier_epoch"] = classifier_epoch_speed(source, s, device, num_workers)
+            result["classifier_epoch"] = classifier_epoch_speed(manifest, s, device, num_workers)
         if "features" in parts:
             result["features"] = feature_speed(s, device)
     out.mkdir(parents=True, exist_ok=True)

@@ -25,6 +25,7 @@ from PIL import Image
 from torch.utils.data import ConcatDataset, Dataset, Sampler, Subset, get_worker_info
 
 from .data.transforms import apply_transform
+from .distributed import shard_length, shard_order
 from .models import GeneratorBase
 
 __all__ = [
@@ -644,16 +645,10 @@ class DistributedMinorityOversampler(MinorityOversampler):
         if not 0 <= rank < num_replicas:
             raise ValueError(f"rank {rank} out of range for {num_replicas} replicas")
         self.num_replicas, self.rank, self.drop_last = num_replicas, rank, drop_last
-        total = super().__len__()
-        self.per_rank = total // num_replicas if drop_last else math.ceil(total / num_replicas)
+        self.per_rank = shard_length(super().__len__(), num_replicas, drop_last)
 
     def __iter__(self):
-        idx = self.indices()
-        total = self.per_rank * self.num_replicas
-        if len(idx) < total:
-            idx = torch.cat([idx, idx[: total - len(idx)]])
-        idx = idx[:total]
-        return iter(idx[self.rank::self.num_replicas].tolist())
+        return iter(shard_order(self.indices().tolist(), self.num_replicas, self.rank, self.drop_last))
 
     def __len__(self) -> int:
         return self.per_rank

@@ -27,7 +27,7 @@ from torch.utils.data import Sampler
 
 __all__ = ["DistInfo", "init_from_env", "get_info", "is_main", "barrier", "main_first", "all_reduce_gradients",
            "average_buffers", "all_reduce_mean", "broadcast_flag", "shutdown", "check_consistent", "shard_bounds",
-           "ShardedSampler"]
+           "shard_length", "shard_order", "ShardedSampler"]
 
 
 @dataclass(frozen=True)
@@ -227,10 +227,20 @@ class ShardedSampler(Sampler[int]):
             self.base.set_epoch(epoch)
 
     def __len__(self) -> int:
-        return math.ceil(len(self.base) / self.num_replicas)
+        return shard_length(len(self.base), self.num_replicas)
 
     def __iter__(self):
-        order = list(self.base)
-        total = len(self) * self.num_replicas
-        order += order[: total - len(order)]
-        return iter(order[self.rank::self.num_replicas])
+        return iter(shard_order(list(self.base), self.num_replicas, self.rank))
+
+
+def shard_length(n: int, num_replicas: int, drop_last: bool = False) -> int:
+    """Items per rank when ``n`` items are sharded (padded up, or the tail dropped with ``drop_last``)."""
+    return n // num_replicas if drop_last else math.ceil(n / num_replicas)
+
+
+def shard_order(order: list[int], num_replicas: int, rank: int, drop_last: bool = False) -> list[int]:
+    """Rank ``rank``'s share of ``order``: padded by repeating its head (or truncated), then every
+    ``num_replicas``-th item from ``rank`` - what ``DistributedSampler`` does to its permutation."""
+    total = shard_length(len(order), num_replicas, drop_last) * num_replicas
+    order = (order + order[: total - len(order)])[:total]
+    return order[rank::num_replicas]

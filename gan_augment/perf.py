@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import statistics
 import time
 from typing import Any
 
@@ -12,7 +13,7 @@ from torch.utils.data import DataLoader, Dataset
 from .models import GeneratorBase
 
 __all__ = ["loader_throughput", "sampling_throughput", "bare_gan_step_throughput", "trainer_log_throughput",
-           "feature_throughput"]
+           "feature_throughput", "synchronize"]
 
 
 def _collate_count(batch: list) -> int:
@@ -47,18 +48,18 @@ def sampling_throughput(generator: GeneratorBase, *, n: int = 256, batch_size: i
     cls = 0 if generator.num_classes else None
     for _ in range(warmup):
         generator.sample(batch_size, cls, seed=0, batch_size=batch_size, device=device, amp=amp)
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+    synchronize(device)
     start = time.perf_counter()
     generator.sample(n, cls, seed=1, batch_size=batch_size, device=device, amp=amp)
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+    synchronize(device)
     elapsed = time.perf_counter() - start
     return {"images": n, "seconds": elapsed, "images_per_second": n / elapsed, "batch_size": batch_size,
             "resolution": generator.resolution, "device": str(device), "bf16": bool(amp and device.type == "cuda")}
 
 
-def _sync(device: torch.device) -> None:
+def synchronize(device: str | torch.device) -> None:
+    """Wait for queued CUDA work (timings must not end before the GPU does); a no-op on CPU."""
+    device = torch.device(device)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
@@ -107,11 +108,11 @@ def bare_gan_step_throughput(G: torch.nn.Module, D: torch.nn.Module, loss, *, ba
     D.train()
     for _ in range(warmup):
         step()
-    _sync(device)
+    synchronize(device)
     start = time.perf_counter()
     for _ in range(steps):
         step()
-    _sync(device)
+    synchronize(device)
     elapsed = time.perf_counter() - start
     images = steps * batch_size * n_dis
     return {"steps": steps, "images": images, "seconds": elapsed, "images_per_second": images / elapsed}
@@ -122,10 +123,7 @@ def trainer_log_throughput(records: list[dict[str, Any]], *, skip: int = 1) -> d
     windows = [r["img_per_s"] for r in records[skip:]] or [r["img_per_s"] for r in records]
     if not windows:
         raise ValueError("the trainer logged no throughput windows")
-    ordered = sorted(windows)
-    mid = len(ordered) // 2
-    median = ordered[mid] if len(ordered) % 2 else 0.5 * (ordered[mid - 1] + ordered[mid])
-    return {"windows": len(windows), "images_per_second": median, "all_windows": windows}
+    return {"windows": len(windows), "images_per_second": statistics.median(windows), "all_windows": windows}
 
 
 @torch.no_grad()
@@ -135,10 +133,10 @@ def feature_throughput(extractor, *, n: int = 256, resolution: int = 256, batch_
     images = torch.randint(0, 256, (n, 3, resolution, resolution), dtype=torch.uint8)
     for _ in range(warmup):
         extractor(images[:batch_size], batch_size=batch_size)
-    _sync(extractor.device)
+    synchronize(extractor.device)
     start = time.perf_counter()
     extractor(images, batch_size=batch_size)
-    _sync(extractor.device)
+    synchronize(extractor.device)
     elapsed = time.perf_counter() - start
     return {"images": n, "seconds": elapsed, "images_per_second": n / elapsed, "batch_size": batch_size,
             "extractor": extractor.label, "device": str(extractor.device)}
