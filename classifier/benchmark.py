@@ -15,7 +15,8 @@ real training split, whatever the arm samples from). Arms:
 
 The best baseline is the best of the four non-GAN arms by mean test balanced accuracy. Differences come with a
 95 % paired bootstrap CI over test images and seeds. Before the GAN arms run, the generator is checked:
-FID / KID against the validation split and the ``aug`` classifier's per-class accuracy on synthetic images.
+FID / KID against the validation split, a linear real-vs-synthetic probe (can a classifier learn "looks
+generated" as a shortcut?) and the ``aug`` classifier's per-class accuracy on synthetic images.
 Every finished (arm, seed) run is saved, so an interrupted benchmark resumes where it stopped.
 """
 
@@ -468,9 +469,11 @@ def report_markdown(results: dict) -> str:
         for name, d in dist.items():
             if "overall" in d:
                 o = d["overall"]
+                probe = (f"; a linear probe tells generated from real with {o['c2st']:.0%} balanced accuracy "
+                         "(50 % = indistinguishable)" if "c2st" in o else "")
                 lines.append(f"- {chk.get('feature_spaces', {}).get(name, name)}: FID {o.get('fid', float('nan')):.1f}, "
                              f"KID {o.get('kid', float('nan')) * 1e3:.1f}e-3 vs the validation split "
-                             f"({o['n_real']} real / {o['n_fake']} generated).")
+                             f"({o['n_real']} real / {o['n_fake']} generated){probe}.")
         cas = chk.get("classification_accuracy_on_synthetic")
         if cas:
             real = chk.get("classification_accuracy_on_real_heldout", {}).get("per_class", {})

@@ -24,6 +24,7 @@ from gan_augment.metrics import (
     load_lpips,
     memorisation_test,
     precision_recall,
+    real_vs_synthetic,
     reference_metrics,
 )
 from gan_augment.metrics.evaluate import class_accuracy_on_synthetic
@@ -97,6 +98,21 @@ def test_noise_moves_every_metric_in_its_documented_direction(tmp_path):
         checked.append(name)
     assert sorted(checked) == sorted(k for k in METRIC_DIRECTIONS if k != "is")
     assert METRIC_DIRECTIONS["ms_gmsd"] == "lower" and METRIC_DIRECTIONS["mdsi"] == "lower"  # not MedImageGAN's
+
+
+def test_real_vs_synthetic_probe_is_chance_for_one_distribution_and_one_for_separable_sets():
+    g = torch.Generator().manual_seed(0)
+    real = torch.randn(200, 32, generator=g)
+    same = torch.randn(200, 32, generator=g)
+    assert abs(real_vs_synthetic(real, same) - 0.5) < 0.1
+    # a signature in one feature only (a "looks generated" direction), invisible in the others
+    marked = torch.randn(200, 32, generator=g)
+    marked[:, 7] += 4.0
+    assert real_vs_synthetic(real, marked) > 0.95
+    assert real_vs_synthetic(real, marked) == real_vs_synthetic(real, marked)  # seeded folds: deterministic
+    assert 0.4 < real_vs_synthetic(real[:20], same[:20]) < 0.8  # small per-class sets still give a number
+    with pytest.raises(ValueError, match="at least 2"):
+        real_vs_synthetic(real[:1], same)
 
 
 def test_inception_score_from_logits():

@@ -1,7 +1,8 @@
 """Metrics: distribution (FID/KID/IS/PR on features), reference (piq/lpips), memorisation, and `evaluate`."""
 
 from .features import FEATURE_EXTRACTORS, FeatureExtractor, cached_features, create_feature_extractor
-from .fidelity import METRIC_DIRECTIONS, distribution_metrics, fid, inception_score, kid, precision_recall
+from .fidelity import (METRIC_DIRECTIONS, distribution_metrics, fid, inception_score, kid, precision_recall,
+                       real_vs_synthetic)
 from .memorisation import memorisation_test
 from .reference import REFERENCE_METRICS, LPIPSUnavailable, load_lpips, nearest_indices, reference_metrics
 
@@ -21,5 +22,6 @@ __all__ = [
     "memorisation_test",
     "nearest_indices",
     "precision_recall",
+    "real_vs_synthetic",
     "reference_metrics",
 ]

@@ -267,17 +267,19 @@ def metrics_markdown(r: dict[str, Any]) -> str:
         if "unavailable" in dist:
             lines += ["", f"unavailable: {dist['unavailable']}", ""]
             continue
-        lines += ["", "| class | n real / gen | FID | KID (x1e3) | precision | recall |",
-                  "|---|---|---:|---:|---:|---:|"]
+        lines += ["", "| class | n real / gen | FID | KID (x1e3) | precision | recall | real-vs-synthetic probe |",
+                  "|---|---|---:|---:|---:|---:|---:|"]
         for cname, m in [("**all**", dist["overall"])] + list(dist.get("per_class", {}).items()):
             kid = m.get("kid")
             lines.append(f"| {cname} | {m['n_real']} / {m['n_fake']} | {_fmt(m.get('fid'))} | "
                          f"{_fmt(kid * 1e3 if kid is not None else None)} | {_fmt(m.get('precision'))} | "
-                         f"{_fmt(m.get('recall'))} |")
+                         f"{_fmt(m.get('recall'))} | {_fmt(m.get('c2st'))} |")
         if "is" in dist["overall"]:
             lines.append(f"\nIS with this network's logits: {dist['overall']['is']:.3f} +- {dist['overall']['is_std']:.3f}")
         lines.append("\nFID, KID: lower is better; precision, recall: higher is better. Per-class FID on a few dozen "
-                     "images is biased upwards: compare KID.\n")
+                     "images is biased upwards: compare KID. Real-vs-synthetic probe: cross-validated balanced "
+                     "accuracy of a linear classifier telling generated from real features (0.5 = "
+                     "indistinguishable, 1 = always told apart).\n")
     if "classification_accuracy_on_synthetic" in r:
         cas = r["classification_accuracy_on_synthetic"]
         real = r["classification_accuracy_on_real_heldout"]

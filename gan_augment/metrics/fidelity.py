@@ -1,4 +1,5 @@
-"""Distribution metrics on precomputed features: FID, KID, IS (torchmetrics) and precision / recall (piq).
+"""Distribution metrics on precomputed features: FID, KID, IS (torchmetrics), precision / recall (piq) and a
+classifier two-sample test (scikit-learn).
 
 Metrics take features, not images or URLs (MONAI's ``FIDMetric`` style): the caller picks the feature space
 (:mod:`gan_augment.metrics.features`) and can cache features. torchmetrics' FID / KID / IS accept a custom
@@ -18,13 +19,15 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["fid", "kid", "inception_score", "precision_recall", "distribution_metrics", "METRIC_DIRECTIONS"]
+__all__ = ["fid", "kid", "inception_score", "precision_recall", "real_vs_synthetic", "distribution_metrics",
+           "METRIC_DIRECTIONS"]
 
 # Which way is better, for every metric we report (stated in reports and tested).
 METRIC_DIRECTIONS = {
     "fid": "lower", "kid": "lower", "is": "higher", "precision": "higher", "recall": "higher",
     "psnr": "higher", "ssim": "higher", "ms_ssim": "higher", "haarpsi": "higher",
     "ms_gmsd": "lower", "mdsi": "lower", "lpips": "lower",
+    "c2st": "lower",  # real-vs-synthetic accuracy: 0.5 = indistinguishable, 1 = every image told apart
 }
 
 
@@ -120,11 +123,34 @@ def precision_recall(real: torch.Tensor, fake: torch.Tensor, *, k: int = 5) -> t
     return float(precision), float(recall)
 
 
+def real_vs_synthetic(real: torch.Tensor, fake: torch.Tensor, *, folds: int = 5, seed: int = 0) -> float:
+    """Classifier two-sample test (Lopez-Paz & Oquab, ICLR 2017): held-out balanced accuracy of a linear probe
+    (standardised features, L2 logistic regression) telling generated from real features, k-fold
+    cross-validated. 0.5: the probe cannot tell them apart; near 1: synthetic images carry a signature a
+    classifier trained on them can learn as a shortcut ("looks generated" instead of "looks like class c").
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    real, fake = _as2d(real).double().cpu().numpy(), _as2d(fake).double().cpu().numpy()
+    folds = min(folds, len(real), len(fake))
+    if folds < 2:
+        raise ValueError("the two-sample test needs at least 2 real and 2 generated samples")
+    x = np.concatenate([real, fake])
+    y = np.r_[np.zeros(len(real), dtype=np.int64), np.ones(len(fake), dtype=np.int64)]
+    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+    cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    return float(cross_val_score(probe, x, y, cv=cv, scoring="balanced_accuracy").mean())
+
+
 def distribution_metrics(real: torch.Tensor, fake: torch.Tensor, *, real_labels: Sequence[int] | None = None,
                          fake_labels: Sequence[int] | None = None, class_names: Sequence[str] | None = None,
                          real_logits: torch.Tensor | None = None, fake_logits: torch.Tensor | None = None,
                          k: int = 5, kid_subsets: int = 100) -> dict:
-    """FID, KID, precision/recall (and IS when logits are given), overall and per class.
+    """FID, KID, precision/recall, the real-vs-synthetic two-sample test (and IS when logits are given), overall
+    and per class.
 
     Per-class values compare the generated images of a class with the real images of the same class; with a
     few dozen images per class FID is strongly biased upwards, so read KID there.
@@ -140,6 +166,7 @@ def distribution_metrics(real: torch.Tensor, fake: torch.Tensor, *, real_labels:
             out["kid"], out["kid_std"] = kid(r, f, subsets=kid_subsets)
             out["kid_subset_size"] = min(1000, len(r), len(f))
             out["precision"], out["recall"] = precision_recall(r, f, k=k)
+            out["c2st"] = real_vs_synthetic(r, f)
             if fl is not None and len(fl) >= 2:
                 out["is"], out["is_std"] = inception_score(fl)
         return out
