@@ -526,6 +526,8 @@ def report_markdown(results: dict) -> str:
                 extra += ", then oversampled to balance with MinorityOversampler"
         if "filter_acceptance" in a:
             extra += "; filter acceptance " + ", ".join(f"{c} {v:.0%}" for c, v in a["filter_acceptance"].items())
+        if "synthetic" in a and not syn:
+            extra += " - **no synthetic image was used: this arm trained on real images alone**"
         lines.append(f"- `{arm}`{extra}")
     lines += ["", "Plots: `balanced_accuracy.png`, `per_class_recall.png`, `confusion_matrices.png`.", ""]
     return "\n".join(lines)

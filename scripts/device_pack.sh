@@ -15,6 +15,11 @@
 #   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site
 #     .whl/*.whl .whl-lite0/*.whl && export PYTHONPATH=/tmp/site:$PWD NO_ALBUMENTATIONS_UPDATE=1
 #     GAN_AUGMENT_DATA=$PWD/.data/ham10000_200x150
+# Getting results back: only $OUT returns, at most 8 files of <= 16 MiB, <= 2 folders down. Write run outputs
+# under .data/ (ignored: it stays on the machine while it is warm) and end every call with e.g.
+#   tar -cf $OUT/results.tar --exclude='*.safetensors' --exclude='*.pt' --exclude=checkpoints .data/results
+# then unpack here. A machine idle for 30 s is given back with its checkpoints: chain the calls back to back
+# (a GAN interrupted by a lost machine restarts from step 0, a finished (arm, seed) run is kept in the tar).
 # (untested: no device machine has been lent to this project yet)
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from classifier.results_table import update_readme
+from classifier.results_table import table_files, update_readme
 from gan_augment.generators import save_generator
 from gan_augment.models import create_generator
 
@@ -30,9 +30,12 @@ def test_two_commands_first_and_ci_runs_the_test_command():
     assert ci[-1] == "make test"
 
 
-def test_results_table_comes_from_committed_files():
-    assert update_readme(REPO / "README.md", "benchmarks/results", write=False), \
-        "README results table is stale: run `python benchmarks/results_table.py --write`"
+def test_results_tables_come_from_committed_files():
+    files = table_files(REPO)
+    assert files[0] == (REPO / "README.md", "benchmarks/results")
+    for readme, results_dir in files:
+        assert update_readme(readme, results_dir, write=False), \
+            f"{readme} results table is stale: run `python benchmarks/results_table.py --write`"
 
 
 def test_plug_in_snippet_runs(tmp_path, monkeypatch):
