@@ -449,8 +449,15 @@ def report_markdown(results: dict) -> str:
     classes = results["data"]["class_names"]
     lines = [f"# Does GAN augmentation help? - {m['regime']} regime, preset `{cfg['preset']}`", ""]
     if cfg["preset"] != "full":
-        lines += ["> **Pipeline check, not evidence.** This preset uses a data slice, tiny images, a tiny GAN, few "
-                  "epochs and one seed: its numbers say nothing about whether GAN augmentation helps.", ""]
+        gen = results.get("generator") or {}
+        res = (gen.get("check") or {}).get("generator", {}).get("resolution")
+        gan = f", a {res} px GAN trained {gen.get('step')} steps" if gen else ""
+        n_seeds = len(cfg["seeds"])
+        lines += [f"> **Pipeline check, not evidence.** Preset `{cfg['preset']}`: {results['data']['train_total']} "
+                  f"training images, {cfg['image_size']} px, {results['epochs']} epochs, {n_seeds} "
+                  f"seed{'s' if n_seeds > 1 else ''}{gan}. At this scale the numbers can compare variants with "
+                  "each other; they say nothing about whether GAN augmentation helps under the reference "
+                  "protocol (`--preset full`).", ""]
     lines += [f"- command: `{m['command']}`", f"- commit: `{m['commit']}`{' (dirty tree)' if m.get('dirty') else ''}",
               f"- device: {m['device']}; GPU: {m['gpu'] or 'none'}",
               "- versions: " + ", ".join(f"{k} {v}" for k, v in m["versions"].items()),

@@ -29,10 +29,30 @@ def _ci(d: dict | None) -> str:
     return f"{d['mean'] * 100:+.1f} [{d['ci_low'] * 100:+.1f}, {d['ci_high'] * 100:+.1f}]"
 
 
+def _generator(r: dict) -> str:
+    """'32 px, 5000 steps, FID 75.6 (lite0), probe 97 %' from the run's generator check."""
+    gen = r.get("generator") or {}
+    if not gen:
+        return "-"
+    chk = gen.get("check") or {}
+    parts = [f"{chk['generator']['resolution']} px" if chk.get("generator", {}).get("resolution") else None,
+             f"{gen.get('step')} steps"]
+    for space in ("inception", "lite0"):  # the first available of the standard spaces
+        o = chk.get("distribution", {}).get(space, {}).get("overall", {})
+        if "fid" in o:
+            parts.append(f"FID {o['fid']:.1f} ({space})")
+            if "c2st" in o:
+                parts.append(f"probe {o['c2st'] * 100:.0f} %")
+            break
+    return ", ".join(p for p in parts if p)
+
+
 def results_table(results_dir: str | Path, root: str | Path | None = None) -> str:
-    """One row per (committed run, GAN arm): best baseline vs the GAN arm, with paired-bootstrap CIs."""
-    rows = ["| run | preset | regime | device | seeds | best baseline: BA % | GAN arm: BA % | Δ BA pp [95% CI] | "
-            "Δ rare recall pp [95% CI] | Δ macro-AUROC pp [95% CI] |", "|---|---|---|---|---|---|---|---|---|---|"]
+    """One row per (committed run, GAN arm): best baseline vs the GAN arm, with paired-bootstrap CIs, and the
+    generator behind it (resolution, steps, FID, real-vs-synthetic probe accuracy)."""
+    rows = ["| run | preset | regime | device | seeds | classifier px | generator | best baseline: BA % | "
+            "GAN arm: BA % | Δ BA pp [95% CI] | Δ rare recall pp [95% CI] | Δ macro-AUROC pp [95% CI] |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     root = Path(root) if root is not None else Path.cwd()
     files = sorted((root / results_dir).glob("*/results.json"))
     for path in files:
@@ -45,12 +65,13 @@ def results_table(results_dir: str | Path, root: str | Path | None = None) -> st
             d = comp.get(g, {}) if g else {}
             rows.append(
                 f"| [{path.parent.name}]({path.parent.relative_to(root).as_posix()}/report.md) | {r['config']['preset']} | "
-                f"{meta['regime']} | {device} | {len(r['config']['seeds'])} | "
+                f"{meta['regime']} | {device} | {len(r['config']['seeds'])} | {r['config']['image_size']} | "
+                f"{_generator(r)} | "
                 f"{best or '-'}: {_pct(arms[best]['balanced_accuracy']) if best else '-'} | "
                 f"{g or '-'}: {_pct(arms[g]['balanced_accuracy']) if g else '-'} | "
                 f"{_ci(d.get('balanced_accuracy'))} | {_ci(d.get('rare_mean_recall'))} | {_ci(d.get('macro_auroc'))} |")
     if not files:
-        rows.append("| (no committed results yet) | | | | | | | | | |")
+        rows.append("| (no committed results yet) | | | | | | | | | | | |")
     return "\n".join(rows)
 
 
