@@ -6,12 +6,17 @@ real training split, whatever the arm samples from). Arms:
 
 - ``plain``: no augmentation;  ``aug``: the albumentations pipeline;
 - ``aug_oversample``: + :class:`MinorityOversampler` (real images only);  ``aug_weighted``: + class-weighted CE;
-- ``gan``: + :class:`GANBalancedDataset`;  ``gan_weighted``: + class weights on the balanced set;
+- ``gan``: + :class:`GANBalancedDataset` (synthetic images fill each class up to the majority count, at most
+  ``max_synthetic_fraction`` = 90 % of a class synthetic), drawn class-balanced by :class:`MinorityOversampler`:
+  where the cap binds (the rarest classes) real and synthetic items are repeated as ``aug_oversample`` repeats
+  real ones, so ``gan`` and ``aug_oversample`` see every class equally often and differ only by the synthetic
+  images;  ``gan_weighted``: the same set drawn uniformly, with class-weighted CE (as ``aug_weighted``);
 - ``gan_filtered``: ``gan`` keeping only synthetic images the ``aug`` seed-0 classifier (trained on the
   training split, selected on validation) assigns to their class with probability >= a threshold;
-- ``gan_oversample``: a lighter dose - at most ``mix_synthetic_fraction`` of each class synthetic (0.5: one
-  synthetic image per real one), the rest of the balance made up by oversampling the real+synthetic set with
-  :class:`MinorityOversampler`, so real images keep most of each rare class's weight.
+- ``gan_light``: ``gan`` with a lighter dose, at most ``light_synthetic_fraction`` of each class synthetic
+  (0.5: one synthetic image per real one), so real images keep most of each rare class's weight;
+- ``gan_uniform`` (not in the presets; kept to document it): ``gan`` drawn uniformly from the set - the
+  first definition of ``gan``, which under-draws the classes where the cap binds.
 
 The best baseline is the best of the four non-GAN arms by mean test balanced accuracy. Differences come with a
 95 % paired bootstrap CI over test images and seeds. Before the GAN arms run, the generator is checked:
@@ -54,7 +59,9 @@ from .transforms import build_transform
 
 __all__ = ["BenchmarkConfig", "PRESETS", "run_benchmark", "main", "ARMS", "BASELINES", "GeneratorMismatch"]
 
-ARMS = ("plain", "aug", "aug_oversample", "aug_weighted", "gan", "gan_weighted", "gan_filtered", "gan_oversample")
+ARMS = ("plain", "aug", "aug_oversample", "aug_weighted", "gan", "gan_weighted", "gan_filtered", "gan_light",
+        "gan_uniform")
+DEFAULT_ARMS = tuple(a for a in ARMS if a != "gan_uniform")  # the full protocol's arms
 BASELINES = ("plain", "aug", "aug_oversample", "aug_weighted")
 GOALS = {"full": {"balanced_accuracy": 0.03, "rare_recall": 0.05}, "frac": {"balanced_accuracy": 0.05,
                                                                            "rare_recall": 0.05}}
@@ -84,7 +91,7 @@ class BenchmarkConfig:
     warmup_epochs: float = 1.0
     epochs: int | None = None  # default: 12 (full train split) / 20 (reduced)
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
-    arms: list[str] = field(default_factory=lambda: list(ARMS))
+    arms: list[str] = field(default_factory=lambda: list(DEFAULT_ARMS))
     classifier: str = "tf_efficientnet_lite0"
     pretrained: str = "auto"
     allow_download: bool = False
@@ -93,7 +100,7 @@ class BenchmarkConfig:
     gan_overrides: list[str] = field(default_factory=list)
     strategy: str = "not majority"
     max_synthetic_fraction: float = 0.9
-    mix_synthetic_fraction: float = 0.5  # gan_oversample's cap
+    light_synthetic_fraction: float = 0.5  # gan_light's cap
     bank_size: int = 10_000
     filter_threshold: float = 0.5
     check_per_class: int = 100
@@ -112,7 +119,7 @@ PRESETS: dict[str, dict[str, Any]] = {
                   check_per_class=20, check_features="lite0", bank_size=1000, gan_config="configs/quick_cpu.yaml",
                   gan_overrides=["train.steps=150", "train.progress=false", "train.tensorboard=false"]),
     # GPU: the reference protocol.
-    "full": dict(image_size=256, seeds=[0, 1, 2], arms=list(ARMS), batch_size=64, num_workers=8, n_boot=2000,
+    "full": dict(image_size=256, seeds=[0, 1, 2], arms=list(DEFAULT_ARMS), batch_size=64, num_workers=8, n_boot=2000,
                  check_per_class=100, check_features="inception", bank_size=10_000),
 }
 
@@ -321,7 +328,7 @@ class _Runner:
             info["targets"] = {self.class_names[c]: t for c, t in sampler.targets.items()}
             return self._loader(WithTransform(self.train_real, tf), sampler=sampler, drop_last=True), None, info
         # GAN arms
-        cap = cfg.mix_synthetic_fraction if arm == "gan_oversample" else cfg.max_synthetic_fraction
+        cap = cfg.light_synthetic_fraction if arm == "gan_light" else cfg.max_synthetic_fraction
         balanced = GANBalancedDataset(self.train_real, self.generator, strategy=cfg.strategy,
                                       max_synthetic_fraction=cap, transform=tf,
                                       bank_size=cfg.bank_size, device=self.device, seed=seed,
@@ -329,13 +336,14 @@ class _Runner:
         info["synthetic"], info["synthetic_cap"] = balanced.class_counts(), cap
         if balanced.filter_stats:
             info["filter_acceptance"] = {c: s["accepted"] / max(s["drawn"], 1) for c, s in balanced.filter_stats.items()}
-        if arm == "gan_oversample":  # balance what the cap left unbalanced by drawing real+synthetic items again
+        if arm in ("gan_weighted", "gan_uniform"):  # uniform draws (gan_weighted: the loss weights make up for
+            # what the cap left unbalanced)
+            sampler = RandomSampler(balanced, replacement=False, num_samples=n_real,
+                                    generator=torch.Generator().manual_seed(seed))
+        else:  # every class drawn as often as the majority, as in aug_oversample
             sampler = MinorityOversampler(balanced.get_labels(), cfg.strategy, num_samples=n_real, seed=seed,
                                           classes=self.class_names)
             info["targets"] = {self.class_names[c]: t for c, t in sampler.targets.items()}
-        else:
-            sampler = RandomSampler(balanced, replacement=False, num_samples=n_real,
-                                    generator=torch.Generator().manual_seed(seed))
         weights = self._class_weights(balanced.get_labels()) if arm == "gan_weighted" else None
         return self._loader(balanced, sampler=sampler, drop_last=True), weights, info
 
@@ -529,8 +537,8 @@ def report_markdown(results: dict) -> str:
             syn = sum(v["synthetic"] for v in a["synthetic"].values())
             cap = a.get("synthetic_cap", cfg["max_synthetic_fraction"])
             extra = f" - {syn} synthetic images in the balanced set (cap {cap:.0%} per class)"
-            if arm == "gan_oversample":
-                extra += ", then oversampled to balance with MinorityOversampler"
+            extra += (", drawn uniformly" if arm in ("gan_weighted", "gan_uniform") else
+                      ", drawn class-balanced (MinorityOversampler)")
         if "filter_acceptance" in a:
             extra += "; filter acceptance " + ", ".join(f"{c} {v:.0%}" for c, v in a["filter_acceptance"].items())
         if "synthetic" in a and not syn:
@@ -715,7 +723,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--gan-config", help="YAML config to train the generator (default by preset)")
     p.add_argument("--gan-overrides", type=lambda s: [x for x in s.split(";") if x], help="';'-separated key=value")
     p.add_argument("--max-synthetic-fraction", type=float)
-    p.add_argument("--mix-synthetic-fraction", type=float, help="gan_oversample's cap on synthetic share (0.5)")
+    p.add_argument("--light-synthetic-fraction", type=float, help="gan_light's cap on the synthetic share (0.5)")
     p.add_argument("--bank-size", type=int)
     p.add_argument("--max-train-images", type=int)
     p.add_argument("--max-eval-per-class", type=int)

@@ -174,7 +174,7 @@ def test_benchmark_on_a_medmnist_layout_npz(tmp_path):
 @needs_lite0
 def test_quick_preset_end_to_end_on_shared_data(tmp_path):
     args = _bench(tmp_path, "--data-dir", str(HAM_DIR), "--max-train-images", "210", "--max-eval-per-class", "8",
-                  "--arms", "plain,aug,aug_oversample,aug_weighted,gan,gan_filtered,gan_oversample",
+                  "--arms", "plain,aug,aug_oversample,aug_weighted,gan,gan_filtered,gan_light",
                   "--gan-overrides", "train.steps=20;train.progress=false;train.tensorboard=false;train.log_every=5")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -186,21 +186,23 @@ def test_quick_preset_end_to_end_on_shared_data(tmp_path):
         assert key in meta
     assert meta["regime"] == "full" and meta["manifest_hash"] == Manifest.read(out / "manifest.csv").hash
     assert set(results["arms"]) == {"plain", "aug", "aug_oversample", "aug_weighted", "gan", "gan_filtered",
-                                    "gan_oversample"}
+                                    "gan_light"}
     for arm, a in results["arms"].items():
         assert a["seeds"] == [0]
         for key in ("balanced_accuracy", "macro_f1", "auroc"):
             assert len(a[key]) == 1 and 0 <= a[key][0] <= 1
         assert set(a["per_class_recall"]) == set(results["data"]["class_names"])
     assert results["arms"]["gan"]["synthetic"]["nv"]["synthetic"] == 0  # majority class gets none
-    # gan_oversample: at most one synthetic image per real one, then real+synthetic drawn to balance
-    mix = json.loads((out / "runs" / "gan_oversample_seed0.json").read_text())
-    assert mix["synthetic_cap"] == 0.5 and results["arms"]["gan_oversample"]["synthetic_cap"] == 0.5
-    full = results["arms"]["gan"]["synthetic"]
-    for name, c in mix["synthetic"].items():
-        assert c["synthetic"] <= c["real"] and c["synthetic"] <= full[name]["synthetic"], name
-    assert mix["synthetic"]["df"]["synthetic"] == mix["synthetic"]["df"]["real"] > 0  # rare class: capped at 1:1
-    assert len(set(mix["targets"].values())) == 1  # every class drawn as often as the majority
+    # gan: synthetic images up to 90 % of a class, then every class drawn as often as the majority
+    gan = json.loads((out / "runs" / "gan_seed0.json").read_text())
+    assert gan["synthetic_cap"] == 0.9 and len(set(gan["targets"].values())) == 1
+    # gan_light: at most one synthetic image per real one, drawn class-balanced too
+    light = json.loads((out / "runs" / "gan_light_seed0.json").read_text())
+    assert light["synthetic_cap"] == 0.5 and results["arms"]["gan_light"]["synthetic_cap"] == 0.5
+    for name, c in light["synthetic"].items():
+        assert c["synthetic"] <= c["real"] and c["synthetic"] <= gan["synthetic"][name]["synthetic"], name
+    assert light["synthetic"]["df"]["synthetic"] == light["synthetic"]["df"]["real"] > 0  # rare class: capped 1:1
+    assert len(set(light["targets"].values())) == 1
     assert results["comparison"]["best_baseline"] in ("plain", "aug", "aug_oversample", "aug_weighted")
     ci = results["comparison"]["gan"]["balanced_accuracy"]
     assert ci["ci_low"] <= ci["mean"] <= ci["ci_high"]

@@ -70,19 +70,19 @@ def test_results_table_rows_and_study_tables(tmp_path):
     run = tmp_path / "benchmarks" / "results" / "study" / "a"
     run.mkdir(parents=True)
     arms = {a: {"balanced_accuracy": v} for a, v in
-            {"aug": [0.30, 0.34], "aug_oversample": [0.40, 0.42], "gan": [0.35, 0.37], "gan_oversample": [0.41, 0.45]}.items()}
+            {"aug": [0.30, 0.34], "aug_oversample": [0.40, 0.42], "gan": [0.35, 0.37], "gan_light": [0.41, 0.45]}.items()}
     ci = {"mean": 0.02, "ci_low": -0.01, "ci_high": 0.05}
     (run / "results.json").write_text(__import__("json").dumps({
         "meta": {"regime": "full", "gpu": None}, "config": {"preset": "quick", "seeds": [0, 1], "image_size": 64},
         "arms": arms, "comparison": {"best_baseline": "aug_oversample", "gan": {"balanced_accuracy": ci},
-                                     "gan_oversample": {"balanced_accuracy": ci}},
+                                     "gan_light": {"balanced_accuracy": ci}},
         "generator": {"step": 5000, "check": {"generator": {"resolution": 32}, "distribution": {
             "lite0": {"overall": {"fid": 75.64, "c2st": 0.9712}}}}}}))
     table = results_table(".", run.parent).splitlines()
     assert len(table) == 4  # header, rule, one row per GAN arm
     assert table[2].startswith("| [a](a/report.md) | quick | full | CPU | 2 | 64 | 32 px, 5000 steps, FID 75.6 (lite0), "
                                "probe 97 % | aug_oversample: 41.0 ± 1.4 | gan: 36.0 ± 1.4 | +2.0 [-1.0, +5.0] |")
-    assert "| gan_oversample: 43.0 ± 2.8 |" in table[3]
+    assert "| gan_light: 43.0 ± 2.8 |" in table[3]
     (tmp_path / "README.md").write_text(f"x\n{BEGIN}\n{END}\n")
     (run.parent / "README.md").write_text(f"# study\n{BEGIN}\nold\n{END}\nmore\n")
     assert table_files(tmp_path) == [(tmp_path / "README.md", "benchmarks/results"), (run.parent / "README.md", ".")]
