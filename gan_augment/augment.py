@@ -17,7 +17,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from .distributed import get_info
+from .distributed import draw_for_shard, get_info
 
 __all__ = ["DiffAugment", "AdaptiveAugment", "AUGMENT_OPS"]
 
@@ -91,11 +91,8 @@ class DiffAugment:
         return x
 
     def _draw(self, fn, x: torch.Tensor, tail: tuple[int, ...], g: torch.Generator, *args) -> torch.Tensor:
-        """``fn(*args, (N_global, *tail))`` drawn for the whole global batch, then this rank's rows."""
-        rank, world = self.shard
-        n = x.shape[0]
-        out = fn(*args, (n * world, *tail), generator=g, device=x.device)
-        return out[rank * n:(rank + 1) * n] if world > 1 else out
+        """One draw per image of ``x``, made for the global batch under torchrun (see ``draw_for_shard``)."""
+        return draw_for_shard(fn, x.shape[0], tail, *args, shard=self.shard, generator=g, device=x.device)
 
     def _rand(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
         return self._draw(torch.rand, x, (1, 1, 1), g).to(x.dtype)

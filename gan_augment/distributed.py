@@ -27,7 +27,7 @@ from torch.utils.data import Sampler
 
 __all__ = ["DistInfo", "init_from_env", "get_info", "is_main", "barrier", "main_first", "all_reduce_gradients",
            "average_buffers", "all_reduce_mean", "broadcast_flag", "shutdown", "check_consistent", "shard_bounds",
-           "shard_length", "shard_order", "ShardedSampler"]
+           "shard_length", "shard_order", "ShardedSampler", "draw_for_shard"]
 
 
 @dataclass(frozen=True)
@@ -205,6 +205,16 @@ def shard_bounds(n_global: int, info: DistInfo | None = None) -> tuple[int, int]
     return info.rank * per, (info.rank + 1) * per
 
 
+def draw_for_shard(fn, n: int, tail: tuple[int, ...], *args, shard: tuple[int, int], generator: torch.Generator,
+                   device: torch.device) -> torch.Tensor:
+    """``fn(*args, (n * world, *tail))`` drawn for the whole global batch, then rank ``rank``'s ``n`` rows, for
+    ``shard=(rank, world)``: every rank consumes the random stream one process would, so sharding a batch does not
+    change its latents or augmentation draws. ``fn`` is ``torch.rand`` / ``torch.randn`` / ``torch.randint``."""
+    rank, world = shard
+    out = fn(*args, (n * world, *tail), generator=generator, device=device)
+    return out[rank * n:(rank + 1) * n] if world > 1 else out
+
+
 class ShardedSampler(Sampler[int]):
     """Shard any seeded sampler across ranks, like ``DistributedSampler`` does for a plain dataset.
 
@@ -242,5 +252,6 @@ def shard_order(order: list[int], num_replicas: int, rank: int, drop_last: bool 
     """Rank ``rank``'s share of ``order``: padded by repeating its head (or truncated), then every
     ``num_replicas``-th item from ``rank`` - what ``DistributedSampler`` does to its permutation."""
     total = shard_length(len(order), num_replicas, drop_last) * num_replicas
-    order = (order + order[: total - len(order)])[:total]
-    return order[rank::num_replicas]
+    if order and len(order) < total:  # repeat as often as needed (an order shorter than half the ranks too)
+        order = order * math.ceil(total / len(order))
+    return order[:total][rank::num_replicas]

@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .distributed import draw_for_shard
+
 __all__ = [
     "GANLoss",
     "NonSaturatingLoss",
@@ -138,10 +140,8 @@ class WGANGPLoss(WGANLoss):
         return None
 
     def d_penalty(self, D, real, fake, y, generator=None, shard=(0, 1)):
-        rank, world = shard
-        n = real.shape[0]
-        alpha = torch.rand(n * world, 1, 1, 1, generator=generator, device=real.device)[rank * n:(rank + 1) * n]
-        alpha = alpha.to(real.dtype)
+        alpha = draw_for_shard(torch.rand, real.shape[0], (1, 1, 1), shard=shard, generator=generator,
+                               device=real.device).to(real.dtype)
         x = (alpha * real.detach() + (1 - alpha) * fake.detach()).requires_grad_(True)
         (grad,) = torch.autograd.grad(D(x, y).sum(), x, create_graph=True)
         return self.gp_lambda * ((grad.flatten(1).norm(2, dim=1) - 1.0) ** 2).mean()

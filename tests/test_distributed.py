@@ -129,6 +129,11 @@ def test_sharded_sampler_splits_one_order_over_ranks():
     assert sorted(list(sharded[0]) + list(sharded[1])) == sorted(over)
     with pytest.raises(ValueError, match="rank 2 out of range"):
         ShardedSampler(base(), num_replicas=2, rank=2)
+    # fewer items than half the ranks: the order repeats until every rank gets one, as DistributedSampler does
+    from gan_augment.distributed import shard_order
+
+    assert [shard_order([7, 8], 5, r) for r in range(5)] == [[7], [8], [7], [8], [7]]
+    assert [shard_order([7, 8, 9], 2, r, drop_last=True) for r in range(2)] == [[7], [8]]
 
 
 def test_benchmark_runs_under_torchrun(tmp_path):

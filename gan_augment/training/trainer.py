@@ -263,8 +263,8 @@ class Trainer:
     def _latents(self) -> torch.Tensor:
         """This process's rows of a global batch of latents (every rank draws the same global batch)."""
         lo, hi = self._shard
-        z = torch.randn(self.cfg.train.batch_size, self.G.z_dim, device=self.device, generator=self.z_gen)
-        return z[lo:hi] if self.dist.enabled else z
+        return gdist.draw_for_shard(torch.randn, hi - lo, (self.G.z_dim,), generator=self.z_gen, device=self.device,
+                                    shard=(self.dist.rank, self.dist.world_size))
 
     # ------------------------------------------------------------------------------------------ phases
     def _d_step(self, real: torch.Tensor, y_real: torch.Tensor) -> None:
