@@ -22,7 +22,10 @@ The best baseline is the best of the four non-GAN arms by mean test balanced acc
 95 % paired bootstrap CI over test images and seeds. Before the GAN arms run, the generator is checked:
 FID / KID against the validation split, a linear real-vs-synthetic probe (can a classifier learn "looks
 generated" as a shortcut?) and the ``aug`` classifier's per-class accuracy on synthetic images.
-Every finished (arm, seed) run is saved, so an interrupted benchmark resumes where it stopped.
+Every finished (arm, seed) run is saved, so an interrupted benchmark resumes where it stopped;
+``--time-limit-minutes`` pauses it between runs (machines lent for 10-minute calls), and ``--prepare-only``
+writes the split (``manifest.csv``) and stops, so a generator can be trained on exactly this benchmark's
+training split elsewhere and passed back with ``--generator``.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import json
 import math
 import os
 import sys
+import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -110,6 +114,8 @@ class BenchmarkConfig:
     device: str = "auto"
     n_boot: int = 2000
     progress: bool = True
+    time_limit_minutes: float | None = None  # pause between (arm, seed) runs; rerun to continue
+    prepare_only: bool = False  # write manifest.csv and stop
 
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -230,7 +236,7 @@ def _check_generator(path: str, manifest: Manifest) -> dict:
     return meta
 
 
-def _train_generator(cfg: BenchmarkConfig, manifest_path: Path, out: Path) -> Path:
+def _train_generator(cfg: BenchmarkConfig, manifest_path: Path, out: Path, deadline: float | None = None) -> Path:
     from gan_augment.training import load_config, train
 
     overrides = [f"data.manifest={manifest_path}", "data.split=train", f"out={out / 'gan'}",
@@ -240,6 +246,10 @@ def _train_generator(cfg: BenchmarkConfig, manifest_path: Path, out: Path) -> Pa
     if not config_path.is_file() and not config_path.is_absolute() and shipped.is_file():
         config_path = shipped
     gcfg = load_config(config_path, overrides)
+    if deadline is not None:  # the benchmark's time limit binds the GAN too (it checkpoints and pauses)
+        left = max((deadline - time.monotonic()) / 60, 0.01)
+        own = gcfg.train.time_limit_minutes
+        gcfg.train.time_limit_minutes = min(own, left) if own else left
     resume = (out / "gan" / "checkpoints").is_dir() and any((out / "gan" / "checkpoints").glob("ckpt_*.pt"))
     result = train(gcfg, resume=resume)
     if not result.finished:
@@ -271,6 +281,19 @@ class _Runner:
         self.test_labels = np.asarray(self.test.targets)
         self.generator: str | None = None
         self.dist, self.device = gdist.init_from_env(cfg.device)
+        limit = cfg.time_limit_minutes
+        self.deadline = time.monotonic() + limit * 60 if limit else None
+        self.longest_run_s = 0.0  # the next run is assumed to take as long as the longest so far
+
+    def _check_time(self, what: str) -> None:
+        """Pause (TimeoutError) when ``what`` would probably not finish before the deadline."""
+        if self.deadline is None:
+            return
+        over = time.monotonic() + self.longest_run_s > self.deadline
+        if gdist.broadcast_flag(over, self.device):  # under torchrun every rank stops together
+            done = len(list(self.runs.glob("*_seed*.json")))
+            raise TimeoutError(f"time limit of {self.cfg.time_limit_minutes} min: paused before {what} with {done} "
+                               f"(arm, seed) runs saved in {self.runs}; rerun the same command to continue")
 
     def _loader(self, ds, *, sampler=None, shuffle=False, seed=0, drop_last=False) -> DataLoader:
         """Evaluation loaders (no sampler, no shuffle) are whole; training loaders are sharded under torchrun:
@@ -351,6 +374,8 @@ class _Runner:
         result_path = self.runs / f"{arm}_seed{seed}.json"
         if result_path.is_file():
             return json.loads(result_path.read_text())
+        self._check_time(f"{arm} seed {seed}")
+        t0 = time.monotonic()
         cfg = self.cfg
         loader, weights, info = self.train_set(arm, seed)
         with torch.random.fork_rng(devices=[]):
@@ -363,6 +388,7 @@ class _Runner:
                              warmup_epochs=cfg.warmup_epochs, class_weights=weights, device=str(self.device),
                              seed=seed, progress=cfg.progress, desc=f"{arm} seed {seed}")
             model, fr = fit(model, loader, self._loader(self.val), self.class_names, fcfg)
+        self.longest_run_s = max(self.longest_run_s, time.monotonic() - t0)
         if not self.dist.is_main:  # rank 0 tests and writes; the others read its record
             gdist.barrier()
             return json.loads(result_path.read_text())
@@ -610,10 +636,14 @@ def run_benchmark(cfg: BenchmarkConfig, command: list[str] | None = None) -> dic
     info, _ = gdist.init_from_env(cfg.device)  # under torchrun: join the group; rank 0 writes every file
     with gdist.main_first():
         manifest = prepare_manifest(cfg, out)
+    if cfg.prepare_only:
+        return {"manifest": str(out / "manifest.csv"), "manifest_hash": manifest.hash,
+                "counts": {s: dict(c) for s, c in manifest.counts().items()}}
     if cfg.generator and any(a.startswith("gan") for a in cfg.arms):
         _check_generator(cfg.generator, manifest)  # refuse before spending any classifier run
     if any(a.startswith("gan") for a in cfg.arms):
         _check_feature_weights(cfg)  # likewise: the generator check must be able to run
+    _check_saved_classifier(cfg, out)
     runner = _Runner(cfg, manifest, out)
     rare = [runner.class_names.index(c) for c in cfg.rare_classes if c in runner.class_names]
     records: dict[str, list[dict]] = {}
@@ -631,7 +661,7 @@ def run_benchmark(cfg: BenchmarkConfig, command: list[str] | None = None) -> dic
             _check_generator(cfg.generator, manifest)
             gen_path = cfg.generator
         else:
-            gen_path = str(_train_generator(cfg, out / "manifest.csv", out))
+            gen_path = str(_train_generator(cfg, out / "manifest.csv", out, runner.deadline))
             _check_generator(gen_path, manifest)
         runner.generator = gen_path
         generator_info = {"path": gen_path, "step": read_generator_metadata(gen_path).get("step"),
@@ -663,6 +693,25 @@ def run_benchmark(cfg: BenchmarkConfig, command: list[str] | None = None) -> dic
         _plots(results, out)
     gdist.barrier()
     return results
+
+
+def _check_saved_classifier(cfg: BenchmarkConfig, out: Path) -> None:
+    """The generator check and ``gan_filtered`` use the ``aug`` seed-0 classifier's weights. A benchmark resumed
+    from saved records (another machine, a clone of committed results) has its record but maybe not its weights
+    (they are not committed): say so before any work, rather than fail after it."""
+    runs = out / "runs"
+    if not (runs / "aug_seed0.json").is_file() or (runs / "aug_seed0.safetensors").is_file():
+        return
+    gan_arms = [a for a in cfg.arms if a.startswith("gan")]
+    needs = []
+    if gan_arms and not (out / "generator_check" / "metrics.json").is_file():
+        needs.append("the generator check")
+    if "gan_filtered" in gan_arms and not all((runs / f"gan_filtered_seed{s}.json").is_file() for s in cfg.seeds):
+        needs.append("gan_filtered")
+    if needs:
+        raise ValueError(f"{runs / 'aug_seed0.json'} is saved but its weights {runs / 'aug_seed0.safetensors'} are "
+                         f"not, and {' and '.join(needs)} need them: copy the weights file there, or delete "
+                         "aug_seed0.json (and its _test_probs.npy) to retrain that run")
 
 
 def _check_feature_weights(cfg: BenchmarkConfig) -> None:
@@ -731,7 +780,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--device")
     p.add_argument("--n-boot", type=int)
     p.add_argument("--check-features", choices=["inception", "lite0"])
+    p.add_argument("--check-per-class", type=int, help="generated (and at most real) images per class in the "
+                                                       "generator check (100)")
     p.add_argument("--no-progress", dest="progress", action="store_false", default=None)
+    p.add_argument("--time-limit-minutes", type=float,
+                   help="pause between (arm, seed) runs (and the GAN at a checkpoint) once a next run would "
+                        "probably not finish in time; rerun the same command to continue")
+    p.add_argument("--prepare-only", action="store_true", default=None,
+                   help="write the split to OUT/manifest.csv, print its hash and stop (to train a generator on it)")
     return p
 
 
@@ -746,6 +802,13 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         gdist.shutdown()
     if not gdist.is_main():
+        return 0
+    if cfg.prepare_only:
+        counts = results["counts"].get("train", {})
+        print(f"wrote {results['manifest']} (manifest {results['manifest_hash']}; train: "
+              f"{sum(counts.values())} images, {counts}).\nTrain a generator on its training split with\n"
+              f"  gan-augment train configs/ham10000_256.yaml --set data.manifest={results['manifest']} "
+              f"--set out=runs/gan_{Path(cfg.out).name}\nand pass it with --generator.")
         return 0
     print(report_markdown(results))
     print(f"\nwrote {cfg.out}/results.json, report.md and plots")

@@ -4,7 +4,8 @@ Each variant is a list of ``--set``-style overrides on the base YAML. For every 
 on real / fake images and its loss against the chance level (from the JSONL log), the throughput, and - from
 the EMA generator at the end - KID / FID against the validation split in one feature space plus the real-image
 classifier-free precision / recall. Results go to ``ablation.json`` / ``ablation.md`` with one sample grid per
-variant. Runs resume per variant (finished variants are skipped).
+variant. Runs resume per variant (finished variants are skipped; a variant paused by
+``--set train.time_limit_minutes=M`` continues from its last checkpoint).
 
     python benchmarks/gan_ablation.py --base configs/quick_cpu.yaml --out benchmarks/results/gan_ablation_cpu32
 """
@@ -60,12 +61,16 @@ def run_ablation(base: str, out: Path, *, variants: dict[str, list[str]], steps:
             results["variants"][name] = json.loads(done.read_text())
             continue
         run_dir = vdir / "run"
-        if run_dir.exists():
-            shutil.rmtree(run_dir)  # an unfinished variant restarts from scratch
+        resume = (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").glob("ckpt_*.pt"))
+        if run_dir.exists() and not resume:
+            shutil.rmtree(run_dir)  # an unfinished variant with no checkpoint restarts from scratch
         cfg = load_config(base, [*extra, *overrides, f"train.steps={steps}", f"out={run_dir}", "train.progress=false",
                                  "train.tensorboard=false", f"train.device={device}"])
-        trainer = Trainer(cfg)
-        trainer.fit()
+        trainer = Trainer(cfg, resume=resume)
+        result = trainer.fit()
+        if not result.finished:  # train.time_limit_minutes: never evaluate a half-trained variant as done
+            raise TimeoutError(f"variant v{i} ({name}) paused at step {result.step} of {steps} (time limit); "
+                               "rerun the same command to continue it")
         summary = _summarise_log(run_dir / "log.jsonl", trainer.loss.chance_d_loss)
         metrics = evaluate_generator(run_dir / "generator.safetensors", trainer.data.manifest_path, out=vdir / "eval",
                                      split="val", per_class=per_class, features=[features],
@@ -117,9 +122,13 @@ def main(argv: list[str] | None = None) -> int:
     names = list(VARIANTS)
     chosen = [names[int(i)] for i in args.variants.split(",")] if args.variants else names
     device = args.device if args.device != "auto" else ("cuda" if __import__("torch").cuda.is_available() else "cpu")
-    r = run_ablation(args.base, args.out, variants={n: VARIANTS[n] for n in chosen}, steps=args.steps,
-                     extra=args.extra, per_class=args.per_class, features=args.features,
-                     max_real_per_class=args.max_real_per_class, device=device)
+    try:
+        r = run_ablation(args.base, args.out, variants={n: VARIANTS[n] for n in chosen}, steps=args.steps,
+                         extra=args.extra, per_class=args.per_class, features=args.features,
+                         max_real_per_class=args.max_real_per_class, device=device)
+    except TimeoutError as exc:
+        print(f"gan_ablation: {exc}", file=sys.stderr)
+        return 2
     print(ablation_markdown(r))
     return 0
 

