@@ -21,6 +21,9 @@
 #                    benchmarks/results/ham10000_REGIME and from this machine's. Returns bench_REGIME.tar and,
 #                    once trained, the aug seed-0 classifier (aug_REGIME.safetensors, needed by gan_filtered
 #                    and the generator check in later sessions: carry it back at its place under runs/).
+#   ablation         benchmarks/gan_ablation.py at 128 px, 3,000 steps per variant (GAN core issue: what makes D
+#                    learn), evaluated in Lite0 features, each variant pausing after MINUTES (default 8) and
+#                    resuming in the next call; returns ablation.tar. Needs [".whl", ".whl-lite0"] once.
 #   speed            benchmarks/speed.py --device cuda; returns speed.tar.
 #
 # What a call carries (64 MiB with the ~15 MiB tree; see scripts/device_pack.sh):
@@ -38,13 +41,15 @@
 #                    how many sessions is unknown until the first prints its seconds per run; each finished
 #                    (arm, seed) run comes back, is committed and is not run again). Then frac025 likewise,
 #                    `speed` in a spare call, and `python benchmarks/results_table.py --write` here.
+#   any session:     [".carry"] `prep`; [".whl", ".whl-lite0"] `ablation full` (the regime is ignored), then []
+#                    `ablation full` until it prints its table.
 #
 # Trying a step here (CPU, tiny): OUT=/tmp/out DATA_DIR=../shared/data/ham10000_200x150 PY=.venv/bin/python
 #   GAN_SET="train.steps=4 model.resolution=32 ..." BENCH_ARGS="--image-size 32 ..." bash scripts/device_call.sh gan full
 # (tests/test_device_plan.py does exactly that).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-step=${1:?usage: device_call.sh prep|gan|bench|speed [full|frac025] [MINUTES]}
+step=${1:?usage: device_call.sh prep|gan|bench|ablation|speed [full|frac025] [MINUTES]}
 regime=${2:-full}
 PY=${PY:-python3}
 : "${OUT:?OUT is set on the device machine; to try a step here set it to an empty folder}"
@@ -157,10 +162,19 @@ EOF
     [ -f "$out/runs/aug_seed0.safetensors" ] && cp "$out/runs/aug_seed0.safetensors" "$OUT/aug_$regime.safetensors"
     say "benchmark exit code $rc (2 with 'paused' above: rerun this step to continue)"
     exit $rc ;;
+  ablation)
+    minutes=${3:-8}
+    rc=0
+    $PY benchmarks/gan_ablation.py --base configs/ham10000_256.yaml --out "$WORK/results/gan_ablation_gpu128" \
+      --steps "${ABLATION_STEPS:-3000}" --features lite0 --set model.resolution=128 \
+      --set "data.metadata=$DATA/HAM10000_metadata.csv" --set "data.image_dir=$DATA" \
+      --set "train.time_limit_minutes=$minutes" ${ABLATION_ARGS:-} || rc=$?
+    pack ablation gan_ablation_gpu128
+    exit $rc ;;
   speed)
     rc=0
     $PY benchmarks/speed.py --device cuda --out "$WORK/results/speed/gpu" || rc=$?
     pack speed speed
     exit $rc ;;
-  *) echo "device_call: unknown step '$step' (prep | gan | bench | speed)" >&2; exit 2 ;;
+  *) echo "device_call: unknown step '$step' (prep | gan | bench | ablation | speed)" >&2; exit 2 ;;
 esac
