@@ -16,7 +16,8 @@
 #                    generator cut into <= 15 MiB parts (gen_REGIME.part-NN + .sha256): 43 MB in one file
 #                    would not come back (16 MiB a file).
 #   bench REGIME     balance_isic.py --preset full [--train-fraction 0.25] with that regime's generator (trained
-#                    on this machine, or carried in .gen/REGIME), --check-features lite0, pausing between runs
+#                    on this machine, or carried in .gen/REGIME; with none yet, the four baseline arms only),
+#                    --check-features lite0, pausing between runs
 #                    after MINUTES (default 7.5). Resumes from the runs committed under
 #                    benchmarks/results/ham10000_REGIME and from this machine's. Returns bench_REGIME.tar and,
 #                    once trained, the aug seed-0 classifier (aug_REGIME.safetensors, needed by gan_filtered
@@ -151,12 +152,17 @@ EOF
     [ -d "$RESULTS/ham10000_$regime" ] && cp -rn "$RESULTS/ham10000_$regime/." "$out/"
     gen=$WORK/results/$gan_name/generator.safetensors
     [ -f "$gen" ] || gen=$WORK/stash/gen_$regime.safetensors
-    [ -f "$gen" ] || { echo "device_call: no $regime generator on this machine: run 'gan $regime' or carry .gen" >&2; exit 2; }
-    say "balance_isic.py --preset full ${frac[*]} (pausing after ${minutes} min)"
+    if [ -f "$gen" ]; then
+      with=(--generator "$gen")
+    else  # the baselines need no generator: run them while the GAN is still owed
+      with=(--arms plain,aug,aug_oversample,aug_weighted)
+      say "no $regime generator on this machine (run 'gan $regime' or carry .gen): the four baseline arms only"
+    fi
+    say "balance_isic.py --preset full ${frac[*]} ${with[*]} (pausing after ${minutes} min)"
     rc=0
     # a hard stop 1 min after the soft one: the call (10 min) must keep time to pack what finished
     timeout -s INT "$(awk "BEGIN{print int($minutes*60+60)}")" \
-      $PY benchmarks/balance_isic.py --preset full "${frac[@]}" --data-dir "$DATA" --out "$out" --generator "$gen" \
+      $PY benchmarks/balance_isic.py --preset full "${frac[@]}" --data-dir "$DATA" --out "$out" "${with[@]}" \
         --check-features lite0 --time-limit-minutes "$minutes" --no-progress ${BENCH_ARGS:-} || rc=$?
     pack "bench_$regime" "ham10000_$regime"
     [ -f "$out/runs/aug_seed0.safetensors" ] && cp "$out/runs/aug_seed0.safetensors" "$OUT/aug_$regime.safetensors"

@@ -1,5 +1,5 @@
 """The GPU plan's scripts, tried here on CPU at toy scale: scripts/device_call.sh (one step per device call) and
-scripts/device_collect.sh (what comes back), across two simulated machines - so the first GPU session lent to
+scripts/device_collect.sh (what comes back), across three simulated machines - so the first GPU session lent to
 this project does not spend its minutes on a broken script."""
 
 from __future__ import annotations
@@ -113,7 +113,7 @@ def _collect(tmp_path: Path, out: str) -> str:
 @needs_ham
 @needs_lite0
 @needs_tools
-def test_gan_then_benchmark_across_two_machines(tmp_path):
+def test_baselines_gan_then_benchmark_across_machines(tmp_path):
     # toy scale: a 64 px, width-8 GAN on a 70-image slice of the 25 % regime, a 32 px classifier, one epoch
     split = "--max-train-images 70 --max-eval-per-class 4"
     gan_set = ("model.resolution=64 model.g_channels=8 model.d_channels=8 model.max_mult=2 train.batch_size=8 "
@@ -121,6 +121,17 @@ def test_gan_then_benchmark_across_two_machines(tmp_path):
                "train.tensorboard=false")
     bench = (f"{split} --image-size 32 --epochs 1 --seeds 0 --batch-size 16 --num-workers 0 --n-boot 20 "
              "--bank-size 40 --check-per-class 6")
+    checkout = tmp_path / "checkout"
+    # machine 0: no generator yet, so the benchmark runs the four baseline arms only
+    log = _call(tmp_path, "m0", "out0", "bench", "frac025", BENCH_ARGS=bench).stdout
+    assert "the four baseline arms only" in log
+    _collect(tmp_path, "out0")
+    results = checkout / "benchmarks" / "results" / "ham10000_frac025"
+    baselines = json.loads((results / "results.json").read_text())
+    assert set(baselines["arms"]) == {"plain", "aug", "aug_oversample", "aug_weighted"}
+    aug_record = (results / "runs" / "aug_seed0.json").read_bytes()
+    shutil.copytree(results, checkout / "results" / "ham10000_frac025")  # = committed (+ the carried aug weights)
+
     # machine 1, call 1: the frac025 GAN (split written first by --prepare-only), 3 steps
     _call(tmp_path, "m1", "out1", "gan", "frac025", GAN_SET=gan_set, BENCH_ARGS=bench)
     # call 2 on the same machine: resumes from its checkpoint and goes on to step 5
@@ -138,7 +149,6 @@ def test_gan_then_benchmark_across_two_machines(tmp_path):
         assert prefix + f in members, f
     said = _collect(tmp_path, "out2")
     assert "generator (frac025)" in said
-    checkout = tmp_path / "checkout"
     gan_dir = checkout / prefix
     steps = [json.loads(line)["step"] for line in (gan_dir / "log.jsonl").read_text().splitlines()]
     assert steps == [1, 2, 3, 4, 5]  # one log across both calls
@@ -150,17 +160,19 @@ def test_gan_then_benchmark_across_two_machines(tmp_path):
     assert meta["manifest_hash"] == manifest.hash and meta["step"] == 5
     assert (checkout / ".gen" / "frac025" / "generator.sha256").is_file()
 
-    # machine 1, call 3: the benchmark with this machine's generator (aug and gan arms)
+    # machine 1, call 3: the benchmark with this machine's generator; aug comes from machine 0's committed record
+    # and its carried weights (the generator check needs them)
     _call(tmp_path, "m1", "out3", "bench", "frac025", BENCH_ARGS=f"{bench} --arms aug,gan")
     assert sorted(os.listdir(tmp_path / "out3")) == ["aug_frac025.safetensors", "bench_frac025.tar"]
     _collect(tmp_path, "out3")
-    results = checkout / "benchmarks" / "results" / "ham10000_frac025"
-    (checkout / "results").mkdir()
+    assert (results / "runs" / "aug_seed0.json").read_bytes() == aug_record  # reused, not retrained
+    shutil.rmtree(checkout / "results" / "ham10000_frac025")
     shutil.copytree(results, checkout / "results" / "ham10000_frac025")  # = committed, travels with the tree
     first = json.loads((results / "results.json").read_text())
     assert set(first["arms"]) == {"aug", "gan"} and first["meta"]["regime"] == "frac025"
     assert first["meta"]["manifest_hash"] == manifest.hash and first["generator"]["step"] == 5
-    assert (results / "runs" / "aug_seed0.safetensors").is_file()  # placed by collect (ignored by git)
+    assert first["meta"]["commit"] in ("feedc0de", provenance.run_metadata()["commit"])
+    assert "classification_accuracy_on_synthetic" in first["generator"]["check"]
 
     # machine 2 (a later session): the generator comes as carried parts, the runs from the committed results;
     # only the new arm trains
