@@ -17,17 +17,17 @@
 #                    would not come back (16 MiB a file).
 #   bench REGIME     balance_isic.py --preset full [--train-fraction 0.25] with that regime's generator (trained
 #                    on this machine, or carried in .gen/REGIME; with none yet, the four baseline arms only),
-#                    --check-features lite0, pausing between runs
-#                    after MINUTES (default 7.5). Resumes from the runs committed under
-#                    benchmarks/results/ham10000_REGIME and from this machine's. Returns bench_REGIME.tar and,
-#                    once trained, the aug seed-0 classifier (aug_REGIME.safetensors, needed by gan_filtered
-#                    and the generator check in later sessions: carry it back at its place under runs/).
+#                    --check-features lite0, pausing between runs after MINUTES (default 7.5). Resumes from
+#                    the runs committed under benchmarks/results/ham10000_REGIME and this machine's. Returns
+#                    bench_REGIME.tar and, once trained, the aug seed-0 classifier (aug_REGIME.safetensors,
+#                    needed by gan_filtered and the generator check in later sessions: carry it back at its
+#                    place under runs/).
 #   ablation         benchmarks/gan_ablation.py at 128 px, 3,000 steps per variant (GAN core issue: what makes D
 #                    learn), evaluated in Lite0 features, each variant pausing after MINUTES (default 8) and
 #                    resuming in the next call; returns ablation.tar. Needs [".whl", ".whl-lite0"] once.
 #   speed            benchmarks/speed.py --device cuda; returns speed.tar.
 #
-# What a call carries (64 MiB with the ~15 MiB tree; see scripts/device_pack.sh):
+# What a call carries (64 MiB with the ~12 MiB tree; see scripts/device_pack.sh):
 #   the first call of a machine: [".carry"] (HAM10000, 46 MiB) - `gan` needs nothing else;
 #   `bench`: one call with [".gen"] (the generator parts, 43 MB), one with [".whl", ".whl-lite0",
 #   "benchmarks/results/ham10000_REGIME/runs/aug_seed0.safetensors" if it exists here] - any order, the machine
@@ -35,7 +35,8 @@
 # Device time: 30 min a session, 10 min a call, ~1.5 min to start a machine, ~1 min a call for start-up,
 # caching the images and packing. So, one session each, in this order (run's timeout_s 600 every time):
 #   1. GAN, full:    run(carry [".carry"], "GAN_AUGMENT_COMMIT=<sha> bash scripts/device_call.sh gan full"), then
-#                    the same with carry [] twice (~8 + 8 + 6 min of training); collect after each call.
+#                    carry [] `gan full` and carry [] `gan full 6` (~8 + 8 + 6 min of training). Collect each
+#                    call's files in the same turn as the next run (the machine waits only 30 s).
 #   2. GAN, frac025: the same with `gan frac025`.
 #   3+. benchmark:   [".carry"] `prep`; [".gen"] `prep`; [".whl", ".whl-lite0", aug weights if any]
 #                    `bench full`; then [] `bench full` while time is left (24 runs + the generator check:

