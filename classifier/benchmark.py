@@ -260,7 +260,7 @@ def _train_generator(cfg: BenchmarkConfig, manifest_path: Path, out: Path, deadl
 
 # ------------------------------------------------------------------------------------------------ runs
 class _Runner:
-    def __init__(self, cfg: BenchmarkConfig, manifest: Manifest, out: Path):
+    def __init__(self, cfg: BenchmarkConfig, manifest: Manifest, out: Path, deadline: float | None = None):
         self.cfg, self.manifest, self.out = cfg, manifest, out
         self.runs = out / "runs"
         self.runs.mkdir(parents=True, exist_ok=True)
@@ -281,8 +281,7 @@ class _Runner:
         self.test_labels = np.asarray(self.test.targets)
         self.generator: str | None = None
         self.dist, self.device = gdist.init_from_env(cfg.device)
-        limit = cfg.time_limit_minutes
-        self.deadline = time.monotonic() + limit * 60 if limit else None
+        self.deadline = deadline  # time.monotonic() value after which no new run starts
         self.longest_run_s = 0.0  # the next run is assumed to take as long as the longest so far
 
     def _check_time(self, what: str) -> None:
@@ -631,6 +630,8 @@ def run_benchmark(cfg: BenchmarkConfig, command: list[str] | None = None) -> dic
     unknown = [a for a in cfg.arms if a not in ARMS]
     if unknown:
         raise ValueError(f"unknown arms {unknown}; choose from {list(ARMS)}")
+    limit = cfg.time_limit_minutes
+    deadline = time.monotonic() + limit * 60 if limit else None  # counted from the start, caching included
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     info, _ = gdist.init_from_env(cfg.device)  # under torchrun: join the group; rank 0 writes every file
@@ -644,7 +645,7 @@ def run_benchmark(cfg: BenchmarkConfig, command: list[str] | None = None) -> dic
     if any(a.startswith("gan") for a in cfg.arms):
         _check_feature_weights(cfg)  # likewise: the generator check must be able to run
     _check_saved_classifier(cfg, out)
-    runner = _Runner(cfg, manifest, out)
+    runner = _Runner(cfg, manifest, out, deadline)
     rare = [runner.class_names.index(c) for c in cfg.rare_classes if c in runner.class_names]
     records: dict[str, list[dict]] = {}
     order = [a for a in cfg.arms if not a.startswith("gan")]
@@ -807,7 +808,7 @@ def main(argv: list[str] | None = None) -> int:
         counts = results["counts"].get("train", {})
         print(f"wrote {results['manifest']} (manifest {results['manifest_hash']}; train: "
               f"{sum(counts.values())} images, {counts}).\nTrain a generator on its training split with\n"
-              f"  gan-augment train configs/ham10000_256.yaml --set data.manifest={results['manifest']} "
+              f"  gan-augment train {cfg.gan_config} --set data.manifest={results['manifest']} "
               f"--set out=runs/gan_{Path(cfg.out).name}\nand pass it with --generator.")
         return 0
     print(report_markdown(results))
