@@ -66,6 +66,7 @@ __all__ = ["BenchmarkConfig", "PRESETS", "run_benchmark", "main", "ARMS", "BASEL
 ARMS = ("plain", "aug", "aug_oversample", "aug_weighted", "gan", "gan_weighted", "gan_filtered", "gan_light",
         "gan_uniform")
 DEFAULT_ARMS = tuple(a for a in ARMS if a != "gan_uniform")  # the full protocol's arms
+UNIFORM_DRAW_ARMS = ("gan_weighted", "gan_uniform")  # GAN arms drawn uniformly; the others class-balanced
 BASELINES = ("plain", "aug", "aug_oversample", "aug_weighted")
 GOALS = {"full": {"balanced_accuracy": 0.03, "rare_recall": 0.05}, "frac": {"balanced_accuracy": 0.05,
                                                                            "rare_recall": 0.05}}
@@ -358,7 +359,7 @@ class _Runner:
         info["synthetic"], info["synthetic_cap"] = balanced.class_counts(), cap
         if balanced.filter_stats:
             info["filter_acceptance"] = {c: s["accepted"] / max(s["drawn"], 1) for c, s in balanced.filter_stats.items()}
-        if arm in ("gan_weighted", "gan_uniform"):  # uniform draws (gan_weighted: the loss weights make up for
+        if arm in UNIFORM_DRAW_ARMS:  # uniform draws (gan_weighted: the loss weights make up for
             # what the cap left unbalanced)
             sampler = RandomSampler(balanced, replacement=False, num_samples=n_real,
                                     generator=torch.Generator().manual_seed(seed))
@@ -562,7 +563,7 @@ def report_markdown(results: dict) -> str:
             syn = sum(v["synthetic"] for v in a["synthetic"].values())
             cap = a.get("synthetic_cap", cfg["max_synthetic_fraction"])
             extra = f" - {syn} synthetic images in the balanced set (cap {cap:.0%} per class)"
-            extra += (", drawn uniformly" if arm in ("gan_weighted", "gan_uniform") else
+            extra += (", drawn uniformly" if arm in UNIFORM_DRAW_ARMS else
                       ", drawn class-balanced (MinorityOversampler)")
         if "filter_acceptance" in a:
             extra += "; filter acceptance " + ", ".join(f"{c} {v:.0%}" for c, v in a["filter_acceptance"].items())
@@ -662,7 +663,7 @@ def run_benchmark(cfg: BenchmarkConfig, command: list[str] | None = None) -> dic
             _check_generator(cfg.generator, manifest)
             gen_path = cfg.generator
         else:
-            gen_path = str(_train_generator(cfg, out / "manifest.csv", out, runner.deadline))
+            gen_path = str(_train_generator(cfg, out / "manifest.csv", out, deadline))
             _check_generator(gen_path, manifest)
         runner.generator = gen_path
         generator_info = {"path": gen_path, "step": read_generator_metadata(gen_path).get("step"),
