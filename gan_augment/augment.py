@@ -147,7 +147,7 @@ class AdaptiveAugment:
     def accumulate(self, real_logits: torch.Tensor) -> None:
         s = torch.sign(real_logits.detach().float() - self.threshold).sum()
         self._sum = s if self._sum is None else self._sum + s
-        self._count += real_logits.shape[0]
+        self._count += real_logits.numel()  # (N,) or (N, K) logits: every logit casts a vote
         self._calls += 1
         if self._calls % self.interval == 0:
             self._adjust()

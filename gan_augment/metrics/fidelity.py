@@ -19,8 +19,8 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["fid", "kid", "inception_score", "precision_recall", "real_vs_synthetic", "distribution_metrics",
-           "METRIC_DIRECTIONS"]
+__all__ = ["fid", "kid", "inception_score", "precision_recall", "real_vs_synthetic", "feature_spread",
+           "distribution_metrics", "METRIC_DIRECTIONS"]
 
 # Which way is better, for every metric we report (stated in reports and tested).
 METRIC_DIRECTIONS = {
@@ -28,6 +28,7 @@ METRIC_DIRECTIONS = {
     "psnr": "higher", "ssim": "higher", "ms_ssim": "higher", "haarpsi": "higher",
     "ms_gmsd": "lower", "mdsi": "lower", "lpips": "lower",
     "c2st": "lower",  # real-vs-synthetic accuracy: 0.5 = indistinguishable, 1 = every image told apart
+    "spread_ratio": "closer to 1",  # generated / real within-set feature spread; near 0 = mode collapse
 }
 
 
@@ -145,6 +146,13 @@ def real_vs_synthetic(real: torch.Tensor, fake: torch.Tensor, *, folds: int = 5,
     return float(cross_val_score(probe, x, y, cv=cv, scoring="balanced_accuracy").mean())
 
 
+def feature_spread(features: torch.Tensor) -> float:
+    """Root-mean-square distance of features to their centroid: how spread out a set of images is (0 when
+    every image is the same). Compare generated with real in the same feature space (``spread_ratio``)."""
+    f = _as2d(features).double()
+    return float((f - f.mean(0)).pow(2).sum(1).mean().sqrt()) if len(f) > 1 else float("nan")
+
+
 def distribution_metrics(real: torch.Tensor, fake: torch.Tensor, *, real_labels: Sequence[int] | None = None,
                          fake_labels: Sequence[int] | None = None, class_names: Sequence[str] | None = None,
                          real_logits: torch.Tensor | None = None, fake_logits: torch.Tensor | None = None,
@@ -167,6 +175,9 @@ def distribution_metrics(real: torch.Tensor, fake: torch.Tensor, *, real_labels:
             out["kid_subset_size"] = min(1000, len(r), len(f))
             out["precision"], out["recall"] = precision_recall(r, f, k=k)
             out["c2st"] = real_vs_synthetic(r, f)
+            # diversity next to fidelity: a per-class collapse shows as a spread far below the real one
+            out["spread_real"], out["spread_fake"] = feature_spread(r), feature_spread(f)
+            out["spread_ratio"] = out["spread_fake"] / out["spread_real"] if out["spread_real"] > 0 else None
             if fl is not None and len(fl) >= 2:
                 out["is"], out["is_std"] = inception_score(fl)
         return out

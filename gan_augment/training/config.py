@@ -71,6 +71,11 @@ class ModelConfig:
     max_mult: int = 8
     d_batch_norm: bool = True  # dcgan / sngan discriminators only
     g_spectral_norm: bool = False  # resnet generator only (BigGAN puts SN in G too)
+    d_pretrained: bool = True  # projected discriminator: ImageNet Lite0 backbone (False: random frozen one)
+    # Transitional conditioning (Shahbazi et al. 2022): the class's weight in G and D ramps linearly from 0 at
+    # G step [start] to 1 at [end]; before that the GAN learns all classes' images unconditionally.
+    # fastgan / projected only; null = conditional from the first step.
+    cond_transition: list[int] | None = None
 
 
 @dataclass
@@ -80,6 +85,10 @@ class LossConfig:
     r1_every: int = 1  # lazy regularisation interval (Karras et al. 2020)
     gp_lambda: float = 10.0  # wgan-gp
     clip: float = 0.01  # wgan
+    # LeCam regularisation (Tseng et al. 2021): keeps D's real / fake logits near the moving averages of the
+    # other side's, against D overfitting a small training set. 0 = off; the paper uses 0.3 (BigGAN, CIFAR).
+    lecam_lambda: float = 0.0
+    lecam_decay: float = 0.99
 
 
 @dataclass
@@ -118,6 +127,9 @@ class TrainConfig:
     samples_per_class: int = 8
     log_every: int = 50
     time_limit_minutes: float | None = None  # checkpoint and stop after this long (resume later)
+    # checkpoint and stop once the training loop has used this much CPU time in all (process time, summed
+    # over threads and over resumed runs): compares recipes at equal compute whatever else the machine runs
+    cpu_time_limit_minutes: float | None = None
     progress: bool = True
     tensorboard: bool = True
     chance_window: int = 200  # D steps averaged to decide "D is at chance"

