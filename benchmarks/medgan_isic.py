@@ -5,7 +5,7 @@
 
 import sys
 
-from classifier.medgan_reproduction import main
+from ga_bench.medgan_reproduction import main
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from classifier.results_table import table_files, update_readme
+from ga_bench.results_table import table_files, update_readme
 
 if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__)

@@ -6,6 +6,7 @@ Each subcommand parses its arguments and calls one library function; the library
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 import sys
 from typing import Sequence
 
@@ -33,7 +34,12 @@ def _add_split(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--duplicates", default="drop-conflicts", choices=["keep", "group", "drop-conflicts"],
                    help="byte-identical files: keep / share a group / share a group and drop cross-class copies")
-    p.add_argument("--resplit", action="store_true", help="ignore splits fixed by the source and split afresh")
+    leak = p.add_mutually_exclusive_group()
+    leak.add_argument("--resplit", action="store_true", help="ignore splits fixed by the source and split afresh "
+                                                             "(grouped: copies and groups stay on one side)")
+    leak.add_argument("--drop-leaked", action="store_true",
+                      help="keep the source's split but drop val/test copies of training images (and images of "
+                           "groups already in an earlier split); by default such a split is refused")
     p.add_argument("--out", required=True, help="manifest CSV to write")
     p.set_defaults(func=_cmd_split)
 
@@ -46,11 +52,16 @@ def _cmd_split(args: argparse.Namespace) -> int:
         id_col=args.id_col, label_col=args.label_col,
         group_col=None if args.group_col.lower() == "none" else args.group_col,
         fractions=parse_fractions(args.fractions), seed=args.seed, duplicates=args.duplicates,
-        respect_existing=not args.resplit)
+        respect_existing=not args.resplit, on_leak="drop" if args.drop_leaked else "refuse", cli=True)
     print(scan.report())
     manifest.write(args.out)
     leaks = manifest.groups_across_splits()
-    print(f"\nmanifest {args.out}  hash {manifest.short_hash}  groups in two splits: {len(leaks)}\n")
+    dropped = manifest.dropped_leaked
+    if dropped:
+        print(f"dropped {len(dropped)} leaked held-out image(s): " + ", ".join(
+            f"{Path(lk.path).name} ({lk.split})" for lk in dropped[:10]) + (" ..." if len(dropped) > 10 else ""))
+    print(f"\nmanifest {args.out}  hash {manifest.short_hash}  groups in two splits: {len(leaks)}  "
+          f"leaked copies dropped: {len(dropped)}\n")
     print(manifest.counts_table())
     return 0
 
@@ -63,6 +74,10 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in the run folder")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set train.steps=500 (repeatable)")
+    leak = p.add_mutually_exclusive_group()
+    leak.add_argument("--resplit", action="store_true", help="a source with its own split that leaks: split afresh")
+    leak.add_argument("--drop-leaked", action="store_true",
+                      help="a split that leaks: drop the val/test copies of training images")
     p.set_defaults(func=_cmd_train)
 
 
@@ -70,7 +85,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from . import distributed
     from .training import TrainingDiverged, load_config, train
 
-    config = load_config(args.config, args.overrides)
+    flags = ["data.resplit=true"] if args.resplit else ["data.drop_leaked=true"] if args.drop_leaked else []
+    config = load_config(args.config, [*args.overrides, *flags])
     try:
         result = train(config, resume=args.resume)
     except TrainingDiverged as exc:

@@ -12,7 +12,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from classifier import FitConfig, OfflineError, build_transform, classification_metrics, create_classifier, fit, predict
-from classifier.benchmark import ARMS, GeneratorMismatch, _check_generator, main as bench_main
+from ga_bench.balance_isic import main as bench_main
+from ga_bench.protocol import ARMS, GeneratorMismatch, check_generator
 from classifier.stats import balanced_accuracy, macro_auroc, mean_recall, paired_bootstrap
 from gan_augment.data import Manifest, ManifestDataset, scan_image_folder, split_scan
 from gan_augment.generators import save_generator
@@ -129,11 +130,11 @@ def test_generator_from_another_manifest_is_refused(tmp_path):
     G.class_names = ["a", "b"]
     path = save_generator(G, tmp_path / "g.safetensors", manifest_hash=m2.hash, split="train")
     with pytest.raises(GeneratorMismatch, match=f"trained on manifest {m2.hash} but this benchmark's manifest is {m1.hash}"):
-        _check_generator(str(path), m1)
-    assert _check_generator(str(path), m2)["manifest_hash"] == m2.hash
+        check_generator(str(path), m1)
+    assert check_generator(str(path), m2)["manifest_hash"] == m2.hash
     wrong_split = save_generator(G, tmp_path / "v.safetensors", manifest_hash=m1.hash, split="val")
     with pytest.raises(GeneratorMismatch, match="not 'train'"):
-        _check_generator(str(wrong_split), m1)
+        check_generator(str(wrong_split), m1)
 
 
 def _bench(tmp_path, *extra):
@@ -252,7 +253,7 @@ def test_prepare_only_writes_the_split_and_trains_nothing(tmp_path, capsys):
 def test_time_limit_pauses_between_runs_and_a_rerun_continues(tmp_path, capsys, monkeypatch):
     import types
 
-    import classifier.benchmark as bench
+    import ga_bench.runner as bench
 
     clock = iter(range(0, 10**6, 100))  # every reading of the benchmark's clock is 100 s later
     monkeypatch.setattr(bench, "time", types.SimpleNamespace(monotonic=lambda: float(next(clock))))
@@ -290,7 +291,7 @@ def test_resumed_records_without_the_aug_weights_are_refused_before_any_work(tmp
 def test_the_default_gan_config_trains_on_the_full_benchmarks_split(tmp_path):
     """A generator from `gan-augment train configs/ham10000_256.yaml` passes the full regime's hash check: the
     GPU plan trains it on its own and hands it to `balance_isic.py --preset full --generator`."""
-    from classifier.benchmark import BenchmarkConfig, prepare_manifest
+    from ga_bench.protocol import BenchmarkConfig, prepare_manifest
     from gan_augment.training import load_config
     from gan_augment.training.data import _load_manifest
 
@@ -306,7 +307,7 @@ def test_the_default_gan_config_trains_on_the_full_benchmarks_split(tmp_path):
 @needs_ham
 @needs_lite0
 def test_gan_ablation_pauses_a_variant_and_resumes_it(tmp_path, capsys):
-    from classifier.gan_ablation import main as ablation_main
+    from ga_bench.gan_ablation import main as ablation_main
 
     args = ["--base", "configs/quick_cpu.yaml", "--out", str(tmp_path / "abl"), "--steps", "4", "--variants", "1",
             "--per-class", "3", "--max-real-per-class", "3", "--device", "cpu",

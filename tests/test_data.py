@@ -177,8 +177,15 @@ def test_image_folder_with_split_level(tmp_path):
     assert set(counts) == {"train", "val", "test"}  # val carved out of train
     assert sum(counts["test"].values()) == 6
     assert sum(counts["val"].values()) + sum(counts["train"].values()) == 20
+    # the folders' Test images stay test (none moved into train or val) ...
+    test_paths = {p for p, sp in zip(manifest.paths, manifest.splits) if sp == "test"}
+    assert test_paths == {s.path for s in scan.samples if s.split == "test"}
+    # ... unless asked to split afresh: then the 26 images are split 70/15/15 regardless of their folder
     again = split_scan(scan, (0.7, 0.15, 0.15), seed=0, respect_existing=False)
-    assert sum(again.counts()["test"].values()) != 6 or again.splits != manifest.splits
+    fresh = again.counts()
+    assert sum(sum(c.values()) for c in fresh.values()) == 26
+    moved = {p for p, sp in zip(again.paths, again.splits) if sp != "test"} & test_paths
+    assert moved  # some of the folders' test images now train or validate
 
 
 def test_empty_class_folder_is_an_error(tmp_path):

@@ -10,16 +10,20 @@ import torch
 from gan_augment.models import create_discriminator, create_generator, list_discriminators, list_generators
 
 RESOLUTIONS = (28, 32, 64, 128, 256)
-SUPPORTED = {"dcgan": RESOLUTIONS, "sngan": RESOLUTIONS, "resnet": (32, 64, 128, 256)}
+SUPPORTED = {"dcgan": RESOLUTIONS, "sngan": RESOLUTIONS, "resnet": (32, 64, 128, 256), "fastgan": (32, 64, 128, 256),
+             "projected": (32, 64, 128, 256)}
+# the projected D's frozen backbone is random here (pretrained=False): these cases test shapes and gradients,
+# which do not depend on the weights; tests/test_data_efficient.py uses the ImageNet weights
+D_KWARGS = {"projected": {"pretrained": False}}
 CASES = [(g, d, r, c, k) for g, d, r, c, k in itertools.product(
     list_generators(), list_discriminators(), RESOLUTIONS, (1, 3), (0, 3))
     if r in SUPPORTED[g] and r in SUPPORTED[d]]
 
 
 def test_registry_lists_every_seed_architecture():
-    assert list_generators() == ["dcgan", "resnet"]
-    assert list_discriminators() == ["dcgan", "resnet", "sngan"]
-    with pytest.raises(ValueError, match=r"unknown generator 'stylegan9'; available: \['dcgan', 'resnet'\]"):
+    assert list_generators() == ["dcgan", "fastgan", "resnet"]
+    assert list_discriminators() == ["dcgan", "projected", "resnet", "sngan"]
+    with pytest.raises(ValueError, match=r"unknown generator 'stylegan9'; available: \['dcgan', 'fastgan', 'resnet'\]"):
         create_generator("stylegan9", resolution=64)
     with pytest.raises(ValueError, match=r"unsupported resolution 28; supported: \[32, 64, 128, 256\]"):
         create_generator("resnet", resolution=28)
@@ -40,14 +44,16 @@ def test_forward_backward(g_name, d_name, res, channels, num_classes):
     torch.manual_seed(0)
     G = create_generator(g_name, resolution=res, num_classes=num_classes, channels=channels, base_channels=4,
                          z_dim=8)
-    D = create_discriminator(d_name, resolution=res, num_classes=num_classes, channels=channels, base_channels=4)
+    D = create_discriminator(d_name, resolution=res, num_classes=num_classes, channels=channels, base_channels=4,
+                             **D_KWARGS.get(d_name, {}))
     assert (G.z_dim, G.num_classes, G.resolution, G.channels) == (8, num_classes, res, channels)
     y = torch.tensor([0, 1, 2, 0]) if num_classes else None
     x = G(torch.randn(4, G.z_dim), y)
     assert x.shape == (4, channels, res, res)
     assert torch.isfinite(x).all() and x.min() >= -1 and x.max() <= 1
     logits = D(x, y)
-    assert logits.shape == (4,) and torch.isfinite(logits).all()
+    # one logit per image, or K per image (the projected D scores every position of every scale)
+    assert logits.shape[0] == 4 and logits.ndim in (1, 2) and torch.isfinite(logits).all()
     (logits.mean() + D(torch.rand(4, channels, res, res) * 2 - 1, y).mean()).backward()
     _assert_all_grads(G, f"G {g_name}")
     _assert_all_grads(D, f"D {d_name}")

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from classifier.results_table import table_files, update_readme
+from ga_bench.results_table import table_files, update_readme
 from gan_augment.generators import save_generator
 from gan_augment.models import create_generator
 
@@ -65,7 +65,7 @@ def test_plug_in_snippet_runs(tmp_path, monkeypatch):
 
 
 def test_results_table_rows_and_study_tables(tmp_path):
-    from classifier.results_table import BEGIN, END, results_table
+    from ga_bench.results_table import BEGIN, END, results_table
 
     run = tmp_path / "benchmarks" / "results" / "study" / "a"
     run.mkdir(parents=True)

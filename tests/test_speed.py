@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from classifier.speed import main as speed_main
+from ga_bench.speed import main as speed_main
 from gan_augment.perf import trainer_log_throughput
 
 from .conftest import make_image_folder

@@ -34,6 +34,8 @@ class Manifest:
     splits: list[str]
     class_names: list[str] = field(default_factory=list)
     location: Path | None = None  # the CSV this was read from / written to
+    # held-out copies of training images dropped when this manifest was built (see data.leaks); not in the CSV
+    dropped_leaked: list = field(default_factory=list, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         n = len(self.paths)

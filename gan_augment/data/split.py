@@ -14,6 +14,7 @@ from typing import Sequence
 import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold
 
+from .leaks import resolve_leaks
 from .manifest import Manifest
 from .sources import ScanResult, resolve_duplicates, scan_image_folder, scan_medmnist_npz, scan_metadata_csv
 
@@ -130,6 +131,8 @@ def split_scan(
     seed: int = 0,
     names: Sequence[str] | None = None,
     respect_existing: bool = True,
+    on_leak: str = "refuse",
+    cli: bool = False,
 ) -> Manifest:
     """Turn scanned samples into a manifest.
 
@@ -137,6 +140,11 @@ def split_scan(
     ``respect_existing`` is true, they are kept; when the source has no validation split, one is carved out
     of its training split (grouped and stratified) with the relative size of ``fractions``' val share.
     Otherwise all samples are split afresh by :func:`grouped_stratified_split`.
+
+    A source's own split that puts a group or a byte-identical file on both sides is refused by default
+    (``on_leak="refuse"``: :class:`~gan_augment.data.leaks.SplitLeakError` names the files);
+    ``on_leak="drop"`` drops the held-out copies (listed in ``manifest.dropped_leaked``), and
+    ``respect_existing=False`` splits afresh. ``cli`` words the message with the command-line flags.
     """
     samples = scan.samples
     if not samples:
@@ -156,11 +164,9 @@ def split_scan(
                 for i, s in zip(idx, sub):
                     assigned[i] = s
         manifest = Manifest.from_samples(samples, assigned)
-        leaks = manifest.groups_across_splits()
-        if leaks:
-            g = next(iter(leaks))
-            warnings.warn(f"{scan.source}: the source's own split puts {len(leaks)} groups in several splits "
-                          f"(e.g. {g}: {sorted(leaks[g])}); pass respect_existing=False to re-split", stacklevel=2)
+        manifest, leaks = resolve_leaks(manifest, on_leak=on_leak, where=f"{scan.source}: the source's own split",
+                                        cli=cli)
+        manifest.dropped_leaked = leaks
         return manifest
     if respect_existing and any(existing):
         warnings.warn(f"{scan.source}: only some samples carry a split; re-splitting all of them", stacklevel=2)
@@ -191,6 +197,8 @@ def build_manifest(
     seed: int = 0,
     duplicates: str = "drop-conflicts",
     respect_existing: bool = True,
+    on_leak: str = "refuse",
+    cli: bool = False,
 ) -> tuple[Manifest, ScanResult]:
     """Scan one source (metadata CSV + image dir, ImageFolder, or MedMNIST npz) and split it."""
     given = [x for x in (metadata, image_folder, medmnist) if x]
@@ -206,5 +214,5 @@ def build_manifest(
     else:
         scan = scan_medmnist_npz(medmnist)
     scan = resolve_duplicates(scan, duplicates)
-    manifest = split_scan(scan, fractions, seed=seed, respect_existing=respect_existing)
+    manifest = split_scan(scan, fractions, seed=seed, respect_existing=respect_existing, on_leak=on_leak, cli=cli)
     return manifest, scan

@@ -56,6 +56,9 @@ class DataConfig:
     cache: bool = True  # decode once into memory as uint8 (estimate printed first)
     class_balance: float = 1.0  # class sampling prob ~ count**class_balance: 1 = natural, 0 = uniform
     num_workers: int = 0  # DataLoader workers when cache is off
+    # a split that puts an image, a copy of it or its group in train and val/test is refused unless:
+    resplit: bool = False  # split afresh (grouped), ignoring the source's own split
+    drop_leaked: bool = False  # keep the split, drop the val/test copies
     cache_on_device: bool = True  # on CUDA, keep the uint8 cache in GPU memory when it fits in a quarter of it
 
 

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from ..data import Manifest, ManifestDataset, build_manifest
+from ..data.leaks import resolve_leaks
 from ..data.subset import stratified_subset
 from .config import DataConfig
 
@@ -36,13 +37,24 @@ class GANData:
 
 
 def _load_manifest(cfg: DataConfig, out_dir: Path, verbose: bool) -> tuple[Manifest, Path]:
+    if cfg.resplit and cfg.drop_leaked:
+        raise ValueError("data.resplit and data.drop_leaked are two different ways out of a leaking split: pick one")
+    on_leak = "drop" if cfg.drop_leaked else "refuse"
     if cfg.manifest:
         manifest = Manifest.read(cfg.manifest)
-        return manifest, Path(cfg.manifest)
+        # a manifest written elsewhere: check its groups and its files' bytes
+        checked, leaks = resolve_leaks(manifest, on_leak=on_leak, where=f"manifest {cfg.manifest}", cli=True)
+        if not leaks:
+            return manifest, Path(cfg.manifest)
+        manifest, path = checked, out_dir / "manifest.csv"
+        manifest.write(path)
+        if verbose:
+            print(f"dropped {len(leaks)} leaked held-out image(s) from {cfg.manifest}; wrote {path}", file=sys.stderr)
+        return Manifest.read(path), path
     manifest, scan = build_manifest(
         metadata=cfg.metadata, image_dir=cfg.image_dir, image_folder=cfg.image_folder, medmnist=cfg.medmnist,
         id_col=cfg.id_col, label_col=cfg.label_col, group_col=cfg.group_col, fractions=cfg.fractions,
-        seed=cfg.split_seed)
+        seed=cfg.split_seed, respect_existing=not cfg.resplit, on_leak=on_leak, cli=True)
     path = out_dir / "manifest.csv"
     manifest.write(path)
     if verbose:
@@ -141,3 +153,18 @@ class IndexStream:
         while True:
             yield self.batch(b)
             b += 1
+
+
+def cache_on_device(images: torch.Tensor, device: torch.device, *, enabled: bool = True,
+                    verbose: bool = False) -> torch.Tensor:
+    """Move the uint8 image cache to the GPU when it fits in a quarter of the free memory (no per-step copies);
+    anything else (CPU, disabled, too big) keeps it in host memory."""
+    if not (enabled and device.type == "cuda"):
+        return images
+    free, _ = torch.cuda.mem_get_info(device)
+    if images.numel() > free // 4:
+        if verbose:
+            print(f"image cache ({images.numel() / 2**30:.1f} GiB) kept in host memory: it would take more "
+                  f"than a quarter of the {free / 2**30:.1f} GiB free on {device}", file=sys.stderr)
+        return images
+    return images.to(device)

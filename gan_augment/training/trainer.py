@@ -10,47 +10,32 @@ number of batches consumed.
 from __future__ import annotations
 
 import contextlib
-import json
 import math
-import platform
 import sys
 import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
 import torch
 from timm.utils import ModelEmaV3
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from .. import __version__
 from .. import distributed as gdist
-from .._io import atomic_path, write_json, write_text
 from ..augment import AdaptiveAugment, DiffAugment
-from ..data.transforms import gan_to_uint8, uint8_to_gan
-from ..generators import CHECKPOINT_FORMAT, load_checkpoint_file, save_generator
+from ..data.transforms import uint8_to_gan
 from ..losses import GANLoss, LeCam, create_loss, r1_penalty
 from ..models import create_discriminator, create_generator
-from ..models.layers import ConditionScaleMixin, set_condition_scale
-from ..plots import plot_training_curves, save_class_grid, save_image_grid
+from ..models.layers import set_condition_scale
+from .checkpoint import RESUMABLE_CHANGES, CheckpointMixin
 from .config import GANConfig
-from .data import GANData, IndexStream, prepare_gan_data
+from .data import GANData, IndexStream, cache_on_device, prepare_gan_data
+from .monitor import MonitorMixin, TrainingDiverged
+from .networks import check_transition, condition_scale, network_kwargs
 
-__all__ = ["Trainer", "TrainResult", "TrainingDiverged", "resolve_device", "train"]
-
-# Config keys that may change between a run and its resume; anything else must match the checkpoint.
-RESUMABLE_CHANGES = {
-    "out", "train.steps", "train.epochs", "train.time_limit_minutes", "train.progress", "train.tensorboard",
-    "train.device", "train.log_every", "train.cpu_time_limit_minutes", "train.sample_every", "train.checkpoint_every", "train.keep_last",
-    "train.samples_per_class", "train.compile", "data.num_workers", "data.cache", "data.cache_on_device",
-    "data.manifest", "data.metadata", "data.image_dir", "data.image_folder", "data.medmnist",
-}
-
-
-class TrainingDiverged(RuntimeError):
-    """A loss became NaN or infinite; training stopped and the last good checkpoint was kept."""
+__all__ = ["Trainer", "TrainResult", "TrainingDiverged", "resolve_device", "train", "RESUMABLE_CHANGES"]
 
 
 @dataclass
@@ -73,18 +58,7 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
-    out = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict):
-            out.update(_flatten(v, key + "."))
-        else:
-            out[key] = v
-    return out
-
-
-class Trainer:
+class Trainer(CheckpointMixin, MonitorMixin):
     """Train a (class-conditional) GAN from a :class:`GANConfig`; ``fit()`` runs until ``train.steps``.
 
     Under ``torchrun --nproc_per_node N`` each process takes a contiguous 1/N of every global batch
@@ -148,7 +122,10 @@ class Trainer:
         self._images = None
         if self.data.dataset.cached:
             self._images = torch.from_numpy(self.data.dataset.uint8_array()).permute(0, 3, 1, 2).contiguous()
-            self._images = self._maybe_to_device(self._images)
+            self._images = cache_on_device(self._images, self.device, enabled=config.data.cache_on_device,
+                                           verbose=self.verbose)
+            if self._images.device != self._label_tensor.device:
+                self._label_tensor = self._label_tensor.to(self.device)
         self._chance_history: deque = deque(maxlen=max(1, math.ceil(tc.chance_window / max(tc.log_every * tc.n_dis, 1))))
         self._chance_warned = False
         self._reset_stats()
@@ -159,34 +136,10 @@ class Trainer:
         elif self.log_path.exists() and self.main:
             self.log_path.unlink()  # a run that died before its first checkpoint: start the log afresh
 
-    def _maybe_to_device(self, images: torch.Tensor) -> torch.Tensor:
-        """Move the uint8 cache to the GPU when it fits in a quarter of the free memory (no per-step copies)."""
-        if not (self.is_cuda and self.cfg.data.cache_on_device):
-            return images
-        free, _ = torch.cuda.mem_get_info(self.device)
-        if images.numel() > free // 4:
-            if self.verbose:
-                print(f"image cache ({images.numel() / 2**30:.1f} GiB) kept in host memory: it would take more "
-                      f"than a quarter of the {free / 2**30:.1f} GiB free on {self.device}", file=sys.stderr)
-            return images
-        self._label_tensor = self._label_tensor.to(self.device)
-        return images.to(self.device)
-
     # ------------------------------------------------------------------------------------------ setup
     def _build_models(self) -> None:
         mc, tc = self.cfg.model, self.cfg.train
-        g_kwargs: dict[str, Any] = dict(z_dim=mc.z_dim, base_channels=mc.g_channels)
-        d_kwargs: dict[str, Any] = dict(base_channels=mc.d_channels)
-        if mc.generator != "fastgan":  # fastgan's widths per resolution are fixed multiples of base_channels
-            g_kwargs["max_mult"] = mc.max_mult
-        if mc.generator == "resnet":
-            g_kwargs["spectral_norm"] = mc.g_spectral_norm
-        if mc.discriminator in ("dcgan", "sngan", "resnet"):
-            d_kwargs["max_mult"] = mc.max_mult
-        if mc.discriminator in ("dcgan", "sngan"):
-            d_kwargs["batch_norm"] = mc.d_batch_norm
-        if mc.discriminator == "projected":
-            d_kwargs["pretrained"] = mc.d_pretrained
+        g_kwargs, d_kwargs = network_kwargs(mc)
         common = dict(resolution=mc.resolution, num_classes=self.num_classes, channels=self.cfg.data.channels)
         # Initialise from the config seed without disturbing the caller's global RNG.
         with torch.random.fork_rng(devices=[]):
@@ -204,8 +157,7 @@ class Trainer:
             elif self.main:  # torch's SyncBatchNorm has no CPU kernel
                 print("train.sync_batchnorm needs CUDA; BatchNorm uses each process's share of the batch",
                       file=sys.stderr)
-        if mc.cond_transition is not None:
-            self._check_transition(mc.cond_transition)
+        check_transition(mc, self.G, self.D, self.num_classes)
         self.G.to(self.device, memory_format=fmt)
         self.D.to(self.device, memory_format=fmt)
         # What the training steps call: the modules themselves or G's compiled form (same parameters). D stays
@@ -222,28 +174,9 @@ class Trainer:
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=tc.lr_g, betas=betas, **fused)
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=tc.lr_d, betas=betas, **fused)
 
-    def _check_transition(self, transition: list[int]) -> None:
-        mc = self.cfg.model
-        if len(transition) != 2 or not 0 <= transition[0] <= transition[1]:
-            raise ValueError(f"model.cond_transition must be [start, end] G steps with 0 <= start <= end, got "
-                             f"{transition}")
-        if not self.num_classes:
-            raise ValueError("model.cond_transition needs a class-conditional GAN (model.conditional: true)")
-        unsupported = [name for name, net in (("generator", self.G), ("discriminator", self.D))
-                       if not isinstance(net, ConditionScaleMixin)]
-        if unsupported:
-            raise ValueError(f"model.cond_transition: {', '.join(f'{k} {getattr(mc, k)!r}' for k in unsupported)} "
-                             "cannot blend the class in; use generator 'fastgan' and discriminator 'projected'")
-
     def condition_scale(self, step: int) -> float:
         """Weight of the class in G and D at G step ``step`` (1 unless ``model.cond_transition`` ramps it)."""
-        tr = self.cfg.model.cond_transition
-        if tr is None:
-            return 1.0
-        start, end = tr
-        if step < start:
-            return 0.0
-        return 1.0 if step >= end else (step - start) / (end - start)
+        return condition_scale(self.cfg.model.cond_transition, step)
 
     def _apply_condition_scale(self) -> None:
         if self.cfg.model.cond_transition is None:
@@ -454,227 +387,8 @@ class Trainer:
         return TrainResult(step=self.step, finished=finished, generator_path=gen_path, checkpoint_path=last_ckpt,
                            images_per_second=run_ips, log_path=self.log_path)
 
-    # ------------------------------------------------------------------------------------------ logging
-    def _reset_stats(self) -> None:
-        zero = lambda: torch.zeros((), device=self.device)  # noqa: E731 - accumulate on device, sync per log
-        self._stats: dict[str, Any] = {k: zero() for k in ("d_loss", "g_loss", "penalty", "d_real_acc",
-                                                           "d_fake_acc", "real_logit", "fake_logit")}
-        self._stats["n_d"] = 0
-        self._stats["n_g"] = 0
-
-    def _flush_stats(self, images_per_second: float) -> dict[str, Any]:
-        s = self._stats
-        s.update(gdist.all_reduce_mean({k: v for k, v in s.items() if isinstance(v, torch.Tensor)}))
-        n_d, n_g = max(s["n_d"], 1), max(s["n_g"], 1)
-        record: dict[str, Any] = {"step": self.step, "d_steps": self.d_steps}
-        for k in ("d_loss", "penalty", "d_real_acc", "d_fake_acc", "real_logit", "fake_logit"):
-            record[k] = float(s[k].item()) / n_d
-        record["g_loss"] = float(s["g_loss"].item()) / n_g
-        self._reset_stats()
-        bad = [k for k in ("d_loss", "g_loss", "penalty") if not math.isfinite(record[k])]
-        if bad:
-            ckpts = sorted(self.ckpt_dir.glob("ckpt_*.pt"))
-            keep = f"the last good checkpoint is {ckpts[-1]}" if ckpts else "no checkpoint was written yet"
-            raise TrainingDiverged(
-                f"training diverged: {', '.join(f'{k}={record[k]}' for k in bad)} in the {n_d} D steps before G step "
-                f"{self.step}; stopped without saving these weights ({keep}). Try lower learning rates, "
-                "a different loss (hinge), R1 or fewer D steps.")
-        record["d_acc"] = 0.5 * (record["d_real_acc"] + record["d_fake_acc"])
-        record["d_loss_chance"] = self.loss.chance_d_loss
-        record["aug_p"] = self.augment.p if self.augment.ops else 0.0
-        record["ada_rt"] = self.ada.last_rt if self.ada is not None else None
-        record["img_per_s"] = images_per_second
-        record["elapsed_s"] = self.elapsed_s
-        record["cpu_s"] = self.cpu_s
-        record["cond_scale"] = self.condition_scale(self.step) if self.num_classes else None
-        record["d_at_chance"] = self._check_chance(record)
-        return record
-
-    def _check_chance(self, record: dict[str, Any]) -> bool:
-        """Is D no better than a coin? (accuracy near 0.5 and, where defined, loss near its chance value)."""
-        self._chance_history.append((record["d_acc"], record["d_loss"]))
-        tc = self.cfg.train
-        if self.d_steps < tc.chance_warmup or len(self._chance_history) < self._chance_history.maxlen:
-            return False
-        acc = sum(a for a, _ in self._chance_history) / len(self._chance_history)
-        loss = sum(lo for _, lo in self._chance_history) / len(self._chance_history)
-        chance = self.loss.chance_d_loss
-        at_chance = acc < 0.55 and (chance is None or abs(loss - chance) < 0.05 * chance)
-        if at_chance and not self._chance_warned and self.main:
-            tqdm.write(f"WARNING: D is at chance at step {self.step}: accuracy {acc:.2f}"
-                       + (f", loss {loss:.3f} vs chance {chance:.3f}" if chance is not None else "")
-                       + f" over the last {tc.chance_window} D steps: it cannot tell real from generated images. "
-                       "If the sample grids (or FID) stop improving too, raise lr_d or n_dis, lower augmentation "
-                       "strength, or check the data; alone it is no proof of failure (a 32 px run improved FID "
-                       "4x while flagged: benchmarks/results/cpu_gan_study).", file=sys.stderr)
-        self._chance_warned = at_chance
-        return at_chance
-
-    def _write_log(self, record: dict[str, Any], writer) -> None:
-        if not self.main:
-            return
-        with open(self.log_path, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(record) + "\n")
-        if writer is not None:
-            for k, v in record.items():
-                if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "step":
-                    writer.add_scalar(f"train/{k}", v, self.step)
-
-    def _tensorboard(self):
-        if not self.cfg.train.tensorboard:
-            return None
-        from torch.utils.tensorboard import SummaryWriter
-
-        return SummaryWriter(str(self.out / "tensorboard"), purge_step=self.step or None)
-
-    def _sample_model(self) -> torch.nn.Module:
-        return self.ema.module if self.ema is not None else self.G
-
-    @torch.no_grad()
-    def sample_grid_images(self) -> torch.Tensor:
-        """uint8 samples from the fixed latents (EMA generator, eval mode): the exact pixels of the grids."""
-        model = self._sample_model()
-        was = model.training
-        model.eval()
-        z, y = self._fixed
-        outs = []
-        for i in range(0, len(z), 64):
-            with self.autocast:
-                x = model(z[i:i + 64].to(self.device), y[i:i + 64].to(self.device) if y is not None else None)
-            outs.append(gan_to_uint8(x.float()).cpu())
-        model.train(was)
-        return torch.cat(outs)
-
-    def _save_samples(self, writer) -> None:
-        self._sync_buffers()
-        if not self.main:
-            return
-        images = self.sample_grid_images()
-        k = self.cfg.train.samples_per_class
-        save_image_grid(images, self.sample_dir / f"step_{self.step:08d}.png", nrow=k)
-        save_image_grid(images, self.sample_dir / "latest.png", nrow=k)
-        if writer is not None:
-            from torchvision.utils import make_grid
-
-            writer.add_image("samples", make_grid(images, nrow=k), self.step)
-
-    def _plot_curves(self) -> None:
-        records = self.read_log()
-        if records:
-            plot_training_curves(records, self.out / "loss_curves.png",
-                                 title=f"{self.cfg.model.generator}/{self.cfg.model.discriminator} "
-                                       f"{self.cfg.model.resolution}px, {self.cfg.loss.name}")
-        if self.num_classes:
-            images = self.sample_grid_images()
-            k = self.cfg.train.samples_per_class
-            rows = [images[i * k:(i + 1) * k] for i in range(self.num_classes)]
-            save_class_grid(rows, self.class_names, self.out / "samples_per_class.png",
-                            title=f"EMA generator samples at step {self.step} (fixed latents)")
-
-    def read_log(self) -> list[dict[str, Any]]:
-        if not self.log_path.exists():
-            return []
-        with open(self.log_path, encoding="utf-8") as fh:
-            return [json.loads(line) for line in fh if line.strip()]
-
-    def _write_summary(self, finished: bool, run_ips: float) -> None:
-        records = self.read_log()
-        last = records[-1] if records else {}
-        write_json(self.out / "train_summary.json", {
-            "step": self.step, "total_steps": self.total_steps, "finished": finished,
-            "images_per_second_this_run": run_ips, "elapsed_s_total": self.elapsed_s, "cpu_s_total": self.cpu_s,
-            "device": torch.cuda.get_device_name(self.device) if self.is_cuda else f"cpu ({platform.processor() or platform.machine()})",
-            "torch": torch.__version__, "gan_augment": __version__, "python": platform.python_version(),
-            "world_size": self.dist.world_size,
-            "train_images": len(self.data.labels), "per_class": self.data.subset.get("per_class"),
-            "manifest_hash": self.data.manifest.hash, "last_log": last,
-        })
-
-    # ------------------------------------------------------------------------------------------ checkpoints
-    def _generator_meta(self) -> dict[str, Any]:
-        return {"arch": self.G.arch, "arch_args": self.G.arch_args, "class_names": self.G.class_names,
-                "num_classes": self.G.num_classes, "resolution": self.G.resolution, "channels": self.G.channels,
-                "z_dim": self.G.z_dim, "manifest_hash": self.data.manifest.hash, "split": self.cfg.data.split,
-                "library_version": __version__}
-
-    def _sync_buffers(self) -> None:
-        """Under torchrun: average BatchNorm running statistics across ranks before they are used or saved."""
-        gdist.average_buffers(self.G, self.D, self.ema.module if self.ema is not None else None)
-
-    def _checkpoint(self) -> Path:
-        tc = self.cfg.train
-        path = self.ckpt_dir / f"ckpt_{self.step:08d}.pt"
-        self._sync_buffers()
-        gdist.check_consistent(self.G, "the generator")
-        gdist.check_consistent(self.D, "the discriminator")
-        if not self.main:
-            return path
-        state = {
-            "format": CHECKPOINT_FORMAT, "format_version": 1, "library_version": __version__,
-            "step": self.step, "batches_consumed": self.batches_consumed, "d_steps": self.d_steps,
-            "elapsed_s": self.elapsed_s, "cpu_s": self.cpu_s, "config": self.cfg.to_dict(), "manifest_hash": self.data.manifest.hash,
-            "class_names": self.class_names, "generator_meta": self._generator_meta(),
-            "G": self.G.state_dict(), "D": self.D.state_dict(),
-            "G_ema": self.ema.module.state_dict() if self.ema is not None else None,
-            "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
-            "augment": self.augment.state_dict(), "ada": self.ada.state_dict() if self.ada is not None else None,
-            "lecam": self.lecam.state_dict() if self.lecam is not None else None,
-            "rng": {"z": self.z_gen.get_state(), "torch": torch.get_rng_state()},
-            "world_size": self.dist.world_size,
-        }
-        with atomic_path(path, suffix=".pt") as tmp:
-            torch.save(state, tmp)
-        for old in sorted(self.ckpt_dir.glob("ckpt_*.pt"))[:-tc.keep_last]:
-            old.unlink()
-        self._export_generator()
-        return path
-
-    def _export_generator(self) -> Path:
-        extra = {"training": {"loss": self.cfg.loss.name, "augment": self.cfg.augment.policy,
-                              "ema_decay": self.cfg.train.ema_decay, "subset": self.data.subset,
-                              "config": self.cfg.to_dict()}}
-        return save_generator(self._sample_model(), self.out / "generator.safetensors", class_names=self.G.class_names,
-                              manifest_hash=self.data.manifest.hash, split=self.cfg.data.split, step=self.step,
-                              extra=extra)
-
-    def _find_resume_state(self) -> dict[str, Any] | None:
-        ckpts = sorted(self.ckpt_dir.glob("ckpt_*.pt"))
-        if not ckpts:
-            raise ValueError(f"--resume: no checkpoint in {self.ckpt_dir}")
-        state = load_checkpoint_file(ckpts[-1])
-        state["_path"] = str(ckpts[-1])
-        old, new = _flatten(state["config"]), _flatten(self.cfg.to_dict())
-        differ = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k) and k not in RESUMABLE_CHANGES)
-        if differ:
-            raise ValueError(f"cannot resume {ckpts[-1]}: config differs in {differ} "
-                             f"(checkpoint: {[old.get(k) for k in differ]}, now: {[new.get(k) for k in differ]})")
-        return state
-
-    def _restore(self, state: dict[str, Any]) -> None:
-        self.G.load_state_dict(state["G"])
-        self.D.load_state_dict(state["D"])
-        if self.ema is not None:
-            self.ema.module.load_state_dict(state["G_ema"])
-        self.opt_g.load_state_dict(state["opt_g"])
-        self.opt_d.load_state_dict(state["opt_d"])
-        self.augment.load_state_dict(state["augment"])
-        if self.ada is not None and state.get("ada") is not None:
-            self.ada.load_state_dict(state["ada"])
-        if self.lecam is not None and state.get("lecam") is not None:
-            self.lecam.load_state_dict(state["lecam"])
-        self.z_gen.set_state(state["rng"]["z"])
-        torch.set_rng_state(state["rng"]["torch"])
-        self.step, self.batches_consumed = int(state["step"]), int(state["batches_consumed"])
-        self.d_steps, self.elapsed_s = int(state["d_steps"]), float(state["elapsed_s"])
-        self.cpu_s = float(state.get("cpu_s", 0.0))
-        # Drop log lines written after the checkpoint (a killed run may have logged further).
-        if self.main:
-            records = [r for r in self.read_log() if r["step"] <= self.step]
-            write_text(self.log_path, "".join(json.dumps(r) + "\n" for r in records))
-        if self.verbose:
-            print(f"resumed from {state['_path']} at step {self.step}", file=sys.stderr)
-
 
 def train(config: GANConfig, *, resume: bool = False) -> TrainResult:
     """Build a :class:`Trainer` and run it."""
     return Trainer(config, resume=resume).fit()
+

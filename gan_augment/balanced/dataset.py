@@ -1,19 +1,7 @@
-"""Drop-in class balancing for a user's training loop: GAN images for rare classes, or real oversampling.
-
-    from gan_augment import GANBalancedDataset, MinorityOversampler
-    train_ds = GANBalancedDataset(real_ds, "generator.safetensors", strategy="not majority", transform=albu)
-    loader = DataLoader(train_ds, batch_size=64, shuffle=True, num_workers=4)
-
-``strategy`` reads like imbalanced-learn's ``sampling_strategy`` for over-sampling: ``"not majority"``
-(default), ``"minority"``, ``"not minority"``, ``"all"``, a float ratio, a dict ``{class: target count}`` or a
-callable ``labels -> dict``. Targets are counts *after* balancing; classes already at or above their target get
-nothing. Labels are discovered like torchsampler does, but ``Subset`` is read through its indices (torchsampler
-reads the parent's labels, a known bug).
-"""
+"""``GANBalancedDataset``: real images plus generated images of the classes a strategy asks to fill."""
 
 from __future__ import annotations
 
-import math
 import os
 import warnings
 from collections import Counter
@@ -21,203 +9,19 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
-from PIL import Image
-from torch.utils.data import ConcatDataset, Dataset, Sampler, Subset, get_worker_info
+from torch.utils.data import Dataset, get_worker_info
 
-from .data.transforms import apply_transform
-from .distributed import shard_length, shard_order
-from .models import GeneratorBase
+from ..data.transforms import apply_transform
+from ..models import GeneratorBase
+from .items import ItemFormat
+from .strategy import Strategy, class_key, resolve_class_names, resolve_labels, sampling_targets, synthetic_counts
 
-__all__ = [
-    "GANBalancedDataset",
-    "MinorityOversampler",
-    "DistributedMinorityOversampler",
-    "resolve_labels",
-    "resolve_class_names",
-    "sampling_targets",
-    "synthetic_counts",
-]
-
-Strategy = str | float | Mapping | Callable[[np.ndarray], Mapping]
-STRATEGY_NAMES = ("not majority", "auto", "minority", "not minority", "all")
+__all__ = ["GANBalancedDataset"]
 
 
-# ------------------------------------------------------------------------------------------------ labels
-def resolve_labels(dataset: Dataset, labels: Sequence[int] | None = None) -> np.ndarray:
-    """Integer labels of a map-style dataset, without loading images where the dataset can tell us.
-
-    Looks at ``labels=``, then ``targets``, ``get_labels()``, ``samples`` (ImageFolder / DatasetFolder); a
-    ``Subset`` takes its parent's labels *at its indices*; a ``ConcatDataset`` concatenates its parts.
-    """
-    if labels is not None:
-        out = np.asarray(labels.tolist() if isinstance(labels, torch.Tensor) else labels, dtype=np.int64)
-        if len(out) != len(dataset):
-            raise ValueError(f"labels has {len(out)} entries but the dataset has {len(dataset)} items")
-        return out
-    if isinstance(dataset, Subset):
-        return resolve_labels(dataset.dataset)[np.asarray(dataset.indices, dtype=np.int64)]
-    if isinstance(dataset, ConcatDataset):
-        return np.concatenate([resolve_labels(d) for d in dataset.datasets])
-    for attr in ("targets", "labels"):
-        value = getattr(dataset, attr, None)
-        if value is not None and not callable(value):
-            return np.asarray(value.tolist() if isinstance(value, torch.Tensor) else value, dtype=np.int64).reshape(-1)
-    if callable(getattr(dataset, "get_labels", None)):
-        return np.asarray(dataset.get_labels(), dtype=np.int64)
-    samples = getattr(dataset, "samples", None)
-    if samples is not None:
-        return np.asarray([s[1] for s in samples], dtype=np.int64)
-    raise ValueError(f"cannot find the labels of {type(dataset).__name__}: it has no targets, get_labels() or "
-                     "samples; pass labels=[...] (one integer class per item)")
-
-
-def resolve_class_names(dataset: Dataset, classes: Sequence[str] | None, n_classes: int) -> list[str]:
-    """Class names from ``classes=``, the dataset's ``classes`` (through Subset), else ``"0"``, ``"1"``, ..."""
-    if classes is not None:
-        names = [str(c) for c in classes]
-    else:
-        base = dataset
-        while isinstance(base, Subset):
-            base = base.dataset
-        if isinstance(base, ConcatDataset):
-            base = base.datasets[0]
-        found = getattr(base, "classes", None)
-        names = [str(c) for c in found] if found is not None else [str(i) for i in range(n_classes)]
-    if len(names) < n_classes:
-        raise ValueError(f"labels go up to {n_classes - 1} but only {len(names)} class names: {names}")
-    return names
-
-
-def _class_key(key: Any, names: Sequence[str]) -> int:
-    if isinstance(key, str):
-        if key in names:
-            return list(names).index(key)
-        raise ValueError(f"unknown class {key!r}; classes are {list(names)}")
-    k = int(key)
-    if not 0 <= k < len(names):
-        raise ValueError(f"class index {k} out of range 0..{len(names) - 1}")
-    return k
-
-
-# ------------------------------------------------------------------------------------------------ strategy
-def sampling_targets(labels: np.ndarray, strategy: Strategy, class_names: Sequence[str]) -> dict[int, int]:
-    """Target count per class after balancing (>= the real count), imbalanced-learn semantics."""
-    counts = Counter(int(y) for y in labels)
-    present = sorted(counts)
-    if not present:
-        raise ValueError("no labels")
-    n_max, n_min = max(counts.values()), min(counts.values())
-    majority = [c for c in present if counts[c] == n_max]
-    minority = [c for c in present if counts[c] == n_min]
-    targets = {c: counts[c] for c in present}
-    if callable(strategy) and not isinstance(strategy, (str, Mapping)):
-        strategy = strategy(np.asarray(labels))
-        if not isinstance(strategy, Mapping):
-            raise ValueError(f"a callable strategy must return a dict {{class: target count}}, got {type(strategy)}")
-    if isinstance(strategy, str):
-        key = strategy.lower().replace("_", " ")
-        if key not in STRATEGY_NAMES:
-            raise ValueError(f"unknown strategy {strategy!r}; choose one of {list(STRATEGY_NAMES)}, a float ratio, "
-                             "a dict {class: target count} or a callable")
-        chosen = {"not majority": [c for c in present if c not in majority],
-                  "auto": [c for c in present if c not in majority],
-                  "minority": minority,
-                  "not minority": [c for c in present if c not in minority],
-                  "all": present}[key]
-        for c in chosen:
-            targets[c] = n_max
-    elif isinstance(strategy, (float, int)) and not isinstance(strategy, bool):
-        ratio = float(strategy)
-        if not 0 < ratio <= 1:
-            raise ValueError(f"a float strategy is the ratio (class count / majority count) in (0, 1], got {ratio}")
-        for c in present:
-            targets[c] = max(counts[c], int(math.ceil(ratio * n_max)))
-    elif isinstance(strategy, Mapping):
-        for key, target in strategy.items():
-            c = _class_key(key, class_names)
-            if c not in counts:
-                raise ValueError(f"strategy names class {class_names[c]!r}, which has no real images")
-            if int(target) < counts[c]:
-                raise ValueError(f"strategy target {int(target)} for class {class_names[c]!r} is below its "
-                                 f"{counts[c]} real images; over-sampling cannot remove images")
-            targets[c] = int(target)
-    else:
-        raise ValueError(f"unsupported strategy {strategy!r}")
-    return targets
-
-
-def synthetic_counts(real: Mapping[int, int], targets: Mapping[int, int],
-                     max_synthetic_fraction: float | None) -> dict[int, int]:
-    """Synthetic images per class: target - real, capped so synthetic / (real + synthetic) <= the fraction."""
-    if max_synthetic_fraction is not None and not 0 <= max_synthetic_fraction <= 1:
-        raise ValueError(f"max_synthetic_fraction must be in [0, 1], got {max_synthetic_fraction}")
-    out = {}
-    for c, n in real.items():
-        need = max(0, targets.get(c, n) - n)
-        if max_synthetic_fraction is not None and max_synthetic_fraction < 1:
-            cap = int(math.floor(max_synthetic_fraction / (1 - max_synthetic_fraction) * n + 1e-9))
-            need = min(need, cap)
-        out[c] = need
-    return out
-
-
-# ------------------------------------------------------------------------------------------------ item types
-class _ItemFormat:
-    """Type, size and mode of the real dataset's images, so synthetic items look the same."""
-
-    def __init__(self, sample: Any):
-        self.kind: str
-        if isinstance(sample, Image.Image):
-            self.kind, self.mode, self.size = "pil", sample.mode, sample.size  # size = (W, H)
-            self.channels = len(sample.getbands())
-        elif isinstance(sample, np.ndarray):
-            if sample.dtype != np.uint8:
-                raise ValueError(f"real images are {sample.dtype} arrays; GANBalancedDataset needs uint8 images "
-                                 "(move scaling / normalisation into transform=)")
-            self.kind, self.squeeze = "numpy", sample.ndim == 2
-            self.channels = 1 if sample.ndim == 2 else sample.shape[2]
-            self.size = (sample.shape[1], sample.shape[0])
-        elif isinstance(sample, torch.Tensor):
-            if sample.ndim != 3:
-                raise ValueError(f"real tensor images must be (C, H, W), got shape {tuple(sample.shape)}")
-            self.kind, self.dtype = "tensor", sample.dtype
-            if sample.is_floating_point() and (sample.min() < 0 or sample.max() > 1):
-                raise ValueError("real images are normalised float tensors; let real_ds return raw images (PIL, "
-                                 "uint8 array/tensor or [0, 1] floats) and pass the normalisation as transform=")
-            self.channels = sample.shape[0]
-            self.size = (sample.shape[2], sample.shape[1])
-        else:
-            raise ValueError(f"real images of type {type(sample).__name__} are not supported; return PIL images, "
-                             "uint8 numpy arrays (H, W, C) or tensors (C, H, W)")
-
-    def from_uint8(self, hwc: np.ndarray) -> Any:
-        """A synthetic (H, W, C) uint8 image, already at the real size, in the real items' type."""
-        if self.kind == "pil":
-            img = Image.fromarray(hwc[:, :, 0] if hwc.shape[2] == 1 else hwc)
-            return img if img.mode == self.mode else img.convert(self.mode)
-        if self.kind == "numpy":
-            return hwc[:, :, 0].copy() if self.squeeze else hwc.copy()
-        t = torch.from_numpy(np.array(hwc, copy=True)).permute(2, 0, 1).contiguous()
-        return t.to(self.dtype).div_(255.0) if self.dtype.is_floating_point else t.to(self.dtype)
-
-    def to_storage(self, images: torch.Tensor) -> np.ndarray:
-        """(N, C, H, W) uint8 generator output -> (N, H, W, C) uint8 at the real size and channel count."""
-        out = []
-        for img in images:
-            arr = img.permute(1, 2, 0).numpy()
-            pil = Image.fromarray(arr[:, :, 0] if arr.shape[2] == 1 else arr)
-            pil = pil.convert("L" if self.channels == 1 else "RGB")
-            if pil.size != self.size:
-                pil = pil.resize(self.size, Image.Resampling.BICUBIC)
-            a = np.asarray(pil, dtype=np.uint8)
-            out.append(a[:, :, None] if a.ndim == 2 else a)
-        return np.stack(out) if out else np.zeros((0, self.size[1], self.size[0], self.channels), np.uint8)
-
-
-# ------------------------------------------------------------------------------------------------ dataset
 def _load(generator: Any, device: torch.device) -> GeneratorBase:
     if isinstance(generator, (str, os.PathLike)):
-        from .generators import load_generator
+        from ..generators import load_generator
 
         return load_generator(generator, device=device)
     if isinstance(generator, GeneratorBase):
@@ -313,7 +117,7 @@ class GANBalancedDataset(Dataset):
         self.epoch = 0
         self._refreshes = 0
 
-        self.format = _ItemFormat(self._real_image(0))
+        self.format = ItemFormat(self._real_image(0))
         self.sources = self._resolve_generators(generators)
         w, h = self.format.size
         if w != h and any(g.resolution for g, _ in self.sources.values()):
@@ -345,7 +149,7 @@ class GANBalancedDataset(Dataset):
     def _resolve_generators(self, generators: Any) -> dict[int, tuple[GeneratorBase, int | None]]:
         """Map dataset class index -> (generator, class index inside that generator or None)."""
         if isinstance(generators, Mapping):
-            items = [(_class_key(k, self.classes), _load(g, self.device)) for k, g in generators.items()]
+            items = [(class_key(k, self.classes), _load(g, self.device)) for k, g in generators.items()]
             out: dict[int, tuple[GeneratorBase, int | None]] = {}
             for c, g in items:
                 if g.num_classes:
@@ -544,111 +348,3 @@ class GANBalancedDataset(Dataset):
                 f"classes={len(self.classes)})")
 
 
-# ------------------------------------------------------------------------------------------------ samplers
-def _oversample_indices(labels: np.ndarray, targets: Mapping[int, int], num_samples: int | None, replacement: bool,
-                        generator: torch.Generator) -> torch.Tensor:
-    if replacement:
-        counts = Counter(int(y) for y in labels)
-        weights = torch.tensor([targets[int(y)] / counts[int(y)] for y in labels], dtype=torch.double)
-        n = num_samples if num_samples is not None else sum(targets.values())
-        return torch.multinomial(weights, n, replacement=True, generator=generator)
-    # exact counts: every real image once, then extra copies drawn without replacement (cycling) per class
-    parts = []
-    for c, target in targets.items():
-        idx = torch.from_numpy(np.flatnonzero(labels == c))
-        reps = [idx]
-        extra = target - len(idx)
-        while extra > 0:
-            perm = idx[torch.randperm(len(idx), generator=generator)][:extra]
-            reps.append(perm)
-            extra -= len(perm)
-        parts.append(torch.cat(reps))
-    out = torch.cat(parts)
-    out = out[torch.randperm(len(out), generator=generator)]
-    if num_samples is not None:
-        out = out[:num_samples] if num_samples <= len(out) else \
-            torch.cat([out, out[torch.randint(len(out), (num_samples - len(out),), generator=generator)]])
-    return out
-
-
-class MinorityOversampler(Sampler[int]):
-    """Real-only oversampling to the same targets as :class:`GANBalancedDataset` (the benchmark's baseline).
-
-    ``replacement=True`` draws ``num_samples`` (default: sum of targets) indices with probability
-    proportional to target / real count, so per-class counts match the targets in expectation;
-    ``replacement=False`` gives the exact counts (each image once, plus extra copies spread evenly).
-    ``labels`` may be a sequence or a dataset (labels found as in :func:`resolve_labels`). Randomness comes
-    from ``generator`` if given, else from ``seed`` and :meth:`set_epoch` (never the global RNG).
-
-    Example:
-        >>> labels = [0] * 6 + [1] * 2
-        >>> sampler = MinorityOversampler(labels, strategy="not majority", replacement=False)
-        >>> sorted(Counter(labels[i] for i in sampler).items())
-        [(0, 6), (1, 6)]
-    """
-
-    def __init__(self, labels: Sequence[int] | Dataset, strategy: Strategy = "not majority", *,
-                 num_samples: int | None = None, replacement: bool = True, generator: torch.Generator | None = None,
-                 seed: int = 0, classes: Sequence[str] | None = None):
-        if isinstance(labels, Dataset):
-            ds = labels
-            labels = resolve_labels(ds)
-            classes = classes or resolve_class_names(ds, None, int(labels.max()) + 1)
-        self.labels = np.asarray(labels, dtype=np.int64)
-        if len(self.labels) == 0:
-            raise ValueError("no labels")
-        names = list(classes) if classes is not None else [str(i) for i in range(int(self.labels.max()) + 1)]
-        self.targets = sampling_targets(self.labels, strategy, names)
-        if num_samples is not None and num_samples < 1:
-            raise ValueError(f"num_samples must be >= 1, got {num_samples}")
-        self.num_samples, self.replacement, self.generator, self.seed = num_samples, replacement, generator, seed
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def _generator(self) -> torch.Generator:
-        if self.generator is not None:
-            return self.generator
-        g = torch.Generator()
-        g.manual_seed(self.seed * 1_000_003 + self.epoch)
-        return g
-
-    def indices(self) -> torch.Tensor:
-        return _oversample_indices(self.labels, self.targets, self.num_samples, self.replacement, self._generator())
-
-    def __iter__(self):
-        return iter(self.indices().tolist())
-
-    def __len__(self) -> int:
-        return self.num_samples if self.num_samples is not None else sum(self.targets.values())
-
-
-class DistributedMinorityOversampler(MinorityOversampler):
-    """:class:`MinorityOversampler` sharded across DDP ranks like ``DistributedSampler``.
-
-    Every rank draws the same oversampled list from ``(seed, epoch)`` (call :meth:`set_epoch` each epoch),
-    pads it to a multiple of ``num_replicas`` (or drops the tail with ``drop_last``) and takes every
-    ``num_replicas``-th index starting at ``rank``.
-    """
-
-    def __init__(self, labels: Sequence[int] | Dataset, strategy: Strategy = "not majority", *,
-                 num_replicas: int | None = None, rank: int | None = None, seed: int = 0, drop_last: bool = False,
-                 replacement: bool = True, num_samples: int | None = None, classes: Sequence[str] | None = None):
-        super().__init__(labels, strategy, num_samples=num_samples, replacement=replacement, seed=seed,
-                         classes=classes)
-        if num_replicas is None or rank is None:
-            if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
-                raise ValueError("pass num_replicas and rank, or initialise torch.distributed first")
-            num_replicas = num_replicas or torch.distributed.get_world_size()
-            rank = torch.distributed.get_rank() if rank is None else rank
-        if not 0 <= rank < num_replicas:
-            raise ValueError(f"rank {rank} out of range for {num_replicas} replicas")
-        self.num_replicas, self.rank, self.drop_last = num_replicas, rank, drop_last
-        self.per_rank = shard_length(super().__len__(), num_replicas, drop_last)
-
-    def __iter__(self):
-        return iter(shard_order(self.indices().tolist(), self.num_replicas, self.rank, self.drop_last))
-
-    def __len__(self) -> int:
-        return self.per_rank

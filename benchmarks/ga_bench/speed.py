@@ -40,14 +40,13 @@ from gan_augment.perf import (
 )
 from gan_augment.provenance import run_metadata
 
-from .benchmark import WithTransform
-from .engine import FitConfig, fit
-from .models import create_classifier
-from .transforms import build_transform
+from classifier import FitConfig, build_transform, create_classifier, fit
+
+from .arms import WithTransform
 
 __all__ = ["run_speed_benchmark", "main", "SETTINGS"]
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 # What each mode measures; --quick is CPU-sized, the default is what a GPU run reports.
 SETTINGS = {

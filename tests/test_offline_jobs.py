@@ -1,6 +1,6 @@
-"""The GPU plan's scripts, tried here on CPU at toy scale: scripts/device_call.sh (one step per device call) and
-scripts/device_collect.sh (what comes back), across three simulated machines - so the first GPU session lent to
-this project does not spend its minutes on a broken script."""
+"""The offline GPU node's scripts, tried here on CPU at toy scale: scripts/offline_job.sh (one step per batch job,
+resuming) and scripts/offline_collect.sh (what comes back), across three simulated nodes - so a user's first
+GPU job does not spend its time limit on a broken script."""
 
 from __future__ import annotations
 
@@ -94,8 +94,8 @@ def _call(tmp_path: Path, machine: str, out: str, *args: str, **env: str) -> sub
     full_env = {**os.environ, "PY": sys.executable, "OUT": str(tmp_path / out), "WORK_DIR": str(tmp_path / machine),
                 "DATA_DIR": str(data), "SITE": str(tmp_path / "site"), "WHEEL_DIRS": "",
                 "GEN_DIR": str(tmp_path / "checkout" / ".gen"), "RESULTS_DIR": str(tmp_path / "checkout" / "results"),
-                "GAN_AUGMENT_COMMIT": "feedc0de", **env}
-    proc = subprocess.run(["bash", str(ROOT / "scripts" / "device_call.sh"), *args], env=full_env, cwd=tmp_path,
+                "GAN_AUGMENT_COMMIT": "feedc0de", "FEATURES": "lite0", "PART_MIB": "15", **env}
+    proc = subprocess.run(["bash", str(ROOT / "scripts" / "offline_job.sh"), *args], env=full_env, cwd=tmp_path,
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc
@@ -104,7 +104,7 @@ def _call(tmp_path: Path, machine: str, out: str, *args: str, **env: str) -> sub
 def _collect(tmp_path: Path, out: str) -> str:
     dest = tmp_path / "checkout"
     dest.mkdir(exist_ok=True)
-    proc = subprocess.run(["bash", str(ROOT / "scripts" / "device_collect.sh"), str(tmp_path / out)],
+    proc = subprocess.run(["bash", str(ROOT / "scripts" / "offline_collect.sh"), str(tmp_path / out)],
                           env={**os.environ, "DEST": str(dest)}, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     return proc.stdout
@@ -145,14 +145,14 @@ def test_baselines_gan_then_benchmark_across_machines(tmp_path):
     assert not any(m.endswith((".pt", ".safetensors", "manifest.csv")) or "/checkpoints" in m or "/samples/" in m
                    for m in members)
     prefix = "benchmarks/results/gan_ham10000_frac025_256/"
-    for f in ("log.jsonl", "loss_curves.png", "train_summary.json", "config.yaml", "device_run.json"):
+    for f in ("log.jsonl", "loss_curves.png", "train_summary.json", "config.yaml", "job_runs.json"):
         assert prefix + f in members, f
     said = _collect(tmp_path, "out2")
     assert "generator (frac025)" in said
     gan_dir = checkout / prefix
     steps = [json.loads(line)["step"] for line in (gan_dir / "log.jsonl").read_text().splitlines()]
     assert steps == [1, 2, 3, 4, 5]  # one log across both calls
-    calls = json.loads((gan_dir / "device_run.json").read_text())["calls"]
+    calls = json.loads((gan_dir / "job_runs.json").read_text())["jobs"]
     assert len(calls) == 2 and {c["commit"] for c in calls} in ({"feedc0de"}, {provenance.run_metadata()["commit"]})
     gen = checkout / "runs" / "gan_frac025" / "generator.safetensors"
     manifest = Manifest.read(tmp_path / "m1" / "results" / "ham10000_frac025" / "manifest.csv")

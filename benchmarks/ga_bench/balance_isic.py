@@ -1,0 +1,114 @@
+"""``benchmarks/balance_isic.py``: does GAN augmentation beat the strongest baselines?
+
+The command line over :mod:`ga_bench.protocol` (arms, presets, split), :mod:`ga_bench.arms` (each arm's training
+set), :mod:`ga_bench.runner` (resumable, pausable runs) and :mod:`ga_bench.report` (Markdown and plots).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+from typing import Any
+
+from gan_augment import distributed as gdist
+
+from .protocol import ARMS, PRESETS, BenchmarkConfig, GeneratorMismatch
+from .report import report_markdown
+from .runner import run_benchmark
+
+__all__ = ["build_config", "parser", "main"]
+
+
+def build_config(args: argparse.Namespace) -> BenchmarkConfig:
+    """Preset values, then every command-line option that was given."""
+    values: dict[str, Any] = {"preset": args.preset, **PRESETS[args.preset]}
+    for f in dataclasses.fields(BenchmarkConfig):
+        v = getattr(args, f.name, None)
+        if v is not None:
+            values[f.name] = v
+    if args.out is None:
+        frac = values.get("train_fraction", 1.0)
+        values["out"] = f"runs/balance_isic_{args.preset}" + (f"_frac{int(round(frac * 100)):03d}" if frac < 1 else "")
+    return BenchmarkConfig(**values)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="balance_isic.py", description=__doc__.split("\n\n")[0].split(": ", 1)[1],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--preset", choices=sorted(PRESETS), default="full")
+    p.add_argument("--out", help="output folder (default runs/balance_isic_<preset>[_fracNNN])")
+    p.add_argument("--data-dir", help="HAM10000 folder with HAM10000_metadata.csv, an ImageFolder, or a MedMNIST "
+                                      ".npz (default: $GAN_AUGMENT_DATA, else ../shared/data/ham10000_200x150)")
+    p.add_argument("--dataset", choices=["auto", "dermamnist"], help="dermamnist: download via the medmnist package")
+    p.add_argument("--dermamnist-size", type=int, choices=[28, 64, 128, 224])
+    p.add_argument("--split-manifest", help="use this manifest CSV instead of splitting")
+    p.add_argument("--train-fraction", type=float, help="keep this fraction of each class's train images (0.25)")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",")])
+    p.add_argument("--arms", type=lambda s: [x.strip() for x in s.split(",")], help=f"subset of {','.join(ARMS)}")
+    p.add_argument("--image-size", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--classifier", help="tf_efficientnet_lite0 (default, offline) | efficientnet_b0 | efficientnet-b0")
+    p.add_argument("--allow-download", action="store_true", default=None)
+    p.add_argument("--generator", help="generator file trained on this benchmark's manifest, or pretrained:NAME "
+                                       "(a generator shipped with the package, e.g. pretrained:ham10000-64)")
+    p.add_argument("--filter-threshold", type=float, help="gan_filtered: probability the judge must give the class")
+    p.add_argument("--filter-quantile", type=float,
+                   help="gan_filtered: accept synthetic images the judge scores at least like this quantile of "
+                        "real validation images of their class (relative threshold; overrides --filter-threshold)")
+    leak = p.add_mutually_exclusive_group()
+    leak.add_argument("--resplit", action="store_true", default=None,
+                      help="the data's own split puts copies / groups on both sides: split afresh (grouped)")
+    leak.add_argument("--drop-leaked", action="store_true", default=None,
+                      help="the data's own split leaks: keep it, drop the val/test copies (listed in the report)")
+    p.add_argument("--rare-classes", type=lambda s: [x.strip() for x in s.split(",") if x.strip()],
+                   help="classes whose mean recall the goal needs (default: those below --rare-share of the largest)")
+    p.add_argument("--rare-share", type=float, help="derived rare classes: training count below this share of the "
+                                                   "largest class's (0.05)")
+    p.add_argument("--check-max-real-per-class", type=int, help="real images per class in the generator check")
+    p.add_argument("--gan-config", help="YAML config to train the generator (default by preset)")
+    p.add_argument("--gan-overrides", type=lambda s: [x for x in s.split(";") if x], help="';'-separated key=value")
+    p.add_argument("--max-synthetic-fraction", type=float)
+    p.add_argument("--light-synthetic-fraction", type=float, help="gan_light's cap on the synthetic share (0.5)")
+    p.add_argument("--bank-size", type=int)
+    p.add_argument("--max-train-images", type=int)
+    p.add_argument("--max-eval-per-class", type=int)
+    p.add_argument("--num-workers", type=int)
+    p.add_argument("--device")
+    p.add_argument("--n-boot", type=int)
+    p.add_argument("--check-features", choices=["inception", "lite0"])
+    p.add_argument("--check-per-class", type=int, help="generated (and at most real) images per class in the "
+                                                       "generator check (100)")
+    p.add_argument("--no-progress", dest="progress", action="store_false", default=None)
+    p.add_argument("--time-limit-minutes", type=float,
+                   help="pause between (arm, seed) runs (and the GAN at a checkpoint) once a next run would "
+                        "probably not finish in time; rerun the same command to continue")
+    p.add_argument("--prepare-only", action="store_true", default=None,
+                   help="write the split to OUT/manifest.csv, print its hash and stop (to train a generator on it)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    cfg = build_config(args)
+    try:
+        results = run_benchmark(cfg, command=["python", "benchmarks/balance_isic.py", *(argv or [])])
+    except (GeneratorMismatch, ValueError, TimeoutError) as exc:
+        print(f"balance_isic: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        gdist.shutdown()
+    if not gdist.is_main():
+        return 0
+    if cfg.prepare_only:
+        counts = results["counts"].get("train", {})
+        print(f"wrote {results['manifest']} (manifest {results['manifest_hash']}; train: "
+              f"{sum(counts.values())} images, {counts}).\nTrain a generator on its training split with\n"
+              f"  gan-augment train {cfg.gan_config} --set data.manifest={results['manifest']} "
+              f"--set out=runs/gan_{Path(cfg.out).name}\nand pass it with --generator.")
+        return 0
+    print(report_markdown(results))
+    print(f"\nwrote {cfg.out}/results.json, report.md and plots")
+    return 0

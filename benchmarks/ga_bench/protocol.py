@@ -1,0 +1,254 @@
+"""The benchmark's protocol: arms, goals, configuration and presets, and the split every arm shares.
+
+One protocol for every arm: the same lesion-grouped split, the same classifier (ImageNet EfficientNet-Lite0),
+the same optimiser, schedule, epochs, seeds and number of optimiser steps (an epoch = as many images as the
+real training split, whatever the arm samples from). Arms:
+
+- ``plain``: no augmentation;  ``aug``: the albumentations pipeline;
+- ``aug_oversample``: + :class:`MinorityOversampler` (real images only);  ``aug_weighted``: + class-weighted CE;
+- ``gan``: + :class:`GANBalancedDataset` (synthetic images fill each class up to the majority count, at most
+  ``max_synthetic_fraction`` = 90 % of a class synthetic), drawn class-balanced by :class:`MinorityOversampler`:
+  where the cap binds (the rarest classes) real and synthetic items are repeated as ``aug_oversample`` repeats
+  real ones, so ``gan`` and ``aug_oversample`` see every class equally often and differ only by the synthetic
+  images;  ``gan_weighted``: the same set drawn uniformly, with class-weighted CE (as ``aug_weighted``);
+- ``gan_filtered``: ``gan`` keeping only synthetic images the ``aug`` seed-0 classifier (trained on the
+  training split, selected on validation) assigns to their class with probability >= a threshold;
+- ``gan_light``: ``gan`` with a lighter dose, at most ``light_synthetic_fraction`` of each class synthetic
+  (0.5: one synthetic image per real one), so real images keep most of each rare class's weight;
+- ``gan_uniform`` (not in the presets; kept to document it): ``gan`` drawn uniformly from the set - the
+  first definition of ``gan``, which under-draws the classes where the cap binds.
+
+The best baseline is the best of the four non-GAN arms by mean test balanced accuracy. Differences come with a
+95 % paired bootstrap CI over test images and seeds. Before the GAN arms run, the generator is checked:
+FID / KID against the validation split, a linear real-vs-synthetic probe (can a classifier learn "looks
+generated" as a shortcut?) and the ``aug`` classifier's per-class accuracy on synthetic images.
+Every finished (arm, seed) run is saved, so an interrupted benchmark resumes where it stopped;
+``--time-limit-minutes`` pauses it between runs (cluster jobs with a time limit), and ``--prepare-only``
+writes the split (``manifest.csv``) and stops, so a generator can be trained on exactly this benchmark's
+training split elsewhere and passed back with ``--generator``.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from gan_augment.data import Manifest, build_manifest
+from gan_augment.data.subset import per_class_cap, stratified_subset
+from gan_augment.generators import read_generator_metadata
+
+__all__ = ["rare_classes_of", "MIN_SEEDS_FOR_VERDICT", "ARMS", "DEFAULT_ARMS", "UNIFORM_DRAW_ARMS", "BASELINES", "GOALS", "GeneratorMismatch", "BenchmarkConfig",
+           "PRESETS", "prepare_manifest", "check_generator", "resolve_generator", "REPO"]
+
+REPO = Path(__file__).resolve().parents[2]  # the repository root (configs/ and ../shared are found from here)
+
+ARMS = ("plain", "aug", "aug_oversample", "aug_weighted", "gan", "gan_weighted", "gan_filtered", "gan_light",
+        "gan_uniform")
+DEFAULT_ARMS = tuple(a for a in ARMS if a != "gan_uniform")  # the full protocol's arms
+UNIFORM_DRAW_ARMS = ("gan_weighted", "gan_uniform")  # GAN arms drawn uniformly; the others class-balanced
+BASELINES = ("plain", "aug", "aug_oversample", "aug_weighted")
+MIN_SEEDS_FOR_VERDICT = 3  # fewer seeds: numbers only, no "meets goal" / "beat" wording
+GOALS = {"full": {"balanced_accuracy": 0.03, "rare_recall": 0.05}, "frac": {"balanced_accuracy": 0.05,
+                                                                           "rare_recall": 0.05}}
+
+
+class GeneratorMismatch(ValueError):
+    """The generator was trained on another manifest: it may have seen test images."""
+
+
+@dataclass
+class BenchmarkConfig:
+    out: str = "runs/balance_isic"
+    preset: str = "full"
+    data_dir: str | None = None  # HAM10000 folder (metadata CSV), ImageFolder, or MedMNIST .npz
+    dataset: str = "auto"  # auto | dermamnist (medmnist package download)
+    dermamnist_size: int = 64
+    split_manifest: str | None = None
+    split_seed: int = 0
+    fractions: tuple = (0.7, 0.15, 0.15)
+    train_fraction: float = 1.0
+    max_train_images: int | None = None  # a stratified slice of the training split (quick preset)
+    max_eval_per_class: int | None = None  # cap val/test images per class (quick preset)
+    image_size: int = 256
+    batch_size: int = 64
+    lr: float = 3e-4
+    weight_decay: float = 1e-4
+    warmup_epochs: float = 1.0
+    epochs: int | None = None  # default: 12 (full train split) / 20 (reduced)
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    arms: list[str] = field(default_factory=lambda: list(DEFAULT_ARMS))
+    classifier: str = "tf_efficientnet_lite0"
+    pretrained: str = "auto"
+    allow_download: bool = False
+    generator: str | None = None
+    gan_config: str = "configs/ham10000_256.yaml"
+    gan_overrides: list[str] = field(default_factory=list)
+    strategy: str = "not majority"
+    max_synthetic_fraction: float = 0.9
+    light_synthetic_fraction: float = 0.5  # gan_light's cap
+    bank_size: int = 10_000
+    filter_threshold: float = 0.5  # gan_filtered: absolute probability the judge must give the class ...
+    filter_quantile: float | None = None  # ... or this quantile of its scores on real val images of the class
+    check_per_class: int = 100
+    check_features: str = "inception"
+    check_max_real_per_class: int | None = None  # real images per class in the check (default: all the eval ones)
+    rare_classes: list[str] | None = None  # default: the classes below rare_share of the largest (from the data)
+    rare_share: float = 0.05  # HAM10000's training split: df 1.7 %, vasc 2.1 %, akiec 4.9 % of nv
+    num_workers: int = 4
+    device: str = "auto"
+    n_boot: int = 2000
+    progress: bool = True
+    time_limit_minutes: float | None = None  # pause between (arm, seed) runs; rerun to continue
+    prepare_only: bool = False  # write manifest.csv and stop
+    resplit: bool = False  # a source split that leaks: split afresh (grouped)
+    drop_leaked: bool = False  # ... or drop the val/test copies of training images (listed in the report)
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # CPU, minutes: a slice of the data, 64 px, a tiny 32 px GAN, 2 epochs, 1 seed. Checks the pipeline only.
+    "quick": dict(image_size=64, epochs=2, seeds=[0], arms=["plain", "aug", "aug_oversample", "aug_weighted", "gan"],
+                  max_train_images=700, max_eval_per_class=40, batch_size=32, num_workers=2, n_boot=200,
+                  check_per_class=20, check_features="lite0", bank_size=1000, gan_config="configs/quick_cpu.yaml",
+                  gan_overrides=["train.steps=150", "train.progress=false", "train.tensorboard=false"]),
+    # CPU, hours: the reference protocol's split and data (all 10,015 images), 64 px, every arm, 3 seeds; the
+    # relative filter threshold (at this scale the judge gives real rare-class images well under 0.5). Epochs:
+    # chosen so one (arm, seed) run takes ~10-15 minutes on 2 CPU cores (README: measured time per run).
+    "cpu64": dict(image_size=64, epochs=8, seeds=[0, 1, 2], arms=list(DEFAULT_ARMS), batch_size=64, num_workers=2,
+                  n_boot=2000, check_per_class=50, check_features="inception", check_max_real_per_class=200,
+                  bank_size=5000, filter_quantile=0.25, generator="pretrained:ham10000-64"),
+    # GPU: the reference protocol.
+    "full": dict(image_size=256, seeds=[0, 1, 2], arms=list(DEFAULT_ARMS), batch_size=64, num_workers=8, n_boot=2000,
+                 check_per_class=100, check_features="inception", bank_size=10_000),
+}
+
+
+# ------------------------------------------------------------------------------------------------ data
+def _default_data_dir() -> str | None:
+    env = os.environ.get("GAN_AUGMENT_DATA")
+    if env:
+        return env
+    shared = REPO.parent / "shared" / "data" / "ham10000_200x150"
+    return str(shared) if (shared / "HAM10000_metadata.csv").is_file() else None
+
+
+def _dermamnist_npz(size: int) -> str:
+    try:
+        from medmnist import DermaMNIST
+    except ImportError:
+        raise ValueError("no local data given and the 'medmnist' package is not installed: pass --data-dir "
+                         "(HAM10000 folder with HAM10000_metadata.csv, an ImageFolder, or a MedMNIST .npz), or "
+                         "`pip install gan-augment[medmnist]` to let --dataset dermamnist download DermaMNIST") from None
+    root = Path(os.environ.get("GAN_AUGMENT_CACHE", Path.home() / ".cache" / "gan_augment")) / "medmnist"
+    root.mkdir(parents=True, exist_ok=True)
+    try:
+        ds = DermaMNIST(split="train", download=True, size=size, root=str(root))
+    except Exception as exc:  # network errors vary by platform
+        raise ValueError(f"could not download DermaMNIST ({exc}); offline, point --data-dir at local data: the "
+                         "HAM10000 folder with HAM10000_metadata.csv, an ImageFolder, or a MedMNIST-layout .npz") from None
+    return str(Path(ds.root) / f"dermamnist{'' if size == 28 else f'_{size}'}.npz")
+
+
+def prepare_manifest(cfg: BenchmarkConfig, out: Path) -> Manifest:
+    """Split (or read) the data, apply the regime / slice, and write ``out/manifest.csv``."""
+    if cfg.resplit and cfg.drop_leaked:
+        raise ValueError("--resplit and --drop-leaked are two different ways out of a leaking split: pick one")
+    on_leak = "drop" if cfg.drop_leaked else "refuse"
+    if cfg.split_manifest:
+        from gan_augment.data.leaks import resolve_leaks
+
+        manifest, leaks = resolve_leaks(Manifest.read(cfg.split_manifest), on_leak=on_leak, cli=True,
+                                        where=f"--split-manifest {cfg.split_manifest}")
+        manifest.dropped_leaked = leaks
+    else:
+        data_dir = cfg.data_dir or (None if cfg.dataset == "dermamnist" else _default_data_dir())
+        if cfg.dataset == "dermamnist" or data_dir is None:
+            source = {"medmnist": _dermamnist_npz(cfg.dermamnist_size)}
+        elif data_dir.endswith(".npz"):
+            source = {"medmnist": data_dir}
+        elif (Path(data_dir) / "HAM10000_metadata.csv").is_file():
+            source = {"metadata": str(Path(data_dir) / "HAM10000_metadata.csv"), "image_dir": data_dir}
+        elif Path(data_dir).is_dir():
+            source = {"image_folder": data_dir, "group_col": None}
+        else:
+            raise ValueError(f"--data-dir {data_dir}: not a HAM10000 folder, an ImageFolder or a .npz file")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # duplicate handling is reported in the manifest counts
+            manifest, _ = build_manifest(fractions=cfg.fractions, seed=cfg.split_seed, respect_existing=not cfg.resplit,
+                                         on_leak=on_leak, cli=True, **source)
+    train_idx = manifest.indices("train")
+    train_labels = [manifest.labels[i] for i in train_idx]
+    chosen = set(train_idx)
+    if cfg.train_fraction < 1.0 or cfg.max_train_images is not None:
+        sub = stratified_subset(train_labels, fraction=cfg.train_fraction if cfg.train_fraction < 1 else None,
+                                max_images=cfg.max_train_images, seed=cfg.split_seed)
+        chosen = {train_idx[j] for j in sub}
+    rows = []
+    for split in ("val", "test"):
+        idx = manifest.indices(split)
+        rows += [idx[j] for j in per_class_cap([manifest.labels[i] for i in idx], cfg.max_eval_per_class,
+                                               cfg.split_seed)]
+    rows = sorted(set(rows) | chosen)
+    reduced = Manifest(paths=[manifest.paths[i] for i in rows], labels=[manifest.labels[i] for i in rows],
+                       groups=[manifest.groups[i] for i in rows], splits=[manifest.splits[i] for i in rows],
+                       class_names=list(manifest.class_names))
+    path = out / "manifest.csv"
+    if path.is_file():
+        previous = Manifest.read(path)
+        if previous.hash != reduced.hash:
+            raise ValueError(f"{out} holds a benchmark on another split (manifest {previous.short_hash} vs "
+                             f"{reduced.short_hash}); use a new --out")
+    reduced.write(path)
+    for split in ("train", "val", "test"):
+        if split not in reduced.split_names:
+            raise ValueError(f"the split has no {split!r} part; the benchmark needs train, val and test")
+    written = Manifest.read(path)
+    written.dropped_leaked = list(manifest.dropped_leaked)
+    return written
+
+
+def rare_classes_of(train_labels: Sequence[int], class_names: Sequence[str], *, given: Sequence[str] | None = None,
+                    share: float = 0.05) -> list[str]:
+    """The rare classes whose recall the verdict needs: ``given`` (checked against the data), else the classes
+    whose training count is below ``share`` of the largest class's (at least the smallest class)."""
+    names = list(class_names)
+    if given is not None:
+        unknown = [c for c in given if c not in names]
+        if unknown:
+            raise ValueError(f"--rare-classes {unknown} are not classes of this data; its classes are {names}")
+        if not given:
+            raise ValueError("--rare-classes is empty: name at least one class, or leave it out to derive them")
+        return list(given)
+    counts = {c: 0 for c in range(len(names))}
+    for y in train_labels:
+        counts[int(y)] += 1
+    largest = max(counts.values())
+    rare = [names[c] for c, n in counts.items() if n < share * largest]
+    return rare or [names[min(counts, key=lambda c: counts[c])]]
+
+
+def resolve_generator(spec: str | None) -> str | None:
+    """``pretrained:NAME`` -> the shipped generator's file (hash-checked against its card); a path stays a path."""
+    if spec is None or not spec.startswith("pretrained:"):
+        return spec
+    from gan_augment.pretrained import pretrained_path
+
+    return str(pretrained_path(spec.split(":", 1)[1]))
+
+
+def check_generator(path: str, manifest: Manifest) -> dict:
+    meta = read_generator_metadata(path)
+    if meta.get("manifest_hash") != manifest.hash:
+        raise GeneratorMismatch(
+            f"refusing generator {path}: it was trained on manifest {meta.get('manifest_hash')} but this benchmark's "
+            f"manifest is {manifest.hash}. A generator trained on another split may have seen test images; train "
+            "it on this benchmark's manifest (out/manifest.csv) or drop --generator")
+    if meta.get("split") != "train":
+        raise GeneratorMismatch(f"refusing generator {path}: trained on split {meta.get('split')!r}, not 'train'")
+    missing = [c for c in (meta.get("class_names") or []) if c not in manifest.class_names]
+    if missing:
+        raise GeneratorMismatch(f"generator {path} has classes {missing} that the manifest lacks")
+    return meta
+

@@ -1,0 +1,266 @@
+"""The benchmark's report: per-arm aggregates, paired bootstrap comparisons, Markdown and plots."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from classifier.stats import balanced_accuracy, macro_auroc, mean_recall, paired_bootstrap
+
+from .protocol import BASELINES, GOALS, MIN_SEEDS_FOR_VERDICT, UNIFORM_DRAW_ARMS
+
+__all__ = ["aggregate", "compare", "report_markdown", "plots"]
+
+
+def aggregate(records: dict[str, list[dict]], class_names: list[str], rare: list[int]) -> dict:
+    arms = {}
+    for arm, recs in records.items():
+        recs = sorted(recs, key=lambda r: r["seed"])
+        arms[arm] = {
+            "seeds": [r["seed"] for r in recs],
+            "balanced_accuracy": [r["test"]["balanced_accuracy"] for r in recs],
+            "macro_f1": [r["test"]["macro_f1"] for r in recs],
+            "auroc": [r["test"]["auroc"] for r in recs],
+            "accuracy": [r["test"]["accuracy"] for r in recs],
+            "per_class_recall": {c: [r["test"]["per_class_recall"][c] for r in recs] for c in class_names},
+            "rare_mean_recall": [float(np.mean([r["test"]["per_class_recall"][class_names[i]] for i in rare]))
+                                 for r in recs] if rare else [],
+            "confusion_matrix_sum": np.sum([r["test"]["confusion_matrix"] for r in recs], axis=0).tolist(),
+            "best_epoch": [r["best_epoch"] for r in recs],
+            "seconds": [r["seconds"] for r in recs],
+            **({"synthetic": recs[0]["synthetic"]} if "synthetic" in recs[0] else {}),
+            **({"synthetic_cap": recs[0]["synthetic_cap"]} if "synthetic_cap" in recs[0] else {}),
+            **({"filter_acceptance": recs[0]["filter_acceptance"]} if "filter_acceptance" in recs[0] else {}),
+        }
+    return arms
+
+
+def compare(arms: dict, runs_dir: Path, labels: np.ndarray, rare: list[int], regime: str, n_boot: int) -> dict:
+    baselines = [a for a in BASELINES if a in arms]
+    gan_arms = [a for a in arms if a.startswith("gan")]
+    if not baselines or not gan_arms:
+        return {}
+    best = max(baselines, key=lambda a: np.mean(arms[a]["balanced_accuracy"]))
+    goal = GOALS["full" if regime == "full" else "frac"]
+
+    def probs(arm):
+        return np.stack([np.load(runs_dir / f"{arm}_seed{s}_test_probs.npy") for s in arms[arm]["seeds"]])
+
+    n_seeds = len(arms[best]["seeds"])
+    out = {"best_baseline": best, "goal": goal, "n_seeds": n_seeds,
+           "verdict": n_seeds >= MIN_SEEDS_FOR_VERDICT}
+    for g in gan_arms:
+        if arms[g]["seeds"] != arms[best]["seeds"]:
+            out[g] = {"skipped": f"seeds differ from {best}"}
+            continue
+        pa, pb = probs(g), probs(best)
+        d = {"balanced_accuracy": paired_bootstrap(balanced_accuracy, labels, pa, pb, n_boot=n_boot),
+             "macro_auroc": paired_bootstrap(macro_auroc, labels, pa, pb, n_boot=n_boot)}
+        if rare:
+            d["rare_mean_recall"] = paired_bootstrap(mean_recall(rare), labels, pa, pb, n_boot=n_boot)
+        d["meets_goal"], d["goal_reason"] = goal_met(d, goal, n_seeds)
+        out[g] = d
+    return out
+
+
+def goal_met(d: dict, goal: dict, n_seeds: int) -> tuple[bool | None, str]:
+    """Every criterion must be measured and met: a missing one fails the goal, never passes it; with fewer than
+    MIN_SEEDS_FOR_VERDICT seeds there is no verdict at all (None)."""
+    if n_seeds < MIN_SEEDS_FOR_VERDICT:
+        return None, f"{n_seeds} seed{'s' if n_seeds != 1 else ''}"
+    missing = [k for k in ("balanced_accuracy", "rare_mean_recall", "macro_auroc") if k not in d]
+    if missing:
+        return False, f"not measured: {', '.join(missing)}"
+    ba, rare, auc = d["balanced_accuracy"], d["rare_mean_recall"], d["macro_auroc"]
+    failed = []
+    if ba["mean"] < goal["balanced_accuracy"]:
+        failed.append(f"balanced accuracy {ba['mean'] * 100:+.1f} < +{goal['balanced_accuracy'] * 100:.0f} pp")
+    if ba["ci_low"] <= 0:
+        failed.append("balanced-accuracy CI not above 0")
+    if rare["mean"] < goal["rare_recall"]:
+        failed.append(f"rare recall {rare['mean'] * 100:+.1f} < +{goal['rare_recall'] * 100:.0f} pp")
+    if auc["mean"] < 0:
+        failed.append("macro-AUROC lower")
+    return (not failed), ("; ".join(failed) if failed else "every criterion met")
+
+
+def _pm(values: Sequence[float], pct: bool = True) -> str:
+    v = np.asarray([x for x in values if x is not None and not (isinstance(x, float) and math.isnan(x))], float)
+    if len(v) == 0:
+        return "-"
+    scale = 100 if pct else 1
+    return f"{v.mean() * scale:.1f} ± {v.std(ddof=1) * scale:.1f}" if len(v) > 1 else f"{v.mean() * scale:.1f}"
+
+
+def _ci(d: dict) -> str:
+    return f"{d['mean'] * 100:+.1f} [{d['ci_low'] * 100:+.1f}, {d['ci_high'] * 100:+.1f}]"
+
+
+def report_markdown(results: dict) -> str:
+    m, cfg, arms = results["meta"], results["config"], results["arms"]
+    classes = results["data"]["class_names"]
+    lines = [f"# Does GAN augmentation help? - {m['regime']} regime, preset `{cfg['preset']}`", ""]
+    if cfg["preset"] != "full":
+        gen = results.get("generator") or {}
+        res = (gen.get("check") or {}).get("generator", {}).get("resolution")
+        gan = f", a {res} px GAN trained {gen.get('step')} steps" if gen else ""
+        n_seeds = len(cfg["seeds"])
+        lines += [f"> **Pipeline check, not evidence.** Preset `{cfg['preset']}`: {results['data']['train_total']} "
+                  f"training images, {cfg['image_size']} px, {results['epochs']} epochs, {n_seeds} "
+                  f"seed{'s' if n_seeds > 1 else ''}{gan}. At this scale the numbers can compare variants with "
+                  "each other; they say nothing about whether GAN augmentation helps under the reference "
+                  "protocol (`--preset full`).", ""]
+    lines += [f"- command: `{m['command']}`", f"- commit: `{m['commit']}`{' (dirty tree)' if m.get('dirty') else ''}",
+              f"- device: {m['device']}; GPU: {m['gpu'] or 'none'}",
+              "- versions: " + ", ".join(f"{k} {v}" for k, v in m["versions"].items()),
+              f"- manifest: `{m['manifest_hash'][:16]}` (grouped, stratified split; see manifest.csv)",
+              f"- classifier: {cfg['classifier']} ({results['pretrained']}), {cfg['image_size']} px, batch "
+              f"{cfg['batch_size']}, AdamW lr {cfg['lr']} wd {cfg['weight_decay']}, cosine with "
+              f"{cfg['warmup_epochs']} warm-up epoch, {results['epochs']} epochs of {results['data']['train_total']} "
+              f"images each (same steps for every arm), seeds {cfg['seeds']}", "",
+              "## Data", "", results["data"]["counts_table"], ""]
+    dropped = results["data"].get("dropped_leaked") or []
+    if dropped:
+        lines += [f"**{len(dropped)} leaked held-out image(s) dropped** (`--drop-leaked`: copies of, or in a group "
+                  "with, images of an earlier split):", ""]
+        lines += [f"- `{Path(d['path']).name}` ({d['split']}) = `{Path(d['copy_of']).name}` ({d['copy_split']}, "
+                  f"{d['why']})" for d in dropped]
+        lines.append("")
+    if results.get("rare_classes"):
+        lines += [f"Rare classes (the goal needs their mean recall): {', '.join(results['rare_classes'])} - "
+                  f"{results.get('rare_classes_source', '')}.", ""]
+    gen = results.get("generator")
+    if gen:
+        lines += ["## Generator check (before the GAN arms)", "", f"Generator: `{gen['path']}` (step {gen.get('step')}, "
+                  f"trained on this manifest's train split only).", ""]
+        chk = gen.get("check", {})
+        dist = chk.get("distribution", {})
+        for name, d in dist.items():
+            if "overall" in d:
+                o = d["overall"]
+                probe = (f"; a linear probe tells generated from real with {o['c2st']:.0%} balanced accuracy "
+                         "(50 % = indistinguishable)" if "c2st" in o else "")
+                lines.append(f"- {chk.get('feature_spaces', {}).get(name, name)}: FID {o.get('fid', float('nan')):.1f}, "
+                             f"KID {o.get('kid', float('nan')) * 1e3:.1f}e-3 vs the validation split "
+                             f"({o['n_real']} real / {o['n_fake']} generated){probe}.")
+        cas = chk.get("classification_accuracy_on_synthetic")
+        if cas:
+            real = chk.get("classification_accuracy_on_real_heldout", {}).get("per_class", {})
+            lines += ["", "Real-trained classifier (`aug`, seed 0) accuracy per class:", "",
+                      "| class | on synthetic | on real validation |", "|---|---:|---:|"]
+            lines += [f"| {c} | {v:.2f} | {real.get(c, float('nan')):.2f} |" for c, v in cas["per_class"].items()]
+        lines += ["", "Grids: `generator_check/samples_vs_real.png`; full metrics: `generator_check/metrics.md`.", ""]
+    lines += ["## Test results (mean ± std over seeds, %)", "",
+              "| arm | balanced accuracy | macro-F1 | macro-AUROC | accuracy | rare-class recall (" +
+              ", ".join(results.get("rare_classes") or cfg["rare_classes"] or []) + ") |", "|---|---:|---:|---:|---:|---:|"]
+    for arm, a in arms.items():
+        lines.append(f"| {arm} | {_pm(a['balanced_accuracy'])} | {_pm(a['macro_f1'])} | {_pm(a['auroc'])} | "
+                     f"{_pm(a['accuracy'])} | {_pm(a['rare_mean_recall'])} |")
+    lines += ["", "### Per-class recall (%)", "", "| arm | " + " | ".join(classes) + " |",
+              "|---|" + "---:|" * len(classes)]
+    for arm, a in arms.items():
+        lines.append(f"| {arm} | " + " | ".join(_pm(a["per_class_recall"][c]) for c in classes) + " |")
+    comp = results.get("comparison", {})
+    if comp:
+        best = comp["best_baseline"]
+        goal = comp["goal"]
+        lines += ["", f"## GAN arms minus the best baseline (`{best}`), percentage points, 95 % paired bootstrap CI "
+                  "over test images and seeds", "",
+                  f"Goal: >= +{goal['balanced_accuracy'] * 100:.0f} pp balanced accuracy, >= +{goal['rare_recall'] * 100:.0f}"
+                  " pp rare-class recall, no loss of macro-AUROC.", "",
+                  "| arm | Δ balanced accuracy | Δ rare-class recall | Δ macro-AUROC | meets goal |", "|---|---|---|---|---|"]
+        verdicts = []
+        for arm, d in comp.items():
+            if arm in ("best_baseline", "goal", "n_seeds", "verdict") or "skipped" in d:
+                continue
+            rare = _ci(d["rare_mean_recall"]) if "rare_mean_recall" in d else "-"
+            met = d.get("meets_goal")
+            reason = d.get("goal_reason", "")
+            lines.append(f"| {arm} | {_ci(d['balanced_accuracy'])} | {rare} | {_ci(d['macro_auroc'])} | "
+                         f"{'no verdict' if met is None else ('yes' if met else 'no')}"
+                         f"{f' ({reason})' if reason and met is not True else ''} |")
+            ba = d["balanced_accuracy"]
+            if ba["ci_low"] > 0:
+                verdicts.append(f"`{arm}` beat `{best}` on balanced accuracy (CI above 0)")
+            elif ba["ci_high"] < 0:
+                verdicts.append(f"`{arm}` was WORSE than `{best}` on balanced accuracy (CI below 0)")
+            else:
+                verdicts.append(f"`{arm}` was not distinguishable from `{best}` on balanced accuracy (CI spans 0)")
+        if comp.get("verdict", True):
+            lines += ["", "**Verdict:** " + "; ".join(verdicts) + "."]
+        else:
+            n = comp.get("n_seeds")
+            lines += ["", f"**No verdict:** {n} seed{'s' if n != 1 else ''} (a verdict needs at least "
+                      f"{MIN_SEEDS_FOR_VERDICT}); the differences above are all this run shows."]
+    lines += ["", "## Arms and variants tried", ""]
+    for arm, a in arms.items():
+        extra = ""
+        if "synthetic" in a:
+            syn = sum(v["synthetic"] for v in a["synthetic"].values())
+            cap = a.get("synthetic_cap", cfg["max_synthetic_fraction"])
+            extra = f" - {syn} synthetic images in the balanced set (cap {cap:.0%} per class)"
+            extra += (", drawn uniformly" if arm in UNIFORM_DRAW_ARMS else
+                      ", drawn class-balanced (MinorityOversampler)")
+        if "filter_acceptance" in a:
+            extra += "; filter acceptance " + ", ".join(f"{c} {v:.0%}" for c, v in a["filter_acceptance"].items())
+        if "synthetic" in a and not syn:
+            extra += " - **no synthetic image was used: this arm trained on real images alone**"
+        lines.append(f"- `{arm}`{extra}")
+    lines += ["", "Plots: `balanced_accuracy.png`, `per_class_recall.png`, `confusion_matrices.png`.", ""]
+    return "\n".join(lines)
+
+
+def plots(results: dict, out: Path) -> None:
+    from gan_augment.plots import pyplot, save_figure
+
+    plt = pyplot()
+    arms, classes = results["arms"], results["data"]["class_names"]
+    names = list(arms)
+
+    def save(fig, name):
+        save_figure(fig, out / name)
+
+    fig, ax = plt.subplots(figsize=(1.2 * len(names) + 2, 3.6))
+    means = [np.mean(arms[a]["balanced_accuracy"]) * 100 for a in names]
+    stds = [np.std(arms[a]["balanced_accuracy"], ddof=1) * 100 if len(arms[a]["balanced_accuracy"]) > 1 else 0
+            for a in names]
+    ax.bar(names, means, yerr=stds, capsize=4, color=["#999" if not a.startswith("gan") else "#c44" for a in names])
+    ax.set_ylabel("test balanced accuracy (%)")
+    ax.set_title(f"{results['meta']['regime']} regime: mean ± std over seeds {results['config']['seeds']}")
+    ax.tick_params(axis="x", rotation=30)
+    save(fig, "balanced_accuracy.png")
+
+    fig, ax = plt.subplots(figsize=(max(6, len(classes) * 1.3), 3.8))
+    width = 0.8 / len(names)
+    for i, a in enumerate(names):
+        vals = [np.mean(arms[a]["per_class_recall"][c]) * 100 for c in classes]
+        ax.bar(np.arange(len(classes)) + i * width, vals, width, label=a)
+    ax.set_xticks(np.arange(len(classes)) + 0.4 - width / 2)
+    ax.set_xticklabels(classes)
+    ax.set_ylabel("test recall (%)")
+    ax.legend(fontsize=7, ncol=2)
+    save(fig, "per_class_recall.png")
+
+    cols = min(4, len(names))
+    rows = math.ceil(len(names) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 3.2 * rows), squeeze=False)
+    for ax, a in zip(axes.flat, names):
+        cm = np.asarray(arms[a]["confusion_matrix_sum"], float)
+        cm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+        ax.imshow(cm, vmin=0, vmax=1, cmap="Blues")
+        ax.set_title(a, fontsize=9)
+        ax.set_xticks(range(len(classes)))
+        ax.set_yticks(range(len(classes)))
+        ax.set_xticklabels(classes, rotation=90, fontsize=7)
+        ax.set_yticklabels(classes, fontsize=7)
+        for (i, j), v in np.ndenumerate(cm):
+            ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=5, color="white" if v > 0.5 else "black")
+    for ax in list(axes.flat)[len(names):]:
+        ax.axis("off")
+    fig.suptitle("row-normalised confusion matrices (test, summed over seeds; rows = true class)", fontsize=9)
+    save(fig, "confusion_matrices.png")
+
+

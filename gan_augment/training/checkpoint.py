@@ -1,0 +1,130 @@
+"""Checkpoints and generator files of a training run, and resuming from them (a mixin of
+:class:`~gan_augment.training.Trainer`). Checkpoints are ``torch.save`` of tensors and plain containers, written
+atomically and loaded back with ``weights_only=True``; they hold no per-process state."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .. import __version__
+from .. import distributed as gdist
+from .._io import atomic_path, write_text
+from ..generators import CHECKPOINT_FORMAT, load_checkpoint_file, save_generator
+
+__all__ = ["CheckpointMixin", "RESUMABLE_CHANGES"]
+
+# Config keys that may change between a run and its resume; anything else must match the checkpoint.
+RESUMABLE_CHANGES = {
+    "out", "train.steps", "train.epochs", "train.time_limit_minutes", "train.cpu_time_limit_minutes",
+    "train.progress", "train.tensorboard", "train.device", "train.log_every", "train.sample_every",
+    "train.checkpoint_every", "train.keep_last", "train.samples_per_class", "train.compile", "data.num_workers",
+    "data.cache", "data.cache_on_device", "data.manifest", "data.metadata", "data.image_dir", "data.image_folder",
+    "data.medmnist",
+}
+
+
+def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+class CheckpointMixin:
+    """Save, export and restore; expects the trainer's attributes (cfg, G, D, ema, optimisers, ...)."""
+
+    def _generator_meta(self) -> dict[str, Any]:
+        return {"arch": self.G.arch, "arch_args": self.G.arch_args, "class_names": self.G.class_names,
+                "num_classes": self.G.num_classes, "resolution": self.G.resolution, "channels": self.G.channels,
+                "z_dim": self.G.z_dim, "manifest_hash": self.data.manifest.hash, "split": self.cfg.data.split,
+                "library_version": __version__}
+
+    def _sync_buffers(self) -> None:
+        """Under torchrun: average BatchNorm running statistics across ranks before they are used or saved."""
+        gdist.average_buffers(self.G, self.D, self.ema.module if self.ema is not None else None)
+
+    def _checkpoint(self) -> Path:
+        tc = self.cfg.train
+        path = self.ckpt_dir / f"ckpt_{self.step:08d}.pt"
+        self._sync_buffers()
+        gdist.check_consistent(self.G, "the generator")
+        gdist.check_consistent(self.D, "the discriminator")
+        if not self.main:
+            return path
+        state = {
+            "format": CHECKPOINT_FORMAT, "format_version": 1, "library_version": __version__,
+            "step": self.step, "batches_consumed": self.batches_consumed, "d_steps": self.d_steps,
+            "elapsed_s": self.elapsed_s, "cpu_s": self.cpu_s, "config": self.cfg.to_dict(), "manifest_hash": self.data.manifest.hash,
+            "class_names": self.class_names, "generator_meta": self._generator_meta(),
+            "G": self.G.state_dict(), "D": self.D.state_dict(),
+            "G_ema": self.ema.module.state_dict() if self.ema is not None else None,
+            "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
+            "augment": self.augment.state_dict(), "ada": self.ada.state_dict() if self.ada is not None else None,
+            "lecam": self.lecam.state_dict() if self.lecam is not None else None,
+            "rng": {"z": self.z_gen.get_state(), "torch": torch.get_rng_state()},
+            "world_size": self.dist.world_size,
+        }
+        with atomic_path(path, suffix=".pt") as tmp:
+            torch.save(state, tmp)
+        for old in sorted(self.ckpt_dir.glob("ckpt_*.pt"))[:-tc.keep_last]:
+            old.unlink()
+        self._export_generator()
+        return path
+
+    def _export_generator(self) -> Path:
+        extra = {"training": {"loss": self.cfg.loss.name, "augment": self.cfg.augment.policy,
+                              "ema_decay": self.cfg.train.ema_decay, "subset": self.data.subset,
+                              "config": self.cfg.to_dict()}}
+        return save_generator(self._sample_model(), self.out / "generator.safetensors", class_names=self.G.class_names,
+                              manifest_hash=self.data.manifest.hash, split=self.cfg.data.split, step=self.step,
+                              extra=extra)
+
+    def _find_resume_state(self) -> dict[str, Any] | None:
+        ckpts = sorted(self.ckpt_dir.glob("ckpt_*.pt"))
+        if not ckpts:
+            raise ValueError(f"--resume: no checkpoint in {self.ckpt_dir}")
+        state = load_checkpoint_file(ckpts[-1])
+        state["_path"] = str(ckpts[-1])
+        old, new = _flatten(state["config"]), _flatten(self.cfg.to_dict())
+        # keys added to the config after the checkpoint was written count as their default values
+        defaults = _flatten(type(self.cfg)().to_dict())
+        old = {**{k: v for k, v in defaults.items() if k not in old}, **old}
+        differ = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k) and k not in RESUMABLE_CHANGES)
+        if differ:
+            raise ValueError(f"cannot resume {ckpts[-1]}: config differs in {differ} "
+                             f"(checkpoint: {[old.get(k) for k in differ]}, now: {[new.get(k) for k in differ]})")
+        return state
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        self.G.load_state_dict(state["G"])
+        self.D.load_state_dict(state["D"])
+        if self.ema is not None:
+            self.ema.module.load_state_dict(state["G_ema"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        self.augment.load_state_dict(state["augment"])
+        if self.ada is not None and state.get("ada") is not None:
+            self.ada.load_state_dict(state["ada"])
+        if self.lecam is not None and state.get("lecam") is not None:
+            self.lecam.load_state_dict(state["lecam"])
+        self.z_gen.set_state(state["rng"]["z"])
+        torch.set_rng_state(state["rng"]["torch"])
+        self.step, self.batches_consumed = int(state["step"]), int(state["batches_consumed"])
+        self.d_steps, self.elapsed_s = int(state["d_steps"]), float(state["elapsed_s"])
+        self.cpu_s = float(state.get("cpu_s", 0.0))
+        # Drop log lines written after the checkpoint (a killed run may have logged further).
+        if self.main:
+            records = [r for r in self.read_log() if r["step"] <= self.step]
+            write_text(self.log_path, "".join(json.dumps(r) + "\n" for r in records))
+        if self.verbose:
+            print(f"resumed from {state['_path']} at step {self.step}", file=sys.stderr)
+

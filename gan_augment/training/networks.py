@@ -1,0 +1,57 @@
+"""The networks a config asks for: registry arguments per architecture, and the class-conditioning schedule."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from ..models.layers import ConditionScaleMixin
+from .config import ModelConfig
+
+__all__ = ["network_kwargs", "check_transition", "condition_scale"]
+
+
+def network_kwargs(mc: ModelConfig) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Keyword arguments of ``create_generator`` and ``create_discriminator`` beyond resolution/classes/channels."""
+    g_kwargs: dict[str, Any] = dict(z_dim=mc.z_dim, base_channels=mc.g_channels)
+    d_kwargs: dict[str, Any] = dict(base_channels=mc.d_channels)
+    if mc.generator != "fastgan":  # fastgan's widths per resolution are fixed multiples of base_channels
+        g_kwargs["max_mult"] = mc.max_mult
+    if mc.generator == "resnet":
+        g_kwargs["spectral_norm"] = mc.g_spectral_norm
+    if mc.discriminator in ("dcgan", "sngan", "resnet"):
+        d_kwargs["max_mult"] = mc.max_mult
+    if mc.discriminator in ("dcgan", "sngan"):
+        d_kwargs["batch_norm"] = mc.d_batch_norm
+    if mc.discriminator == "projected":
+        d_kwargs["pretrained"] = mc.d_pretrained
+    return g_kwargs, d_kwargs
+
+
+def check_transition(mc: ModelConfig, G: nn.Module, D: nn.Module, num_classes: int) -> None:
+    """``model.cond_transition`` is ``[start, end]`` and both networks can weight their conditioning."""
+    transition = mc.cond_transition
+    if transition is None:
+        return
+    if len(transition) != 2 or not 0 <= transition[0] <= transition[1]:
+        raise ValueError(f"model.cond_transition must be [start, end] G steps with 0 <= start <= end, got "
+                         f"{transition}")
+    if not num_classes:
+        raise ValueError("model.cond_transition needs a class-conditional GAN (model.conditional: true)")
+    unsupported = [name for name, net in (("generator", G), ("discriminator", D))
+                   if not isinstance(net, ConditionScaleMixin)]
+    if unsupported:
+        raise ValueError(f"model.cond_transition: {', '.join(f'{k} {getattr(mc, k)!r}' for k in unsupported)} "
+                         "cannot blend the class in; use generator 'fastgan' and discriminator 'projected'")
+
+
+def condition_scale(transition: list[int] | None, step: int) -> float:
+    """Weight of the class in G and D at G step ``step``: 0 before ``start``, linear to 1 at ``end``
+    (transitional conditioning, Shahbazi et al. 2022); always 1 without a transition."""
+    if transition is None:
+        return 1.0
+    start, end = transition
+    if step < start:
+        return 0.0
+    return 1.0 if step >= end else (step - start) / (end - start)

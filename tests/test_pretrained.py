@@ -1,0 +1,119 @@
+"""Shipped generators (load, sample per class, hash check, tampering refused) and the benchmark's cpu64 preset,
+its relative filter threshold and its use of a shipped generator."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from ga_bench.arms import relative_thresholds
+from ga_bench.balance_isic import build_config, main as bench_main, parser
+from ga_bench.protocol import DEFAULT_ARMS, resolve_generator
+from gan_augment import pretrained as pt
+from gan_augment.generators import save_generator
+from gan_augment.models import create_generator
+
+from .conftest import make_image_folder
+
+
+def _ship(root, name="toy-32", classes=("a", "b", "c"), manifest_hash="abc"):
+    torch.manual_seed(0)
+    G = create_generator("fastgan", resolution=32, num_classes=len(classes), base_channels=4, z_dim=8)
+    path = save_generator(G, root / f"{name}.safetensors", class_names=list(classes), manifest_hash=manifest_hash,
+                          split="train", step=10)
+    (root / f"{name}.md").write_text(f"# {name}\n\nLicence: CC BY-NC-SA 4.0\n")
+    index = {name: {"file": path.name, "sha256": pt.file_sha256(path), "card": f"{name}.md",
+                    "manifest_hash": manifest_hash, "resolution": 32}}
+    (root / "index.json").write_text(json.dumps(index))
+    return path
+
+
+def test_load_a_shipped_generator_and_sample_each_class(tmp_path):
+    _ship(tmp_path)
+    assert pt.list_pretrained(root=tmp_path) == ["toy-32"]
+    G = pt.load_pretrained("toy-32", root=tmp_path)
+    for c in ("a", "b", "c"):
+        x = G.sample(5, c, seed=1)
+        assert x.shape == (5, 3, 32, 32) and x.dtype == torch.uint8
+    assert torch.equal(G.sample(3, "b", seed=2), G.sample(3, "b", seed=2))
+    assert "CC BY-NC-SA 4.0" in pt.model_card("toy-32", root=tmp_path)
+
+
+def test_a_tampered_or_missing_file_is_refused(tmp_path):
+    path = _ship(tmp_path)
+    data = bytearray(path.read_bytes())
+    data[-10] ^= 0xFF  # one flipped byte in the weights
+    path.write_bytes(bytes(data))
+    with pytest.raises(pt.PretrainedUnavailable, match="does not match its card"):
+        pt.load_pretrained("toy-32", root=tmp_path)
+    path.unlink()
+    assert pt.list_pretrained(root=tmp_path) == []
+    with pytest.raises(pt.PretrainedUnavailable, match="is missing"):
+        pt.pretrained_path("toy-32", root=tmp_path)
+    with pytest.raises(pt.PretrainedUnavailable, match=r"no pretrained generator 'nope' in this version"):
+        pt.pretrained_info("nope", root=tmp_path)
+
+
+def test_every_shipped_generator_matches_its_card():
+    for name in pt.list_pretrained():
+        info = pt.pretrained_info(name)
+        G = pt.load_pretrained(name)  # the hash check
+        assert G.resolution == info["resolution"] and G.meta["manifest_hash"] == info["manifest_hash"]
+        assert "CC BY-NC-SA" in pt.model_card(name)
+
+
+# ------------------------------------------------------------------------------------------------ cpu64 preset
+def test_cpu64_preset_resolves_as_documented():
+    cfg = build_config(parser().parse_args(["--preset", "cpu64"]))
+    assert (cfg.image_size, cfg.epochs, cfg.seeds, cfg.batch_size) == (64, 8, [0, 1, 2], 64)
+    assert cfg.arms == list(DEFAULT_ARMS) and len(cfg.arms) == 8
+    assert cfg.max_train_images is None and cfg.max_eval_per_class is None and cfg.train_fraction == 1.0
+    assert (cfg.split_seed, tuple(cfg.fractions)) == (0, (0.7, 0.15, 0.15))
+    assert cfg.classifier == "tf_efficientnet_lite0" and cfg.check_features == "inception"
+    assert cfg.filter_quantile == 0.25 and cfg.generator == "pretrained:ham10000-64"
+    assert cfg.out == "runs/balance_isic_cpu64"
+    frac = build_config(parser().parse_args(["--preset", "cpu64", "--train-fraction", "0.25"]))
+    assert frac.train_fraction == 0.25 and frac.out == "runs/balance_isic_cpu64_frac025"
+
+
+def test_relative_threshold_accepts_what_the_judge_scores_like_real_images():
+    # a weak toy judge: real class-1 validation images get p(class 1) between 0.20 and 0.40
+    probs = np.zeros((9, 2))
+    probs[:5, 0] = [0.9, 0.8, 0.85, 0.95, 0.7]
+    probs[5:, 1] = [0.2, 0.25, 0.3, 0.4]
+    labels = [0] * 5 + [1] * 4
+    thr = relative_thresholds(probs, labels, 0.25, 2)
+    assert thr[0] == pytest.approx(0.8) and thr[1] == pytest.approx(0.2375)
+    synthetic_scores = np.array([0.1, 0.24, 0.3, 0.5])
+    assert (synthetic_scores >= thr[1]).tolist() == [False, True, True, True]  # an absolute 0.5 keeps one
+    assert relative_thresholds(probs, labels, 0.25, 3)[2] == 1.0  # no real images of class 2: accept nothing
+    with pytest.raises(ValueError, match="quantile"):
+        relative_thresholds(probs, labels, 1.5, 2)
+
+
+def test_pretrained_generator_spec_is_hash_checked(tmp_path, monkeypatch):
+    _ship(tmp_path)
+    monkeypatch.setattr(pt, "PRETRAINED_DIR", tmp_path)
+    assert resolve_generator("pretrained:toy-32") == str(tmp_path / "toy-32.safetensors")
+    assert resolve_generator("some/file.safetensors") == "some/file.safetensors"
+    with pytest.raises(pt.PretrainedUnavailable, match="no pretrained generator 'ham10000-64'"):
+        resolve_generator("pretrained:ham10000-64")
+
+
+def test_benchmark_refuses_a_shipped_generator_from_another_split(tmp_path, monkeypatch, capsys):
+    """The demo path: a shipped generator whose manifest hash is not this benchmark's split is refused before
+    any classifier run."""
+    (tmp_path / "ship").mkdir()
+    _ship(tmp_path / "ship", manifest_hash="0" * 64)
+    monkeypatch.setattr(pt, "PRETRAINED_DIR", tmp_path / "ship")
+    folder = make_image_folder(tmp_path / "d", {"a": 12, "b": 8, "c": 6}, size=(32, 32))
+    rc = bench_main(["--preset", "quick", "--data-dir", str(folder), "--out", str(tmp_path / "bench"),
+                     "--generator", "pretrained:toy-32", "--arms", "aug,gan", "--image-size", "32",
+                     "--no-progress", "--check-features", "lite0"])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "refusing generator" in err and "was trained on manifest 000000" in err
+    assert not (tmp_path / "bench" / "runs").exists() or not any((tmp_path / "bench" / "runs").iterdir())

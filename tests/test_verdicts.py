@@ -1,0 +1,79 @@
+"""The benchmark's verdicts never pass on missing evidence: rare classes come from the data (named in the report),
+a goal with a criterion not measured is not met, and fewer than 3 seeds give numbers without a verdict."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ga_bench.balance_isic import main as bench_main
+from ga_bench.protocol import GOALS, rare_classes_of
+from ga_bench.report import goal_met, report_markdown
+
+from .conftest import make_image_folder
+
+
+def _ci(mean, lo, hi):
+    return {"mean": mean, "ci_low": lo, "ci_high": hi}
+
+
+def test_rare_classes_come_from_the_data():
+    names = ["glioma", "meningioma", "no_tumor", "pituitary"]
+    labels = [0] * 400 + [1] * 15 + [2] * 300 + [3] * 19
+    assert rare_classes_of(labels, names) == ["meningioma", "pituitary"]  # below 5 % of 400
+    assert rare_classes_of(labels, names, share=0.01) == ["meningioma"]  # none below: the smallest class
+    assert rare_classes_of(labels, names, given=["no_tumor"]) == ["no_tumor"]
+    with pytest.raises(ValueError, match=r"--rare-classes \['df', 'vasc'\] are not classes of this data"):
+        rare_classes_of(labels, names, given=["df", "vasc"])
+    with pytest.raises(ValueError, match="is empty"):
+        rare_classes_of(labels, names, given=[])
+
+
+def test_ham10000_counts_give_the_classes_it_always_used():
+    counts = {"akiec": 228, "bcc": 360, "bkl": 769, "df": 81, "mel": 779, "nv": 4693, "vasc": 99}
+    names = sorted(counts)
+    labels = [i for i, c in enumerate(names) for _ in range(counts[c])]
+    assert rare_classes_of(labels, names) == ["akiec", "df", "vasc"]
+
+
+def test_goal_needs_every_criterion_measured_and_three_seeds():
+    goal = GOALS["full"]
+    good = {"balanced_accuracy": _ci(0.05, 0.01, 0.09), "rare_mean_recall": _ci(0.08, 0.0, 0.15),
+            "macro_auroc": _ci(0.001, -0.01, 0.01)}
+    assert goal_met(good, goal, 3) == (True, "every criterion met")
+    assert goal_met(good, goal, 1) == (None, "1 seed")
+    assert goal_met(good, goal, 2)[0] is None
+    missing = {k: v for k, v in good.items() if k != "rare_mean_recall"}
+    assert goal_met(missing, goal, 3) == (False, "not measured: rare_mean_recall")
+    spans_zero = {**good, "balanced_accuracy": _ci(0.05, -0.01, 0.1)}
+    met, why = goal_met(spans_zero, goal, 3)
+    assert met is False and "CI not above 0" in why
+    worse_auc = {**good, "macro_auroc": _ci(-0.01, -0.02, 0.0)}
+    assert goal_met(worse_auc, goal, 3) == (False, "macro-AUROC lower")
+
+
+def test_one_seed_report_on_non_ham_classes_gives_numbers_but_no_verdict(tmp_path):
+    folder = make_image_folder(tmp_path / "scans", {"glioma": 60, "meningioma": 14, "pituitary": 40}, size=(32, 32),
+                               mode="L")
+    out = tmp_path / "bench"
+    rc = bench_main(["--preset", "quick", "--data-dir", str(folder), "--out", str(out), "--arms", "plain,aug",
+                     "--seeds", "0", "--epochs", "1", "--image-size", "32", "--no-progress", "--num-workers", "0"])
+    assert rc == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["rare_classes"] == ["meningioma"] and results["rare_classes_source"].startswith("derived")
+    report = (out / "report.md").read_text()
+    assert "Rare classes (the goal needs their mean recall): meningioma" in report
+    assert "rare-class recall (meningioma)" in report
+    assert "df" not in report.split("## Data")[1].split("## Test results")[0].split()
+    rare = results["arms"]["aug"]["rare_mean_recall"]
+    assert len(rare) == 1 and 0.0 <= rare[0] <= 1.0  # measured, not "-"
+    # a GAN arm that "beat" the baseline on this one seed: the report gives the numbers, no yes / beat wording
+    d = {"balanced_accuracy": _ci(0.1, 0.02, 0.2), "rare_mean_recall": _ci(0.2, 0.1, 0.3),
+         "macro_auroc": _ci(0.01, 0.0, 0.02)}
+    d["meets_goal"], d["goal_reason"] = goal_met(d, GOALS["full"], 1)
+    results["comparison"] = {"best_baseline": "aug", "goal": GOALS["full"], "n_seeds": 1, "verdict": False, "gan": d}
+    text = report_markdown(results)
+    assert "| gan | +10.0 [+2.0, +20.0] | +20.0 [+10.0, +30.0] | +1.0 [+0.0, +2.0] | no verdict (1 seed) |" \
+        in text
+    assert "**No verdict:** 1 seed (a verdict needs at least 3)" in text and "beat" not in text
