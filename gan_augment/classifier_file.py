@@ -25,16 +25,16 @@ __all__ = ["save_classifier", "load_classifier", "build_classifier_module", "pen
 CLASSIFIER_FORMAT = "gan-augment-classifier"
 
 
-def build_classifier_module(family: str, name: str, num_classes: int) -> nn.Module:
+def build_classifier_module(family: str, name: str, num_classes: int, in_chans: int = 3) -> nn.Module:
     """An untrained network of the recorded family / name with a ``num_classes`` head (no download)."""
     if family == "timm":
         import timm
 
-        return timm.create_model(name, pretrained=False, num_classes=num_classes)
+        return timm.create_model(name, pretrained=False, num_classes=num_classes, in_chans=in_chans)
     if family == "efficientnet_pytorch":
         from efficientnet_pytorch import EfficientNet
 
-        return EfficientNet.from_name(name, num_classes=num_classes)
+        return EfficientNet.from_name(name, num_classes=num_classes, in_channels=in_chans)
     raise ValueError(f"unknown classifier family {family!r}; expected 'timm' or 'efficientnet_pytorch'")
 
 
@@ -54,7 +54,7 @@ def save_classifier(model: nn.Module, path: str | os.PathLike, *, family: str, n
     """Write weights + metadata atomically."""
     meta = {"format": CLASSIFIER_FORMAT, "family": family, "name": name, "class_names": list(class_names),
             "num_classes": len(class_names), "image_size": image_size, "mean": list(mean), "std": list(std),
-            **(extra or {})}
+            "in_chans": len(mean), **(extra or {})}
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     path = Path(path)
     with atomic_path(path, suffix=".safetensors") as tmp:
@@ -75,7 +75,7 @@ def load_classifier(path: str | os.PathLike, *, device: str | torch.device = "cp
     meta = json.loads(raw) if raw else {}
     if meta.get("format") != CLASSIFIER_FORMAT:
         raise ValueError(f"{path} is not a gan-augment classifier file")
-    model = build_classifier_module(meta["family"], meta["name"], meta["num_classes"])
+    model = build_classifier_module(meta["family"], meta["name"], meta["num_classes"], int(meta.get("in_chans", 3)))
     try:
         model.load_state_dict(load_file(str(path)), strict=True)
     except RuntimeError as exc:

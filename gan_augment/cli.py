@@ -1,4 +1,4 @@
-"""``gan-augment`` command line: split | train | generate | evaluate.
+"""``gan-augment`` command line: split | train | generate | evaluate | serve.
 
 Each subcommand parses its arguments and calls one library function; the library does the work.
 """
@@ -40,6 +40,8 @@ def _add_split(sub: argparse._SubParsersAction) -> None:
     leak.add_argument("--drop-leaked", action="store_true",
                       help="keep the source's split but drop val/test copies of training images (and images of "
                            "groups already in an earlier split); by default such a split is refused")
+    p.add_argument("--channels", default="auto", choices=["1", "3", "auto"],
+                   help="report the channel count the training images call for (auto: 1 when all are grey)")
     p.add_argument("--out", required=True, help="manifest CSV to write")
     p.set_defaults(func=_cmd_split)
 
@@ -60,8 +62,13 @@ def _cmd_split(args: argparse.Namespace) -> int:
     if dropped:
         print(f"dropped {len(dropped)} leaked held-out image(s): " + ", ".join(
             f"{Path(lk.path).name} ({lk.split})" for lk in dropped[:10]) + (" ..." if len(dropped) > 10 else ""))
+    from .data.decode import resolve_channels
+
+    channels = resolve_channels(args.channels if args.channels == "auto" else int(args.channels),
+                                [manifest.paths[i] for i in manifest.indices("train")])
+    why = (" (every training image is grey)" if channels == 1 else " (colour images)") if args.channels == "auto" else ""
     print(f"\nmanifest {args.out}  hash {manifest.short_hash}  groups in two splits: {len(leaks)}  "
-          f"leaked copies dropped: {len(dropped)}\n")
+          f"leaked copies dropped: {len(dropped)}  channels: {channels}{why}\n")
     print(manifest.counts_table())
     return 0
 
@@ -176,6 +183,36 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------------------------ serve
+def _add_serve(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("serve", help="look at a generator's samples in a browser",
+                       description="A small web app: a page with a class picker, a seed and a grid of samples; "
+                                   "GET /classes (JSON) and GET /sample?class=C&n=16&seed=0 (PNG).")
+    p.add_argument("generator", help="generator .safetensors file, or pretrained:NAME")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--max-n", type=int, default=64, help="most samples one request may ask for")
+    p.add_argument("--batch-size", type=int, default=16, help="samples generated at once")
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(func=_cmd_serve)
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        from .serve import create_app
+    except ImportError as exc:  # pragma: no cover - flask is a dependency; a stripped install may lack it
+        raise CLIError(f"serve needs Flask ({exc}); pip install flask") from None
+    path = args.generator
+    if path.startswith("pretrained:"):
+        from .pretrained import pretrained_path
+
+        path = pretrained_path(path.split(":", 1)[1])
+    app = create_app(path, max_n=args.max_n, batch_size=args.batch_size, device=args.device)
+    print(f"serving {args.generator} on http://{args.host}:{args.port}/ (Ctrl-C to stop)")
+    app.run(host=args.host, port=args.port, debug=False, use_reloader=False)
+    return 0
+
+
 # ------------------------------------------------------------------------------------------------ main
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
@@ -187,6 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(sub)
     _add_generate(sub)
     _add_evaluate(sub)
+    _add_serve(sub)
     for extra in _EXTRA_COMMANDS:
         extra(sub)
     return parser

@@ -243,3 +243,19 @@ def test_checkpoint_from_before_a_new_config_key_still_resumes(tmp_path, folder)
     torch.save(state, ckpt)
     cfg["train"]["steps"] = 3
     assert Trainer(_cfg(cfg), resume=True).fit().step == 3
+
+
+def test_tensorboard_event_file_holds_the_logged_scalars(tmp_path, folder):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    cfg = tiny_config(tmp_path, folder, steps=3, tensorboard=True)
+    Trainer(_cfg(cfg)).fit()
+    acc = EventAccumulator(str(tmp_path / "run" / "tensorboard"))
+    acc.Reload()
+    tags = acc.Tags()["scalars"]
+    assert {"train/d_loss", "train/g_loss", "train/cpu_s"} <= set(tags)
+    d_loss = acc.Scalars("train/d_loss")
+    assert [e.step for e in d_loss] == [1, 2, 3]
+    log = [json.loads(x) for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert [round(e.value, 4) for e in d_loss] == [round(r["d_loss"], 4) for r in log]
+    assert acc.Tags()["images"] == ["samples"]

@@ -8,11 +8,12 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, RandomSampler
 
-from classifier import CLASSIFIERS, build_transform
+from classifier import CLASSIFIERS, build_transform, normalisation
 from gan_augment import GANBalancedDataset, MinorityOversampler
 from gan_augment import distributed as gdist
 from gan_augment.classifier_file import load_classifier
 from gan_augment.data import Manifest, ManifestDataset
+from gan_augment.data.decode import resolve_channels
 from gan_augment.data.transforms import apply_transform
 
 from .protocol import UNIFORM_DRAW_ARMS, BenchmarkConfig
@@ -57,18 +58,20 @@ class ArmData:
         self.filter_classifier = filter_classifier  # the real-trained classifier file gan_filtered uses
         size = cfg.image_size
         verbose = cfg.progress
-        # Square crops at the classifier size for every split: real and synthetic images share one geometry.
-        self.train_real = ManifestDataset(manifest, "train", image_size=size, output="numpy", cache=True,
-                                          verbose=verbose)
-        self.class_names = list(self.train_real.classes)
         if cfg.classifier not in CLASSIFIERS:
             raise ValueError(f"unknown classifier {cfg.classifier!r}; choose one of {sorted(CLASSIFIERS)}")
-        _, self.mean, self.std = CLASSIFIERS[cfg.classifier]
+        # 1 or 3 channels ("auto": 1 when every training image is grey), and one resize policy for every split:
+        # real and synthetic images share one geometry and one channel count
+        self.channels = resolve_channels(cfg.channels, [manifest.paths[i] for i in manifest.indices("train")],
+                                         progress=verbose)
+        data = dict(image_size=size, channels=self.channels, resize=cfg.resize, output="numpy", cache=True,
+                    verbose=verbose)
+        self.train_real = ManifestDataset(manifest, "train", **data)
+        self.class_names = list(self.train_real.classes)
+        self.mean, self.std = normalisation(cfg.classifier, self.channels)
         eval_tf = build_transform(size, augment=False, mean=self.mean, std=self.std)
-        self.val = ManifestDataset(manifest, "val", image_size=size, output="numpy", transform=eval_tf, cache=True,
-                                   verbose=verbose)
-        self.test = ManifestDataset(manifest, "test", image_size=size, output="numpy", transform=eval_tf, cache=True,
-                                    verbose=verbose)
+        self.val = ManifestDataset(manifest, "val", transform=eval_tf, **data)
+        self.test = ManifestDataset(manifest, "test", transform=eval_tf, **data)
         self.test_labels = np.asarray(self.test.targets)
         self.generator: str | None = None
         self.dist, self.device = gdist.init_from_env(cfg.device)
@@ -101,15 +104,16 @@ class ArmData:
         (``filter_threshold``) or, with ``filter_quantile``, relative to its scores on real validation images
         of class c (:func:`relative_thresholds`)."""
         model, meta = load_classifier(self.filter_classifier, device=self.device)
-        mean = torch.tensor(meta["mean"], device=self.device).view(1, 3, 1, 1)
-        std = torch.tensor(meta["std"], device=self.device).view(1, 3, 1, 1)
+        mean = torch.tensor(meta["mean"], device=self.device).view(1, -1, 1, 1)
+        std = torch.tensor(meta["std"], device=self.device).view(1, -1, 1, 1)
+        in_chans = len(meta["mean"])
         size = int(meta["image_size"])
         thresholds = self.filter_thresholds(model)
 
         @torch.no_grad()
         def accept(images: torch.Tensor, c: int) -> torch.Tensor:
             x = images.to(self.device).float()
-            x = x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
+            x = x.expand(-1, 3, -1, -1) if x.shape[1] == 1 and in_chans == 3 else x
             x = torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", align_corners=False,
                                                 antialias=True)
             probs = torch.softmax(model((x / 255.0 - mean) / std).float(), dim=1)

@@ -49,6 +49,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",")])
     p.add_argument("--arms", type=lambda s: [x.strip() for x in s.split(",")], help=f"subset of {','.join(ARMS)}")
     p.add_argument("--image-size", type=int)
+    p.add_argument("--channels", type=lambda v: v if v == "auto" else int(v), choices=[1, 3, "auto"],
+                   help="1 (grey scans: the classifier's stem is adapted, no fake RGB), 3, or auto (1 when every "
+                        "training image is grey)")
+    p.add_argument("--resize", choices=["center_crop", "squash", "pad"],
+                   help="how images become squares: center_crop (default; dermoscopy), squash, or pad (scans "
+                        "whose edges matter)")
     p.add_argument("--batch-size", type=int)
     p.add_argument("--classifier", help="tf_efficientnet_lite0 (default, offline) | efficientnet_b0 | efficientnet-b0")
     p.add_argument("--allow-download", action="store_true", default=None)

@@ -73,6 +73,8 @@ class BenchmarkConfig:
     max_train_images: int | None = None  # a stratified slice of the training split (quick preset)
     max_eval_per_class: int | None = None  # cap val/test images per class (quick preset)
     image_size: int = 256
+    channels: int | str = 3  # 1, 3 or "auto" (1 when every training image is grey)
+    resize: str = "center_crop"  # center_crop | squash | pad (gan_augment.data.transforms.resize_to_square)
     batch_size: int = 64
     lr: float = 3e-4
     weight_decay: float = 1e-4

@@ -26,11 +26,13 @@ from .report import aggregate, compare, plots, report_markdown
 __all__ = ["Runner", "run_benchmark"]
 
 
-def _train_generator(cfg: BenchmarkConfig, manifest_path: Path, out: Path, deadline: float | None = None) -> Path:
+def _train_generator(cfg: BenchmarkConfig, manifest_path: Path, out: Path, deadline: float | None = None,
+                     channels: int = 3) -> Path:
     from gan_augment.training import load_config, train
 
     overrides = [f"data.manifest={manifest_path}", "data.split=train", f"out={out / 'gan'}",
-                 "data.max_images=null", "data.train_fraction=1.0", "data.classes=null", *cfg.gan_overrides]
+                 "data.max_images=null", "data.train_fraction=1.0", "data.classes=null", f"data.channels={channels}",
+                 f"data.resize={cfg.resize}", *cfg.gan_overrides]
     config_path = Path(cfg.gan_config)
     shipped = REPO / cfg.gan_config  # "configs/..." works from any directory
     if not config_path.is_file() and not config_path.is_absolute() and shipped.is_file():
@@ -82,7 +84,7 @@ class Runner(ArmData):
             model, spec = create_classifier(cfg.classifier, num_classes=len(self.class_names),
                                             pretrained=True if cfg.pretrained == "true" else
                                             (False if cfg.pretrained == "false" else "auto"),
-                                            allow_download=cfg.allow_download)
+                                            allow_download=cfg.allow_download, in_chans=self.channels)
             fcfg = FitConfig(epochs=self.epochs, lr=cfg.lr, weight_decay=cfg.weight_decay,
                              warmup_epochs=cfg.warmup_epochs, class_weights=weights, device=str(self.device),
                              seed=seed, progress=cfg.progress, desc=f"{arm} seed {seed}")
@@ -153,7 +155,7 @@ def run_benchmark(cfg: BenchmarkConfig, command: list[str] | None = None) -> dic
             check_generator(cfg.generator, manifest)
             gen_path = cfg.generator
         else:
-            gen_path = str(_train_generator(cfg, out / "manifest.csv", out, deadline))
+            gen_path = str(_train_generator(cfg, out / "manifest.csv", out, deadline, runner.channels))
             check_generator(gen_path, manifest)
         runner.generator = gen_path
         generator_info = {"path": gen_path, "step": read_generator_metadata(gen_path).get("step"),
@@ -172,6 +174,7 @@ def run_benchmark(cfg: BenchmarkConfig, command: list[str] | None = None) -> dic
         "epochs": runner.epochs,
         "pretrained": records[next(iter(records))][0]["pretrained"],
         "data": {"class_names": runner.class_names, "counts": {s: dict(c) for s, c in manifest.counts().items()},
+                 "channels": runner.channels, "resize": cfg.resize,
                  "dropped_leaked": [{"path": lk.path, "split": lk.split, "copy_of": lk.other_path,
                                      "copy_split": lk.other_split, "why": lk.why} for lk in manifest.dropped_leaked],
                  "counts_table": manifest.counts_table(), "train_total": len(runner.train_real)},

@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 
 from .decode import ImageDecodeError, load_image, load_pil, parse_npz_ref, to_mode
 from .manifest import Manifest
-from .transforms import apply_transform, convert_image, resize_center_crop
+from .transforms import RESIZE_POLICIES, apply_transform, convert_image, resize_to_square
 
 __all__ = ["ManifestDataset", "estimate_cache_bytes", "format_bytes"]
 
@@ -56,8 +56,10 @@ class ManifestDataset(Dataset):
         manifest: a :class:`Manifest` or the path of a manifest CSV.
         split: which split (``None`` = all rows).
         channels: 1 (grayscale) or 3 (RGB); every image is converted to it.
-        image_size: if set, resize the shorter side and centre-crop to a square of this size (as uint8,
-            before ``transform``); required for a compact cache.
+        image_size: if set, make every image a square of this size (as uint8, before ``transform``) by the
+            ``resize`` policy; required for a compact cache.
+        resize: ``"center_crop"`` (default: shorter side, centred crop), ``"squash"`` or ``"pad"`` - see
+            :func:`~gan_augment.data.transforms.resize_to_square`.
         output: ``"pil"`` (default, like torchvision's ImageFolder), ``"numpy"`` (H, W, C uint8, for
             albumentations), ``"tensor"`` (C, H, W uint8) or ``"float"`` (C, H, W in [-1, 1]).
         transform: applied to the image last; torchvision-style or albumentations-style.
@@ -78,6 +80,7 @@ class ManifestDataset(Dataset):
         *,
         channels: int = 3,
         image_size: int | None = None,
+        resize: str = "center_crop",
         output: str = "pil",
         transform: Callable | None = None,
         classes: Sequence[str] | None = None,
@@ -95,6 +98,9 @@ class ManifestDataset(Dataset):
             raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
         if image_size is not None and image_size < 1:
             raise ValueError(f"image_size must be positive, got {image_size}")
+        if resize not in RESIZE_POLICIES:
+            raise ValueError(f"unknown resize policy {resize!r}; choose one of {RESIZE_POLICIES}")
+        self.resize = resize
         self.manifest = manifest
         self.split = split
         self.channels = channels
@@ -147,7 +153,7 @@ class ManifestDataset(Dataset):
     def _decode(self, path: str) -> np.ndarray:
         if self.image_size is None:
             return load_image(path, self.channels)
-        img = resize_center_crop(to_mode(load_pil(path), self.channels), self.image_size)
+        img = resize_to_square(to_mode(load_pil(path), self.channels), self.image_size, self.resize)
         arr = np.asarray(img, dtype=np.uint8)
         return arr[:, :, None] if arr.ndim == 2 else arr
 

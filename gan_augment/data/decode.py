@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
-__all__ = ["ImageDecodeError", "load_image", "load_pil", "parse_npz_ref", "make_npz_ref", "IMAGE_EXTENSIONS"]
+__all__ = ["ImageDecodeError", "load_image", "load_pil", "parse_npz_ref", "make_npz_ref", "IMAGE_EXTENSIONS",
+           "is_grey", "detect_channels", "resolve_channels"]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm")
 
@@ -140,3 +141,33 @@ def load_image(path: str | Path, channels: int = 3) -> np.ndarray:
     if arr.ndim == 2:
         arr = arr[:, :, None]
     return arr
+
+
+_GREY_MODES = ("1", "L", "LA", "La", "I", "F", "I;16", "I;16B", "I;16L", "I;16N")
+
+
+def is_grey(img: Image.Image) -> bool:
+    """Single-channel, or colour with R = G = B everywhere (a grey scan saved as RGB)."""
+    if img.mode in _GREY_MODES:
+        return True
+    rgb = np.asarray(img.convert("RGB"))
+    return bool((rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all())
+
+
+def detect_channels(paths, *, progress: bool = False) -> int:
+    """1 when every image in ``paths`` is grey (see :func:`is_grey`), else 3; stops at the first colour image."""
+    from tqdm.auto import tqdm
+
+    for p in tqdm(paths, desc="checking channels", disable=not progress, leave=False):
+        if not is_grey(load_pil(p)):
+            return 3
+    return 1
+
+
+def resolve_channels(channels: int | str, paths, *, progress: bool = False) -> int:
+    """``1`` / ``3`` as given, ``"auto"`` -> :func:`detect_channels` of ``paths`` (the training images)."""
+    if channels == "auto":
+        return detect_channels(paths, progress=progress)
+    if channels not in (1, 3):
+        raise ValueError(f"channels must be 1, 3 or 'auto', got {channels!r}")
+    return int(channels)

@@ -19,6 +19,8 @@ from torchvision.transforms import functional as TF
 __all__ = [
     "gan_preprocess",
     "resize_center_crop",
+    "resize_to_square",
+    "RESIZE_POLICIES",
     "uint8_to_gan",
     "gan_to_uint8",
     "apply_transform",
@@ -38,10 +40,37 @@ def gan_preprocess(size: int, channels: int = 3) -> v2.Compose:
     ])
 
 
+RESIZE_POLICIES = ("center_crop", "squash", "pad")
+
+
 def resize_center_crop(img: Image.Image, size: int) -> Image.Image:
     """Resize the shorter side to ``size`` (bicubic, antialiased) and take the centred square crop."""
+    return resize_to_square(img, size, "center_crop")
+
+
+def resize_to_square(img: Image.Image, size: int, policy: str = "center_crop") -> Image.Image:
+    """A ``size`` x ``size`` image by one named policy (bicubic, antialiased):
+
+    - ``"center_crop"`` (default): shorter side to ``size``, centred square crop - keeps the aspect ratio and
+      loses the borders of the longer side (dermoscopy: the lesion sits in the centre of a 4:3 frame);
+    - ``"squash"``: both sides to ``size`` - keeps the whole field of view, distorts the aspect ratio;
+    - ``"pad"``: longer side to ``size``, the rest filled with black - keeps everything undistorted (scans whose
+      edges hold anatomy: chest X-ray, CT, MRI slices of mixed shapes).
+    """
+    if policy not in RESIZE_POLICIES:
+        raise ValueError(f"unknown resize policy {policy!r}; choose one of {RESIZE_POLICIES}")
     if img.size == (size, size):
         return img
+    w, h = img.size
+    if policy == "squash":
+        return TF.resize(img, [size, size], interpolation=InterpolationMode.BICUBIC, antialias=True)
+    if policy == "pad":
+        scale = size / max(w, h)
+        nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
+        img = TF.resize(img, [nh, nw], interpolation=InterpolationMode.BICUBIC, antialias=True)
+        canvas = Image.new(img.mode, (size, size))  # black, in the image's own mode
+        canvas.paste(img, ((size - nw) // 2, (size - nh) // 2))
+        return canvas
     img = TF.resize(img, size, interpolation=InterpolationMode.BICUBIC, antialias=True)
     return TF.center_crop(img, [size, size])
 

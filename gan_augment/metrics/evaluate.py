@@ -35,8 +35,9 @@ class RealImages:
 
 
 def load_real_images(manifest: Manifest, split: str, class_names: Sequence[str], *, resolution: int, channels: int,
-                     max_per_class: int | None = None, seed: int = 0, progress: bool = False) -> RealImages:
-    """The real images of ``split`` at the generator's resolution (resize shorter side + centre crop), uint8.
+                     max_per_class: int | None = None, seed: int = 0, progress: bool = False,
+                     resize: str = "center_crop") -> RealImages:
+    """The real images of ``split`` at the generator's resolution (by the ``resize`` policy it trained with), uint8.
 
     Labels index ``class_names``; classes with no image in ``split`` are simply absent.
     """
@@ -44,7 +45,7 @@ def load_real_images(manifest: Manifest, split: str, class_names: Sequence[str],
     classes = [c for c in class_names if c in present]
     if not classes:
         raise ValueError(f"split {split!r} has no images of the classes {list(class_names)}")
-    ds = ManifestDataset(manifest, split, channels=channels, image_size=resolution, output="tensor",
+    ds = ManifestDataset(manifest, split, channels=channels, image_size=resolution, resize=resize, output="tensor",
                          classes=classes, verbose=False)
     keep = per_class_cap(ds.targets, max_per_class, seed)
     from tqdm.auto import tqdm
@@ -53,6 +54,8 @@ def load_real_images(manifest: Manifest, split: str, class_names: Sequence[str],
                                                  leave=False)])
     labels = np.asarray([list(class_names).index(classes[ds.targets[i]]) for i in keep])
     key = f"{manifest.hash}|{split}|{','.join(class_names)}|{resolution}|{channels}|{max_per_class}|{seed}"
+    if resize != "center_crop":  # (the default keeps its old key: caches made before the option stay valid)
+        key += f"|{resize}"
     return RealImages(images=images, labels=labels, key=key)
 
 
@@ -141,10 +144,12 @@ def evaluate_generator(
     if "classifier" in features and classifier is None:
         raise ValueError("features 'classifier' needs --classifier FILE (a trained classifier)")
 
+    # real images made square the way the generator's training images were
+    resize = ((meta.get("training") or {}).get("config") or {}).get("data", {}).get("resize", "center_crop")
     held = load_real_images(manifest, split, class_names, resolution=G.resolution, channels=G.channels,
-                            max_per_class=max_real_per_class, seed=seed, progress=progress)
+                            max_per_class=max_real_per_class, seed=seed, progress=progress, resize=resize)
     train = load_real_images(manifest, "train", class_names, resolution=G.resolution, channels=G.channels,
-                             max_per_class=max_real_per_class, seed=seed, progress=progress)
+                             max_per_class=max_real_per_class, seed=seed, progress=progress, resize=resize)
     if pooled:  # compare the generator's images with all real classes pooled
         class_names = ["all classes"]
         held.labels[:] = 0

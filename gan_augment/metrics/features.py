@@ -48,20 +48,21 @@ class FeatureExtractor:
     std: tuple = (0.5, 0.5, 0.5)
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     cache_key: str = ""
+    in_chans: int = 3  # what the network takes (a grey classifier takes 1; ImageNet networks get grey as RGB)
 
     def preprocess(self, images: torch.Tensor) -> torch.Tensor:
         if images.dtype != torch.uint8:
             raise ValueError(f"feature extractors take uint8 images, got {images.dtype}")
         x = images.to(self.device).float()
-        if x.shape[1] == 1:
+        if x.shape[1] == 1 and self.in_chans == 3:
             x = x.expand(-1, 3, -1, -1)
         if x.shape[-1] != self.size or x.shape[-2] != self.size:
             x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False,
                               antialias=x.shape[-1] > self.size)
         if self.scale == "inception":
             return x / 128.0 - 1.0
-        mean = torch.tensor(self.mean, device=x.device).view(1, 3, 1, 1)
-        std = torch.tensor(self.std, device=x.device).view(1, 3, 1, 1)
+        mean = torch.tensor(self.mean, device=x.device).view(1, -1, 1, 1)
+        std = torch.tensor(self.std, device=x.device).view(1, -1, 1, 1)
         return (x / 255.0 - mean) / std
 
     @torch.no_grad()
@@ -124,7 +125,7 @@ def _classifier(checkpoint: str | os.PathLike | None, device: torch.device) -> F
                                           f"({Path(checkpoint).name})",
                             lambda x: penultimate_and_logits(model, x), size=int(meta["image_size"]),
                             scale="meanstd", mean=tuple(meta["mean"]), std=tuple(meta["std"]), device=device,
-                            cache_key=f"classifier:{digest}")
+                            cache_key=f"classifier:{digest}", in_chans=int(meta.get("in_chans", 3)))
 
 
 def create_feature_extractor(name: str, *, weights: str | os.PathLike | None = None, checkpoint=None,

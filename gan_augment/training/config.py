@@ -52,7 +52,8 @@ class DataConfig:
     train_fraction: float = 1.0  # keep this fraction of each class (the benchmark's 0.25 regime)
     max_images: int | None = None  # stratified subset of at most this many images (MedGAN: 160)
     subset_seed: int = 0
-    channels: int = 3
+    channels: int | str = 3  # 1, 3 or "auto" (1 when every training image is grey, else 3)
+    resize: str = "center_crop"  # center_crop | squash | pad: how images become squares (see data.transforms)
     cache: bool = True  # decode once into memory as uint8 (estimate printed first)
     class_balance: float = 1.0  # class sampling prob ~ count**class_balance: 1 = natural, 0 = uniform
     num_workers: int = 0  # DataLoader workers when cache is off

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from ..data import Manifest, ManifestDataset, build_manifest
+from ..data.decode import resolve_channels
 from ..data.leaks import resolve_leaks
 from ..data.subset import stratified_subset
 from .config import DataConfig
@@ -81,7 +82,12 @@ def prepare_gan_data(cfg: DataConfig, resolution: int, out_dir: Path, *, verbose
         keep = stratified_subset(part.labels, fraction=cfg.train_fraction if cfg.train_fraction < 1 else None,
                                  max_images=cfg.max_images, seed=cfg.subset_seed)
         part = _rows(part, keep)
-    dataset = ManifestDataset(part, cfg.split, channels=cfg.channels, image_size=resolution, output="tensor",
+    channels = resolve_channels(cfg.channels, part.paths, progress=verbose)
+    if verbose and cfg.channels == "auto":
+        print(f"data.channels auto: {channels} ({'every training image is grey' if channels == 1 else 'colour'})",
+              file=sys.stderr)
+    dataset = ManifestDataset(part, cfg.split, channels=channels, image_size=resolution, resize=cfg.resize,
+                              output="tensor",
                               classes=cfg.classes, cache=cfg.cache, verbose=verbose)
     subset["n_images"] = len(dataset)
     subset["per_class"] = dataset.class_counts()

@@ -140,7 +140,7 @@ class Trainer(CheckpointMixin, MonitorMixin):
     def _build_models(self) -> None:
         mc, tc = self.cfg.model, self.cfg.train
         g_kwargs, d_kwargs = network_kwargs(mc)
-        common = dict(resolution=mc.resolution, num_classes=self.num_classes, channels=self.cfg.data.channels)
+        common = dict(resolution=mc.resolution, num_classes=self.num_classes, channels=self.data.dataset.channels)
         # Initialise from the config seed without disturbing the caller's global RNG.
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(tc.seed)
