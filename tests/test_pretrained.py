@@ -117,3 +117,33 @@ def test_benchmark_refuses_a_shipped_generator_from_another_split(tmp_path, monk
     err = capsys.readouterr().err
     assert "refusing generator" in err and "was trained on manifest 000000" in err
     assert not (tmp_path / "bench" / "runs").exists() or not any((tmp_path / "bench" / "runs").iterdir())
+
+
+def test_ship_a_trained_generator_then_load_it(tmp_path):
+    from ga_bench.ship_generator import ship
+
+    run = tmp_path / "run"
+    run.mkdir()
+    torch.manual_seed(0)
+    G = create_generator("fastgan", resolution=32, num_classes=2, base_channels=4, z_dim=8)
+    save_generator(G, run / "generator.safetensors", class_names=["a", "b"], manifest_hash="h" * 64, split="train",
+                   step=50)
+    (run / "train_summary.json").write_text(json.dumps({"step": 50, "cpu_s_total": 7200.0, "elapsed_s_total": 3600.0,
+                                                        "device": "cpu"}))
+    block = {"fid": 60.0, "kid": 0.01, "precision": 0.7, "recall": 0.5, "c2st": 0.7}
+    metrics = {"generator": {"manifest_hash": "h" * 64},
+               "distribution": {"inception": {"overall": block, "per_class": {"a": block, "b": block}}},
+               "memorisation": {"overall": {"p_value": 0.8, "flagged": False}}}
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    dest = tmp_path / "pretrained"
+    path = ship(run, "toy-32", run / "metrics.json", dest=dest)
+    assert path.name == "toy_32.safetensors" and pt.list_pretrained(root=dest) == ["toy-32"]
+    card = pt.model_card("toy-32", root=dest)
+    assert "2.0 CPU-hours" in card and "| this generator | 60.0 | 10.0 | 0.70 | 0.50 | 70 % |" in card
+    assert "CC BY-NC-SA 4.0" in card and pt.file_sha256(path) in card
+    G2 = pt.load_pretrained("toy-32", root=dest)
+    assert torch.equal(G2.sample(2, "b", seed=0), G.sample(2, 1, seed=0))
+    metrics["generator"]["manifest_hash"] = "other"
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    with pytest.raises(ValueError, match="evaluates another generator"):
+        ship(run, "toy-32", run / "metrics.json", dest=dest)

@@ -1,0 +1,109 @@
+"""Ship a trained generator with the package: copy it into ``gan_augment/pretrained/``, record its sha256 in
+``index.json`` and write its model card from the run's summary and an ``evaluate`` result.
+
+    gan-augment evaluate runs/ham64/generator.safetensors --manifest runs/ham64/manifest.csv --split val \\
+        --features inception --per-class 100 --max-real-per-class 200 --out runs/ham64/eval_val
+    python benchmarks/ship_generator.py runs/ham64 --name ham10000-64 --metrics runs/ham64/eval_val/metrics.json \\
+        --floor benchmarks/results/gan_recipes_cpu64/study.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from gan_augment._io import write_json, write_text
+from gan_augment.generators import read_generator_metadata
+from gan_augment.pretrained import PRETRAINED_DIR, file_sha256
+
+__all__ = ["ship", "model_card_markdown", "MAX_BYTES"]
+
+MAX_BYTES = 10 * 2**20  # keep the repository and the wheel small
+
+
+def _f(v: Any, fmt: str = ".1f") -> str:
+    return "-" if v is None else format(v, fmt)
+
+
+def model_card_markdown(name: str, meta: dict, summary: dict, metrics: dict, floor: dict | None, sha: str) -> str:
+    dist = metrics["distribution"]["inception"]
+    o = dist["overall"]
+    mem = metrics.get("memorisation", {}).get("overall", {})
+    f = (floor or {}).get("distribution", {}).get("overall", {})
+    lines = [f"# `{name}`: {meta.get('arch')} generator, {meta['resolution']} px, {meta['num_classes']} classes", "",
+             "- **Load**: `gan_augment.pretrained.load_pretrained(\"" + name + "\")`; in the benchmark "
+             f"`--generator pretrained:{name}`.",
+             f"- **sha256**: `{sha}` (a file that does not match is refused).",
+             f"- **Data**: HAM10000 (Tschandl et al., Sci Data 2018), training split only of manifest "
+             f"`{meta.get('manifest_hash')}` (lesion-grouped 70/15/15, seed 0 - the split of "
+             "`configs/ham10000_256.yaml` and `balance_isic.py --preset cpu64`); classes "
+             f"{', '.join(meta.get('class_names') or [])}.",
+             f"- **Training**: {summary.get('step')} generator steps, {summary.get('cpu_s_total', 0) / 3600:.1f} CPU-hours "
+             f"({summary.get('elapsed_s_total', 0) / 3600:.1f} h wall) on {summary.get('device')}; config in the "
+             "file's metadata (`training.config`).",
+             f"- **Licence**: CC BY-NC-SA 4.0, inherited from the training images: non-commercial use only, "
+             "attribution, share alike. Synthetic images are not patients and carry no diagnosis.", "",
+             "## Measured (validation split, InceptionV3 features)", "",
+             "| | FID | KID x1e3 | precision | recall | real-vs-synthetic probe |", "|---|---:|---:|---:|---:|---:|",
+             f"| this generator | {_f(o.get('fid'))} | {_f((o.get('kid') or 0) * 1e3)} | {_f(o.get('precision'), '.2f')} | "
+             f"{_f(o.get('recall'), '.2f')} | {_f(100 * o['c2st'] if o.get('c2st') is not None else None, '.0f')} % |"]
+    if f:
+        lines.append(f"| real training images (floor) | {_f(f.get('fid'))} | {_f((f.get('kid') or 0) * 1e3)} | "
+                     f"{_f(f.get('precision'), '.2f')} | {_f(f.get('recall'), '.2f')} | "
+                     f"{_f(100 * f['c2st'] if f.get('c2st') is not None else None, '.0f')} % |")
+    lines += ["", "Per class (KID x1e3 / probe):", "",
+              ", ".join(f"{c} {_f((v.get('kid') or 0) * 1e3)} / {_f(100 * v['c2st'] if v.get('c2st') is not None else None, '.0f')} %"
+                        for c, v in dist.get("per_class", {}).items()), "",
+              f"**Memorisation test** (nearest-training-image distances, generated vs held-out, Mann-Whitney U): "
+              f"p = {_f(mem.get('p_value'), '.3f')}, {'FLAGGED' if mem.get('flagged') else 'not flagged'}.", ""]
+    return "\n".join(lines)
+
+
+def ship(run_dir: Path, name: str, metrics_path: Path, *, floor_path: Path | None = None,
+         dest: Path = PRETRAINED_DIR) -> Path:
+    """Copy ``run_dir/generator.safetensors`` to ``dest`` as ``<name>.safetensors`` with its card and index entry."""
+    gen = run_dir / "generator.safetensors"
+    if not gen.is_file():
+        raise ValueError(f"{gen} does not exist")
+    if gen.stat().st_size > MAX_BYTES:
+        raise ValueError(f"{gen} is {gen.stat().st_size / 2**20:.1f} MiB; shipped generators stay under "
+                         f"{MAX_BYTES / 2**20:.0f} MiB (use a narrower generator)")
+    meta = read_generator_metadata(gen)
+    metrics = json.loads(metrics_path.read_text())
+    if metrics.get("generator", {}).get("manifest_hash") != meta.get("manifest_hash"):
+        raise ValueError(f"{metrics_path} evaluates another generator (manifest hash differs)")
+    summary = json.loads((run_dir / "train_summary.json").read_text())
+    floor = json.loads(floor_path.read_text()).get("floor") if floor_path else None
+    file = f"{name.replace('-', '_')}.safetensors"
+    dest.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(gen, dest / file)
+    sha = file_sha256(dest / file)
+    card = f"{name.replace('-', '_')}.md"
+    write_text(dest / card, model_card_markdown(name, meta, summary, metrics, floor, sha))
+    index_path = dest / "index.json"
+    index = json.loads(index_path.read_text()) if index_path.is_file() else {}
+    index[name] = {"file": file, "sha256": sha, "card": card, "manifest_hash": meta.get("manifest_hash"),
+                   "resolution": meta["resolution"], "classes": meta.get("class_names"), "step": meta.get("step"),
+                   "licence": "CC BY-NC-SA 4.0"}
+    write_json(index_path, index)
+    return dest / file
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("run_dir", type=Path, help="training run folder (generator.safetensors, train_summary.json)")
+    p.add_argument("--name", required=True, help="e.g. ham10000-64")
+    p.add_argument("--metrics", type=Path, required=True, help="metrics.json of gan-augment evaluate (inception)")
+    p.add_argument("--floor", type=Path, help="study.json whose 'floor' gives the real-vs-real values")
+    args = p.parse_args(argv)
+    try:
+        path = ship(args.run_dir, args.name, args.metrics, floor_path=args.floor)
+    except (ValueError, KeyError) as exc:
+        print(f"ship_generator: {exc}", file=sys.stderr)
+        return 2
+    print(f"shipped {path} ({path.stat().st_size / 2**20:.1f} MiB)")
+    return 0

@@ -1,0 +1,44 @@
+"""The GAN recipe study's bookkeeping: its generated table, the missing points it names, and its plot."""
+
+from __future__ import annotations
+
+from ga_bench.gan_recipes import POINTS_CPU_MINUTES, VARIANTS, _plot, pixel_diversity, study_markdown
+
+
+def _point(cpu, fid, spread):
+    return {"step": 100, "cpu_minutes": cpu, "wall_minutes": cpu / 2, "img_per_s": 10.0, "d_loss_recent": 1.9,
+            "d_acc_recent": 0.6, "overall": {"fid": fid, "kid": 0.1, "kid_std": 0.01, "precision": 0.2, "recall": 0.1,
+                                            "c2st": 0.97},
+            "per_class": {}, "spread_per_class": {"a": spread, "b": spread}, "pixel_std_per_class": {},
+            "memorisation": {"p_value": 0.9, "flagged": False}, "memorisation_flagged_classes": []}
+
+
+def _study():
+    return {"meta": {"commit": "abc", "device": "cpu", "versions": {"torch": "x"}},
+            "base_config": "configs/ham10000_256.yaml", "points_cpu_minutes": list(POINTS_CPU_MINUTES),
+            "per_class": 50, "max_real_per_class": 200,
+            "floor": {"distribution": {"overall": {"fid": 49.0, "kid": 0.0026, "precision": 0.85, "recall": 0.85,
+                                                   "c2st": 0.55}},
+                      "spread_per_class": {"a": 20.0, "b": 10.0}, "n_train_images": 100},
+            "variants": {"resnet": {"description": VARIANTS["resnet"][0], "overrides": [],
+                                    "points": {"10": _point(10.7, 424.4, 10.0), "20": _point(20.3, 300.0, 10.0)}}}}
+
+
+def test_table_rows_spread_and_missing_points(tmp_path):
+    text = study_markdown(_study())
+    assert "**Real floor** (100 real training images in place of generated ones): FID 49.0" in text
+    row = "| ResNet G + ResNet D (the old recipe) | 10.7 | 100 | 10.0 | 424.4 | 100.0 | 0.20 | 0.10 | 97 | 0.75 | 0.90 |"
+    assert row in text  # spread: mean of 10/20 and 10/10
+    missing = text.split("**Not yet run:**")[1]
+    assert "resnet @ 40" in missing and "resnet @ 10" not in missing and "fastgan_projected @ 10" in missing
+    _plot(_study(), tmp_path / "fid.png")
+    assert (tmp_path / "fid.png").stat().st_size > 1000
+
+
+def test_pixel_diversity_is_zero_for_copies():
+    import torch
+
+    same = torch.full((4, 3, 8, 8), 100, dtype=torch.uint8)
+    assert pixel_diversity(same) == 0.0
+    varied = torch.arange(4, dtype=torch.uint8).view(4, 1, 1, 1).expand(4, 3, 8, 8) * 10
+    assert abs(pixel_diversity(varied) - float(torch.tensor([0., 10, 20, 30]).std())) < 1e-6
