@@ -77,3 +77,21 @@ def test_one_seed_report_on_non_ham_classes_gives_numbers_but_no_verdict(tmp_pat
     assert "| gan | +10.0 [+2.0, +20.0] | +20.0 [+10.0, +30.0] | +1.0 [+0.0, +2.0] | no verdict (1 seed) |" \
         in text
     assert "**No verdict:** 1 seed (a verdict needs at least 3)" in text and "beat" not in text
+
+
+def test_report_names_the_closest_arm_and_why_when_none_meets_the_goal():
+    from ga_bench.report import _closest
+
+    near = {"balanced_accuracy": _ci(0.01, -0.02, 0.04), "rare_mean_recall": _ci(0.02, -0.05, 0.08),
+            "macro_auroc": _ci(0.0, -0.01, 0.01)}
+    far = {**near, "balanced_accuracy": _ci(-0.10, -0.15, -0.05)}
+    for d in (near, far):
+        d["meets_goal"], d["goal_reason"] = goal_met(d, GOALS["full"], 3)
+    gen = {"check": {"distribution": {"inception": {"overall": {"c2st": 0.97}}},
+                     "classification_accuracy_on_synthetic": {"per_class": {"df": 0.05, "nv": 0.9, "vasc": 0.2,
+                                                                           "akiec": 0.1}}}}
+    lines = " ".join(_closest({"best_baseline": "aug", "gan": far, "gan_light": near}, gen))
+    assert "**No GAN arm met the goal.** Closest: `gan_light`, +1.0 [-2.0, +4.0]" in lines
+    assert "97% of the time in inception features" in lines and "df 5%, akiec 10%, vasc 20%" in lines
+    met = {**near, "meets_goal": True}
+    assert _closest({"gan": met}, gen) == []

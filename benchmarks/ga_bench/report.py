@@ -87,6 +87,31 @@ def goal_met(d: dict, goal: dict, n_seeds: int) -> tuple[bool | None, str]:
     return (not failed), ("; ".join(failed) if failed else "every criterion met")
 
 
+def _closest(comp: dict, gen: dict | None) -> list[str]:
+    """When no GAN arm met the goal: which came closest, and what the generator check says about why."""
+    arms = {a: d for a, d in comp.items() if isinstance(d, dict) and "balanced_accuracy" in d}
+    if not arms or any(d.get("meets_goal") for d in arms.values()):
+        return []
+    best = max(arms, key=lambda a: arms[a]["balanced_accuracy"]["mean"])
+    d = arms[best]
+    out = ["", f"**No GAN arm met the goal.** Closest: `{best}`, {_ci(d['balanced_accuracy'])} pp balanced accuracy "
+           f"({d.get('goal_reason', '')})."]
+    chk = (gen or {}).get("check") or {}
+    why = []
+    for name, dist in chk.get("distribution", {}).items():
+        o = dist.get("overall", {})
+        if "c2st" in o:
+            why.append(f"a linear probe tells its images from real ones {o['c2st']:.0%} of the time in {name} features")
+    cas = chk.get("classification_accuracy_on_synthetic")
+    if cas:
+        worst = sorted(cas["per_class"].items(), key=lambda kv: kv[1])[:3]
+        why.append("the real-trained classifier recognises its images of " +
+                   ", ".join(f"{c} {v:.0%}" for c, v in worst) + " of the time (lowest classes)")
+    if why:
+        out.append("What the generator check says: " + "; ".join(why) + ".")
+    return out
+
+
 def _pm(values: Sequence[float], pct: bool = True) -> str:
     v = np.asarray([x for x in values if x is not None and not (isinstance(x, float) and math.isnan(x))], float)
     if len(v) == 0:
@@ -191,6 +216,7 @@ def report_markdown(results: dict) -> str:
                 verdicts.append(f"`{arm}` was not distinguishable from `{best}` on balanced accuracy (CI spans 0)")
         if comp.get("verdict", True):
             lines += ["", "**Verdict:** " + "; ".join(verdicts) + "."]
+            lines += _closest(comp, results.get("generator"))
         else:
             n = comp.get("n_seeds")
             lines += ["", f"**No verdict:** {n} seed{'s' if n != 1 else ''} (a verdict needs at least "
@@ -237,10 +263,12 @@ def plots(results: dict, out: Path) -> None:
     width = 0.8 / len(names)
     for i, a in enumerate(names):
         vals = [np.mean(arms[a]["per_class_recall"][c]) * 100 for c in classes]
-        ax.bar(np.arange(len(classes)) + i * width, vals, width, label=a)
+        errs = [np.std(arms[a]["per_class_recall"][c], ddof=1) * 100 if len(arms[a]["per_class_recall"][c]) > 1
+                else 0 for c in classes]
+        ax.bar(np.arange(len(classes)) + i * width, vals, width, yerr=errs, capsize=2, label=a)
     ax.set_xticks(np.arange(len(classes)) + 0.4 - width / 2)
     ax.set_xticklabels(classes)
-    ax.set_ylabel("test recall (%)")
+    ax.set_ylabel("test recall (%, mean ± std over seeds)")
     ax.legend(fontsize=7, ncol=2)
     save(fig, "per_class_recall.png")
 

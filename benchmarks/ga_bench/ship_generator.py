@@ -45,7 +45,7 @@ def model_card_markdown(name: str, meta: dict, summary: dict, metrics: dict, flo
              f"- **Training**: {summary.get('step')} generator steps, {summary.get('cpu_s_total', 0) / 3600:.1f} CPU-hours "
              f"({summary.get('elapsed_s_total', 0) / 3600:.1f} h wall) on {summary.get('device')}; config in the "
              "file's metadata (`training.config`).",
-             f"- **Licence**: CC BY-NC-SA 4.0, inherited from the training images: non-commercial use only, "
+             "- **Licence**: CC BY-NC-SA 4.0, inherited from the training images: non-commercial use only, "
              "attribution, share alike. Synthetic images are not patients and carry no diagnosis.", "",
              "## Measured (validation split, InceptionV3 features)", "",
              "| | FID | KID x1e3 | precision | recall | real-vs-synthetic probe |", "|---|---:|---:|---:|---:|---:|",
