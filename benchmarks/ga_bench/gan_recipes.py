@@ -180,6 +180,14 @@ def run_study(out: Path, *, variants: list[str], points: tuple[float, ...] = POI
             desc, overrides = VARIANTS[key]
             rec = study["variants"].setdefault(key, {"description": desc, "overrides": overrides, "points": {}})
             run_dir = runs_dir / key
+            has_ckpt = (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").glob("ckpt_*.pt"))
+            unfinished = [p for p in points if f"{p:g}" not in rec["points"]]
+            if rec["points"] and unfinished and not has_ckpt:
+                # its checkpoint is gone (another machine): later points would restart at 0 CPU-minutes and
+                # not continue the curve, so the variant starts over as a whole
+                print(f"gan_recipes: {key} has points {sorted(rec['points'])} but no checkpoint in {run_dir}; "
+                      "restarting it from scratch", file=sys.stderr)
+                rec["points"] = {}
             for budget in points:
                 label = f"{budget:g}"
                 if label in rec["points"]:
