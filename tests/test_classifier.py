@@ -289,8 +289,8 @@ def test_resumed_records_without_the_aug_weights_are_refused_before_any_work(tmp
 
 @needs_ham
 def test_the_default_gan_config_trains_on_the_full_benchmarks_split(tmp_path):
-    """A generator from `gan-augment train configs/ham10000_256.yaml` passes the full regime's hash check: the
-    GPU plan trains it on its own and hands it to `balance_isic.py --preset full --generator`."""
+    """A generator from `gan-augment train configs/ham10000_256.yaml` (or the FastGAN configs) passes the full
+    regime's hash check: it is trained on its own and handed to `balance_isic.py --preset full|cpu64 --generator`."""
     from ga_bench.protocol import BenchmarkConfig, prepare_manifest
     from gan_augment.training import load_config
     from gan_augment.training.data import _load_manifest
@@ -302,6 +302,15 @@ def test_the_default_gan_config_trains_on_the_full_benchmarks_split(tmp_path):
                                                          f"data.metadata={HAM_DIR / 'HAM10000_metadata.csv'}"])
         gan_manifest, _ = _load_manifest(gcfg.data, tmp_path / "gan", False)
     assert gan_manifest.hash == bench.hash and len(bench) == 10015
+    # the FastGAN configs read the same data section, so they train on the same split ...
+    for name in ("ham10000_64_cpu.yaml", "ham10000_fastgan_256.yaml"):
+        assert load_config(f"configs/{name}").data == load_config("configs/ham10000_256.yaml").data, name
+    # ... and the cpu64 preset splits as the full one does (only the image size and the schedule differ)
+    from ga_bench.protocol import PRESETS
+
+    split_keys = ("data_dir", "split_manifest", "split_seed", "fractions", "train_fraction", "max_train_images",
+                  "max_eval_per_class", "resplit", "drop_leaked")
+    assert not set(PRESETS["cpu64"]) & set(split_keys)
 
 
 @needs_ham
