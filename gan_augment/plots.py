@@ -116,8 +116,8 @@ def compact_pngs(folder: str | os.PathLike, max_bytes: int = 1_500_000) -> list[
     bytes after) for each file rewritten.
 
     For result folders that travel and get committed: a 256 px sample grid of 7 classes x 8 images is several
-    MB as RGB PNG, against a 16 MiB limit per file coming back from the GPU machine and a repository that
-    travels whole to it. The palette version looks the same at viewing size; the numbers never come from it.
+    MB as RGB PNG, and what a cluster job returns, and a repository copied whole to a node, are better small.
+    The palette version looks the same at viewing size; the numbers never come from it.
     """
     from PIL import Image
 

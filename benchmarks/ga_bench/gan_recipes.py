@@ -201,7 +201,7 @@ def run_study(out: Path, *, variants: list[str], points: tuple[float, ...] = POI
 
                     names = list(load_generator(run_dir / "generator.safetensors").class_names)
                     study["floor"] = real_floor(_manifest_for(run_dir), names, cache_dir)
-                _collect(key, run_dir, out / key, final=budget == points[-1])
+                _collect(key, run_dir, out / key, final=label if budget == points[-1] else None)
                 study["meta"]["last_update"] = run_metadata(device="cpu")
                 write_json(study_path, study)
                 write_text(out / "README.md", study_markdown(study))
@@ -217,17 +217,22 @@ def run_study(out: Path, *, variants: list[str], points: tuple[float, ...] = POI
     return study
 
 
-def _collect(key: str, run_dir: Path, dest: Path, *, final: bool) -> None:
-    """Copy what is committed: the log, the loss curves, the per-class grid and each point's metrics."""
+def _collect(key: str, run_dir: Path, dest: Path, *, final: str | None) -> None:
+    """Copy what is committed: the log, the loss curves, the per-class grid, each point's metrics and, for the
+    ``final`` point only, its image panels - big grids as palette PNGs (``compact_pngs``)."""
+    from gan_augment.plots import compact_pngs
+
     dest.mkdir(parents=True, exist_ok=True)
     for name in ("log.jsonl", "loss_curves.png", "samples_per_class.png", "config.yaml", "train_summary.json"):
         if (run_dir / name).is_file():
             shutil.copy2(run_dir / name, dest / name)
     for ev in sorted(run_dir.glob("eval_*")):
         (dest / ev.name).mkdir(exist_ok=True)
-        for name in ("metrics.json", "metrics.md") + (("samples_vs_real.png", "nearest_training.png") if final else ()):
+        panels = ("samples_vs_real.png", "nearest_training.png") if ev.name == f"eval_{final}" else ()
+        for name in ("metrics.json", "metrics.md") + panels:
             if (ev / name).is_file():
                 shutil.copy2(ev / name, dest / ev.name / name)
+    compact_pngs(dest, max_bytes=300_000)
 
 
 def _f(v, fmt=".1f") -> str:
