@@ -21,6 +21,8 @@ _EXPORTS = {
     "create_discriminator": "gan_augment.models",
     "list_generators": "gan_augment.models",
     "list_discriminators": "gan_augment.models",
+    "load_pretrained": "gan_augment.pretrained",
+    "list_pretrained": "gan_augment.pretrained",
 }
 
 
