@@ -6,12 +6,12 @@ such a split is refused; the two ways out are splitting afresh (grouped) or drop
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 from .manifest import Manifest
+from .sources import _file_digest
 
 __all__ = ["Leak", "SplitLeakError", "find_leaks", "drop_leaked", "resolve_leaks", "LEAK_POLICIES"]
 
@@ -46,11 +46,7 @@ def _rank(split: str) -> int:
 def _digest(path: str) -> str | None:
     if "::" in path or not Path(path).is_file():  # npz references have no file of their own
         return None
-    h = hashlib.sha1()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return _file_digest(path)  # the same digest resolve_duplicates groups copies by
 
 
 def find_leaks(manifest: Manifest, *, by_content: bool = True) -> list[Leak]:
