@@ -171,11 +171,12 @@ class LeCam:
         if weight < 0 or not 0.0 <= decay < 1.0:
             raise ValueError(f"LeCam needs weight >= 0 and 0 <= decay < 1, got {weight}, {decay}")
         self.weight, self.decay = float(weight), float(decay)
-        self.ema_real: float | None = None
-        self.ema_fake: float | None = None
+        self.ema_real: torch.Tensor | None = None
+        self.ema_fake: torch.Tensor | None = None
 
     def __call__(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-        r, f = float(real.detach().float().mean()), float(fake.detach().float().mean())
+        # the averages stay tensors on the logits' device: no host sync in the training step
+        r, f = real.detach().float().mean(), fake.detach().float().mean()
         if self.ema_real is None:
             self.ema_real, self.ema_fake = r, f
         else:
@@ -185,10 +186,12 @@ class LeCam:
         return self.weight * reg
 
     def state_dict(self) -> dict:
-        return {"ema_real": self.ema_real, "ema_fake": self.ema_fake}
+        as_float = lambda v: None if v is None else float(v)  # noqa: E731
+        return {"ema_real": as_float(self.ema_real), "ema_fake": as_float(self.ema_fake)}
 
     def load_state_dict(self, state: dict) -> None:
-        self.ema_real, self.ema_fake = state["ema_real"], state["ema_fake"]
+        as_tensor = lambda v: None if v is None else torch.tensor(float(v))  # noqa: E731
+        self.ema_real, self.ema_fake = as_tensor(state["ema_real"]), as_tensor(state["ema_fake"])
 
 
 _LOSSES = {
