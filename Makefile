@@ -19,7 +19,7 @@ $(VENV)/.installed: pyproject.toml
 setup: $(VENV)/.installed
 
 demo: setup
-	NO_ALBUMENTATIONS_UPDATE=1 $(PY) benchmarks/balance_isic.py --preset quick --out runs/quick
+	NO_ALBUMENTATIONS_UPDATE=1 $(PY) benchmarks/balance_isic.py --preset demo --out runs/demo
 
 test: setup
 	NO_ALBUMENTATIONS_UPDATE=1 $(PY) -m pytest

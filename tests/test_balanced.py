@@ -12,6 +12,7 @@ from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
 from gan_augment import DistributedMinorityOversampler, GANBalancedDataset, MinorityOversampler
 from gan_augment.balanced import resolve_labels, sampling_targets, synthetic_counts
+from gan_augment.balanced.dataset import GIVE_UP_ROUNDS
 from gan_augment.data import ManifestDataset, scan_image_folder, split_scan
 from gan_augment.generators import save_generator
 from gan_augment.models import create_generator
@@ -379,6 +380,12 @@ def test_aspect_warning_and_classifier_filter():
     with pytest.warns(UserWarning, match=r"classes \['mel', 'df'\]: no generated image passed the filter"):
         nothing = GANBalancedDataset(square, cond_generator(), accept=reject_all, device="cpu", max_filter_rounds=2)
     assert len(nothing) == 75 and nothing.class_counts()["df"]["synthetic"] == 0
+    # a filter that keeps nothing stops after GIVE_UP_ROUNDS rounds per class, well before max_filter_rounds
+    with pytest.warns(UserWarning, match="no generated image passed the filter"):
+        hopeless = GANBalancedDataset(square, cond_generator(), accept=reject_all, device="cpu")
+    assert GIVE_UP_ROUNDS < hopeless.max_filter_rounds
+    per_round = nothing.filter_stats["df"]["drawn"] // 2  # max_filter_rounds=2 above
+    assert hopeless.filter_stats["df"] == {"accepted": 0, "drawn": per_round * GIVE_UP_ROUNDS}
     with pytest.raises(ValueError, match="none of .* generated images passed the filter"):
         lazy = GANBalancedDataset(square, cond_generator(), accept=reject_all, mode="on_the_fly", device="cpu",
                                   max_filter_rounds=2)

@@ -143,7 +143,8 @@ def test_benchmark_runs_under_torchrun(tmp_path):
     out = tmp_path / "bench"
     args = ["--preset", "quick", "--out", str(out), "--no-progress", "--epochs", "1", "--num-workers", "0",
             "--n-boot", "20", "--data-dir", str(npz), "--arms", "aug_oversample,gan", "--image-size", "32",
-            "--max-train-images", "70", "--device", "cpu", "--gan-overrides",
+            "--max-train-images", "70", "--device", "cpu", "--bank-size", "70", "--check-per-class", "5",
+            "--gan-overrides",
             "train.steps=4;train.progress=false;train.tensorboard=false;train.log_every=2;model.resolution=32;"
             "train.batch_size=8"]
     proc = torchrun(2, str(REPO / "benchmarks" / "balance_isic.py"), *args, cwd=tmp_path)

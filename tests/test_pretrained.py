@@ -11,7 +11,9 @@ import torch
 
 from ga_bench.arms import relative_thresholds
 from ga_bench.balance_isic import build_config, main as bench_main, parser
-from ga_bench.protocol import DEFAULT_ARMS, resolve_generator
+from ga_bench.protocol import (DEFAULT_ARMS, BenchmarkConfig, GeneratorMismatch, check_generator, prepare_manifest,
+                               resolve_generator)
+from ga_bench.report import HAM10000_CLASSES, _outside_lines, reference_summary, report_markdown
 from gan_augment import pretrained as pt
 from gan_augment.generators import save_generator
 from gan_augment.models import create_generator
@@ -74,9 +76,83 @@ def test_cpu64_preset_resolves_as_documented():
     assert (cfg.split_seed, tuple(cfg.fractions)) == (0, (0.7, 0.15, 0.15))
     assert cfg.classifier == "tf_efficientnet_lite0" and cfg.check_features == "inception"
     assert cfg.filter_quantile == 0.25 and cfg.generator == "pretrained:ham10000-64"
-    assert cfg.out == "runs/balance_isic_cpu64"
+    assert cfg.out == "runs/balance_isic_cpu64" and cfg.gan_config == "configs/ham10000_64_cpu.yaml"
     frac = build_config(parser().parse_args(["--preset", "cpu64", "--train-fraction", "0.25"]))
     assert frac.train_fraction == 0.25 and frac.out == "runs/balance_isic_cpu64_frac025"
+
+
+def test_demo_preset_resolves_as_documented():
+    """`make demo`: a slice of the cpu64 protocol, one seed, the shipped generator, the committed result on top."""
+    cfg = build_config(parser().parse_args(["--preset", "demo"]))
+    cpu64 = build_config(parser().parse_args(["--preset", "cpu64"]))
+    for key in ("image_size", "split_seed", "fractions", "classifier", "batch_size", "lr", "filter_quantile",
+                "generator", "check_features"):
+        assert getattr(cfg, key) == getattr(cpu64, key), key
+    assert (cfg.seeds, cfg.epochs, cfg.max_train_images, cfg.max_eval_per_class) == ([0], 3, 1200, 40)
+    assert cfg.arms == ["aug", "aug_oversample", "aug_weighted", "gan"]
+    assert cfg.generator_from_full_split and not cpu64.generator_from_full_split
+    assert cfg.reference == "benchmarks/results/ham10000_cpu64_full" and cpu64.reference is None
+
+
+def test_a_generator_from_the_unsliced_split_only_with_the_flag(tmp_path):
+    folder = make_image_folder(tmp_path / "d", {"a": 30, "b": 20, "c": 10}, size=(16, 16))
+    full = prepare_manifest(BenchmarkConfig(data_dir=str(folder), out=str(tmp_path / "full")), tmp_path / "full")
+    assert full.source_hash == full.hash  # nothing cut
+    sliced = prepare_manifest(BenchmarkConfig(data_dir=str(folder), max_train_images=12, max_eval_per_class=2,
+                                              out=str(tmp_path / "s")), tmp_path / "s")
+    assert sliced.source_hash == full.hash != sliced.hash and len(sliced.indices("train")) == 12
+    G = create_generator("fastgan", resolution=32, num_classes=3, base_channels=4, z_dim=8)
+    on_full = save_generator(G, tmp_path / "g.safetensors", class_names=["a", "b", "c"], manifest_hash=full.hash,
+                             split="train")
+    with pytest.raises(GeneratorMismatch, match="whole training split that this run only slices.*"
+                                                "--generator-from-full-split"):
+        check_generator(str(on_full), sliced)
+    assert check_generator(str(on_full), sliced, from_full_split=True)["manifest_hash"] == full.hash
+    assert check_generator(str(on_full), full)["manifest_hash"] == full.hash
+    other = save_generator(G, tmp_path / "o.safetensors", class_names=["a", "b", "c"], manifest_hash="0" * 64,
+                           split="train")
+    with pytest.raises(GeneratorMismatch, match="may have seen test images"):
+        check_generator(str(other), sliced, from_full_split=True)  # the flag never admits another split
+
+
+def test_demo_report_opens_with_the_committed_result(tmp_path):
+    ref = tmp_path / "ref"
+    ref.mkdir()
+    ci = {"mean": -0.012, "ci_low": -0.03, "ci_high": 0.006}
+    (ref / "results.json").write_text(json.dumps({
+        "meta": {"commit": "abcdef1234567"}, "config": {"image_size": 64}, "epochs": 8,
+        "data": {"train_total": 7012}, "rare_classes": ["df"],
+        "arms": {"aug": {"seeds": [0, 1, 2], "balanced_accuracy": [0.60, 0.62, 0.64], "rare_mean_recall": [0.3] * 3},
+                 "gan": {"seeds": [0, 1, 2], "balanced_accuracy": [0.59, 0.61, 0.60], "rare_mean_recall": [0.3] * 3}},
+        "comparison": {"best_baseline": "aug", "gan": {"balanced_accuracy": ci, "meets_goal": False}}}))
+    summary = reference_summary(str(ref))
+    assert summary["available"] and summary["gan_vs_best"]["gan"]["meets_goal"] is False
+    results = {"meta": {"regime": "full", "command": "c", "commit": "x", "device": "cpu", "gpu": None,
+                        "versions": {}, "manifest_hash": "f" * 64},
+               "config": {"preset": "demo", "seeds": [0], "image_size": 64, "classifier": "lite0", "batch_size": 64,
+                          "lr": 3e-4, "weight_decay": 1e-4, "warmup_epochs": 1, "rare_classes": None,
+                          "max_synthetic_fraction": 0.9},
+               "epochs": 3, "pretrained": "imagenet", "reference": summary,
+               "data": {"class_names": ["a"], "counts_table": "", "train_total": 1200},
+               "arms": {"aug": {"balanced_accuracy": [0.5], "macro_f1": [0.5], "auroc": [0.8], "accuracy": [0.6],
+                                "rare_mean_recall": [0.2], "per_class_recall": {"a": [0.5]}}},
+               "generator": {"path": "g", "step": 9, "from_full_split": True, "check": {}}}
+    text = report_markdown(results)
+    top = text.split("## Data")[0]
+    assert "**The evidence** (committed, `" + str(ref) + "/report.md`): 7012 training images" in top
+    assert "`aug` 62.0 ± 2.0 (3 seeds)" in top and "`gan` -1.2 [-3.0, +0.6] (misses the goal)" in top
+    assert "drew on more real images than the baselines" in text
+    missing = report_markdown({**results, "reference": reference_summary(str(tmp_path / "nothing"))})
+    assert "is not committed yet" in missing.split("## Data")[0]
+
+
+def test_outside_figures_only_for_ham10000_at_64_px():
+    ham = {"config": {"image_size": 64}, "data": {"class_names": HAM10000_CLASSES}}
+    text = "\n".join(_outside_lines(ham))
+    assert "MedMNIST+" in text and "| EfficientNet-B4 | 71.5 ± 0.1 | 87.6 ± 0.3 |" in text
+    assert "lesion_id" in text  # why the figures differ from ours
+    assert _outside_lines({**ham, "config": {"image_size": 256}}) == []
+    assert _outside_lines({**ham, "data": {"class_names": ["a", "b"]}}) == []
 
 
 def test_relative_threshold_accepts_what_the_judge_scores_like_real_images():
@@ -136,9 +212,14 @@ def test_ship_a_trained_generator_then_load_it(tmp_path):
                "memorisation": {"overall": {"p_value": 0.8, "flagged": False}}}
     (run / "metrics.json").write_text(json.dumps(metrics))
     dest = tmp_path / "pretrained"
-    path = ship(run, "toy-32", run / "metrics.json", dest=dest)
+    (run / "samples_per_class.png").write_bytes(b"grid")
+    path = ship(run, "toy-32", run / "metrics.json", dest=dest, evidence=tmp_path / "evidence")
     assert path.name == "toy_32.safetensors" and pt.list_pretrained(root=dest) == ["toy-32"]
+    # the card points at the grid and the metrics, copied beside each other
+    assert (tmp_path / "evidence" / "samples_per_class.png").read_bytes() == b"grid"
+    assert json.loads((tmp_path / "evidence" / "metrics.json").read_text()) == metrics
     card = pt.model_card("toy-32", root=dest)
+    assert f"`{tmp_path / 'evidence'}/`" in card and "samples_per_class.png" in card
     assert "2.0 CPU-hours" in card and "| this generator | 60.0 | 10.0 | 0.70 | 0.50 | 70 % |" in card
     assert "CC BY-NC-SA 4.0" in card and pt.file_sha256(path) in card
     G2 = pt.load_pretrained("toy-32", root=dest)

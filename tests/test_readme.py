@@ -24,7 +24,7 @@ def test_two_commands_first_and_ci_runs_the_test_command():
     commands = [line.split("#")[0].strip() for line in first_block.splitlines() if line.strip()]
     assert commands == ["make demo", "make test"]
     makefile = (REPO / "Makefile").read_text()
-    assert re.search(r"^demo: setup\n\t.*benchmarks/balance_isic.py --preset quick", makefile, re.M)
+    assert re.search(r"^demo: setup\n\t.*benchmarks/balance_isic.py --preset demo", makefile, re.M)
     assert re.search(r"^test: setup\n\t.*-m pytest", makefile, re.M)
     ci = [line for line in (REPO / ".ci" / "run").read_text().splitlines() if line and not line.startswith("#")]
     assert ci[-1] == "make test"

@@ -60,6 +60,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-download", action="store_true", default=None)
     p.add_argument("--generator", help="generator file trained on this benchmark's manifest, or pretrained:NAME "
                                        "(a generator shipped with the package, e.g. pretrained:ham10000-64)")
+    p.add_argument("--generator-from-full-split", action="store_true", default=None,
+                   help="accept a generator trained on the whole training split that --max-train-images / "
+                        "--train-fraction slice (no test leak, but the GAN arm sees more real images than the "
+                        "baselines: the report says so; the demo preset's setting)")
+    p.add_argument("--reference", help="a committed result folder to summarise at the top of the report")
     p.add_argument("--filter-threshold", type=float, help="gan_filtered: probability the judge must give the class")
     p.add_argument("--filter-quantile", type=float,
                    help="gan_filtered: accept synthetic images the judge scores at least like this quantile of "

@@ -21,7 +21,7 @@ from gan_augment.provenance import run_metadata
 from .arms import ArmData
 from .protocol import (ARMS, REPO, BenchmarkConfig, check_generator, prepare_manifest, rare_classes_of,
                        resolve_generator)
-from .report import aggregate, compare, plots, report_markdown
+from .report import aggregate, compare, plots, reference_summary, report_markdown
 
 __all__ = ["Runner", "run_benchmark"]
 
@@ -132,7 +132,8 @@ def run_benchmark(cfg: BenchmarkConfig, command: list[str] | None = None) -> dic
                 "counts": {s: dict(c) for s, c in manifest.counts().items()}}
     if cfg.generator and any(a.startswith("gan") for a in cfg.arms):
         cfg.generator = resolve_generator(cfg.generator)  # pretrained:NAME -> its file, hash-checked
-        check_generator(cfg.generator, manifest)  # refuse before spending any classifier run
+        # refuse before spending any classifier run
+        check_generator(cfg.generator, manifest, from_full_split=cfg.generator_from_full_split)
     if any(a.startswith("gan") for a in cfg.arms):
         _check_feature_weights(cfg)  # likewise: the generator check must be able to run
     _check_saved_classifier(cfg, out)
@@ -152,13 +153,15 @@ def run_benchmark(cfg: BenchmarkConfig, command: list[str] | None = None) -> dic
         if "aug" not in records:
             records["aug"] = [runner.run("aug", s) for s in cfg.seeds[:1]]
         if cfg.generator:
-            check_generator(cfg.generator, manifest)
+            check_generator(cfg.generator, manifest, from_full_split=cfg.generator_from_full_split)
             gen_path = cfg.generator
         else:
             gen_path = str(_train_generator(cfg, out / "manifest.csv", out, deadline, runner.channels))
             check_generator(gen_path, manifest)
         runner.generator = gen_path
-        generator_info = {"path": gen_path, "step": read_generator_metadata(gen_path).get("step"),
+        gen_meta = read_generator_metadata(gen_path)
+        generator_info = {"path": gen_path, "step": gen_meta.get("step"),
+                          "from_full_split": gen_meta.get("manifest_hash") != manifest.hash,
                           "check": _generator_check(cfg, runner, gen_path, out)}
         for arm in gan_arms:
             records[arm] = [runner.run(arm, s) for s in cfg.seeds]
@@ -187,6 +190,8 @@ def run_benchmark(cfg: BenchmarkConfig, command: list[str] | None = None) -> dic
     }
     if generator_info:
         results["generator"] = generator_info
+    if cfg.reference:
+        results["reference"] = reference_summary(cfg.reference)
     if info.is_main:
         write_json(out / "results.json", results)
         write_text(out / "report.md", report_markdown(results))

@@ -20,6 +20,8 @@ from gan_augment._io import write_json, write_text
 from gan_augment.generators import read_generator_metadata
 from gan_augment.pretrained import PRETRAINED_DIR, file_sha256
 
+from .protocol import REPO
+
 __all__ = ["ship", "model_card_markdown", "MAX_BYTES"]
 
 MAX_BYTES = 10 * 2**20  # keep the repository and the wheel small
@@ -29,7 +31,13 @@ def _f(v: Any, fmt: str = ".1f") -> str:
     return "-" if v is None else format(v, fmt)
 
 
-def model_card_markdown(name: str, meta: dict, summary: dict, metrics: dict, floor: dict | None, sha: str) -> str:
+# what the card points to, copied from the run and the evaluation into the repository's results folder
+EVIDENCE_FROM_RUN = ("samples_per_class.png", "loss_curves.png", "train_summary.json")
+EVIDENCE_FROM_EVAL = ("metrics.json", "metrics.md", "samples_vs_real.png", "nearest_training.png")
+
+
+def model_card_markdown(name: str, meta: dict, summary: dict, metrics: dict, floor: dict | None, sha: str,
+                        evidence: str | None = None) -> str:
     dist = metrics["distribution"]["inception"]
     o = dist["overall"]
     mem = metrics.get("memorisation", {}).get("overall", {})
@@ -60,12 +68,17 @@ def model_card_markdown(name: str, meta: dict, summary: dict, metrics: dict, flo
                         for c, v in dist.get("per_class", {}).items()), "",
               f"**Memorisation test** (nearest-training-image distances, generated vs held-out, Mann-Whitney U): "
               f"p = {_f(mem.get('p_value'), '.3f')}, {'FLAGGED' if mem.get('flagged') else 'not flagged'}.", ""]
+    if evidence:
+        lines += [f"Per-class sample grid (`samples_per_class.png`: 10 per class, one row per class), generated vs "
+                  f"real (`samples_vs_real.png`), nearest training images (`nearest_training.png`), loss curves and "
+                  f"the full metrics: `{evidence}/` in the source repository.", ""]
     return "\n".join(lines)
 
 
 def ship(run_dir: Path, name: str, metrics_path: Path, *, floor_path: Path | None = None,
-         dest: Path = PRETRAINED_DIR) -> Path:
-    """Copy ``run_dir/generator.safetensors`` to ``dest`` as ``<name>.safetensors`` with its card and index entry."""
+         dest: Path = PRETRAINED_DIR, evidence: Path | None = None) -> Path:
+    """Copy ``run_dir/generator.safetensors`` to ``dest`` as ``<name>.safetensors`` with its card and index entry;
+    with ``evidence``, copy the run's grids / curves and the evaluation's files there for the card to point to."""
     gen = run_dir / "generator.safetensors"
     if not gen.is_file():
         raise ValueError(f"{gen} does not exist")
@@ -83,7 +96,18 @@ def ship(run_dir: Path, name: str, metrics_path: Path, *, floor_path: Path | Non
     shutil.copyfile(gen, dest / file)
     sha = file_sha256(dest / file)
     card = f"{name.replace('-', '_')}.md"
-    write_text(dest / card, model_card_markdown(name, meta, summary, metrics, floor, sha))
+    shown = None
+    if evidence is not None:
+        evidence.mkdir(parents=True, exist_ok=True)
+        for folder, names in ((run_dir, EVIDENCE_FROM_RUN), (metrics_path.parent, EVIDENCE_FROM_EVAL)):
+            for n in names:
+                if (folder / n).is_file():
+                    shutil.copyfile(folder / n, evidence / n)
+        try:
+            shown = evidence.resolve().relative_to(REPO).as_posix()
+        except ValueError:
+            shown = str(evidence)
+    write_text(dest / card, model_card_markdown(name, meta, summary, metrics, floor, sha, shown))
     index_path = dest / "index.json"
     index = json.loads(index_path.read_text()) if index_path.is_file() else {}
     index[name] = {"file": file, "sha256": sha, "card": card, "manifest_hash": meta.get("manifest_hash"),
@@ -99,9 +123,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--name", required=True, help="e.g. ham10000-64")
     p.add_argument("--metrics", type=Path, required=True, help="metrics.json of gan-augment evaluate (inception)")
     p.add_argument("--floor", type=Path, help="study.json whose 'floor' gives the real-vs-real values")
+    p.add_argument("--evidence", type=Path, help="folder for the card's grids and metrics (default "
+                                                 "benchmarks/results/pretrained_<name>)")
     args = p.parse_args(argv)
+    evidence = args.evidence or REPO / "benchmarks" / "results" / f"pretrained_{args.name.replace('-', '_')}"
     try:
-        path = ship(args.run_dir, args.name, args.metrics, floor_path=args.floor)
+        path = ship(args.run_dir, args.name, args.metrics, floor_path=args.floor, evidence=evidence)
     except (ValueError, KeyError) as exc:
         print(f"ship_generator: {exc}", file=sys.stderr)
         return 2

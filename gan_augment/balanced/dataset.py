@@ -16,7 +16,10 @@ from ..models import GeneratorBase
 from .items import ItemFormat
 from .strategy import Strategy, class_key, resolve_class_names, resolve_labels, sampling_targets, synthetic_counts
 
-__all__ = ["GANBalancedDataset"]
+__all__ = ["GANBalancedDataset", "GIVE_UP_ROUNDS"]
+
+# filter rounds after which a class that has kept no generated image at all stops drawing (it gets none)
+GIVE_UP_ROUNDS = 5
 
 
 def _load(generator: Any, device: torch.device) -> GeneratorBase:
@@ -58,7 +61,9 @@ class GANBalancedDataset(Dataset):
         batch_size: generator batch size.
         accept: optional filter ``accept(images, class_index) -> bool tensor`` on uint8 (N, C, H, W) generator
             output, e.g. "a real-trained classifier recognises the class"; rejected images are replaced by new
-            draws (at most ``max_filter_rounds`` rounds per fill; acceptance rates in ``filter_stats``).
+            draws (at most ``max_filter_rounds`` rounds per fill, and no more once ``GIVE_UP_ROUNDS`` rounds have
+            kept nothing: a class whose acceptance is that low would not fill anyway; acceptance rates in
+            ``filter_stats``).
 
     Give ``real_ds`` images with the generator's geometry (square crops, e.g. ``ManifestDataset(image_size=...)``):
     synthetic images are resized to the real items' size, so non-square real items distort them (a warning
@@ -214,7 +219,7 @@ class GANBalancedDataset(Dataset):
         if self.accept is None:
             return self.format.to_storage(g.sample(n, gc, seed=seed, batch_size=self.batch_size, device=device))
         kept, total, drawn, rounds = [], 0, 0, 0
-        while total < n and rounds < self.max_filter_rounds:
+        while total < n and rounds < self.max_filter_rounds and (total or rounds < GIVE_UP_ROUNDS):
             images = g.sample(max(n - total, self.batch_size), gc, seed=self._stream_seed(seed, rounds),
                               batch_size=self.batch_size, device=device)
             mask = torch.as_tensor(self.accept(images, c), dtype=torch.bool).cpu()
