@@ -201,7 +201,12 @@ def report_markdown(results: dict) -> str:
     lines = [f"# Does GAN augmentation help? - {m['regime']} regime, preset `{cfg['preset']}`", ""]
     if results.get("reference"):
         lines += _reference_lines(results["reference"])
-    if cfg["preset"] != "full":
+    if cfg["preset"] == "cpu64" and not cfg.get("max_train_images"):
+        n_seeds = len(cfg["seeds"])
+        lines += [f"> The reference protocol at 64 px on a CPU: every training image of the split "
+                  f"({results['data']['train_total']}), {results['epochs']} epochs, {n_seeds} seed"
+                  f"{'s' if n_seeds != 1 else ''} so far. Evidence at 64 px, not at the reference 256 px.", ""]
+    elif cfg["preset"] != "full":
         gen = results.get("generator") or {}
         res = (gen.get("check") or {}).get("generator", {}).get("resolution")
         gan = f", a {res} px GAN trained {gen.get('step')} steps" if gen else ""

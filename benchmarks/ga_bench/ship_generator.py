@@ -55,7 +55,8 @@ def model_card_markdown(name: str, meta: dict, summary: dict, metrics: dict, flo
              "file's metadata (`training.config`).",
              "- **Licence**: CC BY-NC-SA 4.0, inherited from the training images: non-commercial use only, "
              "attribution, share alike. Synthetic images are not patients and carry no diagnosis.", "",
-             "## Measured (validation split, InceptionV3 features)", "",
+             f"## Measured (validation split, InceptionV3 features: {o.get('n_fake', '?')} generated images, "
+             f"{o.get('n_real', '?')} real ones)", "",
              "| | FID | KID x1e3 | precision | recall | real-vs-synthetic probe |", "|---|---:|---:|---:|---:|---:|",
              f"| this generator | {_f(o.get('fid'))} | {_f((o.get('kid') or 0) * 1e3)} | {_f(o.get('precision'), '.2f')} | "
              f"{_f(o.get('recall'), '.2f')} | {_f(100 * o['c2st'] if o.get('c2st') is not None else None, '.0f')} % |"]
