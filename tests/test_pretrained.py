@@ -88,7 +88,7 @@ def test_demo_preset_resolves_as_documented():
     for key in ("image_size", "split_seed", "fractions", "classifier", "batch_size", "lr", "filter_quantile",
                 "generator", "check_features"):
         assert getattr(cfg, key) == getattr(cpu64, key), key
-    assert (cfg.seeds, cfg.epochs, cfg.max_train_images, cfg.max_eval_per_class) == ([0], 3, 1200, 40)
+    assert (cfg.seeds, cfg.epochs, cfg.max_train_images, cfg.max_eval_per_class) == ([0], 2, 1200, 40)
     assert cfg.arms == ["aug", "aug_oversample", "aug_weighted", "gan"]
     assert cfg.generator_from_full_split and not cpu64.generator_from_full_split
     assert cfg.reference == "benchmarks/results/ham10000_cpu64_full" and cpu64.reference is None

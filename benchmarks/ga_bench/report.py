@@ -215,7 +215,8 @@ def report_markdown(results: dict) -> str:
                   f"training images, {cfg['image_size']} px, {results['epochs']} epochs, {n_seeds} "
                   f"seed{'s' if n_seeds > 1 else ''}{gan}. At this scale the numbers can compare variants with "
                   "each other; they say nothing about whether GAN augmentation helps under the reference "
-                  "protocol (`--preset full`).", ""]
+                  "protocol (`--preset full`)" + ("; the committed result above is the one to read." if
+                                                  results.get("reference") else "."), ""]
     lines += [f"- command: `{m['command']}`", f"- commit: `{m['commit']}`{' (dirty tree)' if m.get('dirty') else ''}",
               f"- device: {m['device']}; GPU: {m['gpu'] or 'none'}",
               "- versions: " + ", ".join(f"{k} {v}" for k, v in m["versions"].items()),
