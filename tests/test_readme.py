@@ -78,6 +78,15 @@ def test_results_table_rows_and_study_tables(tmp_path):
                                      "gan_light": {"balanced_accuracy": ci}},
         "generator": {"step": 5000, "check": {"generator": {"resolution": 32}, "distribution": {
             "lite0": {"overall": {"fid": 75.64, "c2st": 0.9712}}}}}}))
+    base = run.parent / "b"  # baselines only so far: the best of them still gets a row
+    base.mkdir()
+    (base / "results.json").write_text(__import__("json").dumps({
+        "meta": {"regime": "full", "gpu": None}, "config": {"preset": "cpu64", "seeds": [0], "image_size": 64},
+        "arms": {"aug": {"balanced_accuracy": [0.517]}, "aug_weighted": {"balanced_accuracy": [0.40]}}}))
+    table = results_table(".", run.parent).splitlines()
+    assert "| cpu64 | full | CPU | 1 | 64 | - | aug: 51.7 | -: - | - | - | - |" in table[-1]
+    (base / "results.json").unlink()
+    base.rmdir()
     table = results_table(".", run.parent).splitlines()
     assert len(table) == 4  # header, rule, one row per GAN arm
     assert table[2].startswith("| [a](a/report.md) | quick | full | CPU | 2 | 64 | 32 px, 5000 steps, FID 75.6 (lite0), "

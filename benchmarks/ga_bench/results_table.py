@@ -58,7 +58,10 @@ def results_table(results_dir: str | Path, root: str | Path | None = None) -> st
     for path in files:
         r = json.loads(path.read_text())
         comp, arms, meta = r.get("comparison", {}), r["arms"], r["meta"]
-        best = comp.get("best_baseline")
+        # without a GAN arm there is no comparison yet: the best baseline run so far still gets its row
+        best = comp.get("best_baseline") or max(
+            (a for a in ("plain", "aug", "aug_oversample", "aug_weighted") if a in arms),
+            key=lambda a: sum(arms[a]["balanced_accuracy"]) / len(arms[a]["balanced_accuracy"]), default=None)
         device = meta.get("gpu") or "CPU"
         gan_arms = [a for a in arms if a.startswith("gan")] or [None]
         for g in gan_arms:
