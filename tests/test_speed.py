@@ -36,7 +36,8 @@ def test_speed_quick_writes_ratios(tmp_path, capsys, monkeypatch):
                        "--num-workers", "0"]) == 0
     r = json.loads((out / "speed.json").read_text())
     assert r["mode"] == "quick" and r["meta"]["command"].startswith("python benchmarks/speed.py --quick")
-    for arch in ("resnet", "dcgan"):
+    assert list(r["gan_training"]) == ["resnet", "fastgan_projected", "dcgan"]
+    for arch in r["gan_training"]:
         g = r["gan_training"][arch]
         assert g["setup"]["resolution"] == 32 and g["setup"]["batch_size"] == 8
         assert g["trainer_minimal"]["windows"] == 3  # 8 steps logged every 2, the first window skipped
@@ -44,6 +45,7 @@ def test_speed_quick_writes_ratios(tmp_path, capsys, monkeypatch):
             assert math.isfinite(g[key]) and g[key] > 0
     assert r["gan_training"]["resnet"]["setup"]["generator"] == "resnet"
     assert r["gan_training"]["dcgan"]["setup"]["discriminator"] == "sngan"
+    assert r["gan_training"]["fastgan_projected"]["setup"]["discriminator"] == "projected"
     assert r["sampling_256"]["fp32"]["resolution"] == 256 and "bf16" not in r["sampling_256"]  # CPU: fp32 only
     c = r["classifier_epoch"]
     assert c["real"]["images"] == c["balanced"]["images"] == 32 * (c["items_per_epoch"] // 32)

@@ -93,6 +93,38 @@ def test_resume_is_bit_identical(tmp_path, folder, monkeypatch):
     assert steps == sorted(set(steps)) and steps[-1] == 6  # no duplicated lines after the resume
 
 
+def test_resume_on_another_kind_of_device_reseeds_reproducibly(tmp_path, folder, capsys):
+    """A run checkpointed on a GPU node continues on a CPU machine (tests/test_gpu.py does it for real on CUDA).
+
+    Here the checkpoint's random states are made to look like CUDA ones: they cannot seed CPU generators, so
+    the streams restart from a seed tied to the step - the same continuation every time, with a message."""
+    straight = Trainer(_cfg(tiny_config(tmp_path / "s", folder))).fit()
+    ckpt = sorted((tmp_path / "s" / "run" / "checkpoints").glob("*.pt"))[0]  # step 3
+    state = torch.load(ckpt, weights_only=True)
+    cuda_like = torch.zeros(16, dtype=torch.uint8)  # a CUDA generator's state: seed + offset
+    state["rng"]["z"] = cuda_like
+    state["rng"].pop("z_device")  # as checkpoints written before it was recorded
+    state["augment"]["rng"] = {"cuda:0": cuda_like}
+    for opt in ("opt_g", "opt_d"):
+        for group in state[opt]["param_groups"]:
+            group["fused"] = True  # the CUDA run's Adam kernel
+    results = []
+    for name in ("m1", "m2"):
+        run = tmp_path / name / "run"
+        (run / "checkpoints").mkdir(parents=True)
+        torch.save(state, run / "checkpoints" / ckpt.name)
+        d = tiny_config(tmp_path / name, folder)
+        trainer = Trainer(_cfg(d), resume=True)
+        assert all(g["fused"] is None for opt in (trainer.opt_g, trainer.opt_d) for g in opt.param_groups)
+        results.append(trainer.fit())
+    assert "a run checkpointed on cuda" in capsys.readouterr().err
+    a, b = (load_file(str(r.generator_path)) for r in results)
+    s = load_file(str(straight.generator_path))
+    assert all(torch.equal(a[k], b[k]) for k in a)  # reproducible
+    assert any(not torch.equal(a[k], s[k]) for k in a if a[k].is_floating_point())  # but other random streams
+    assert torch.load(results[0].checkpoint_path, weights_only=True)["rng"]["z_device"] == "cpu"
+
+
 def test_uncached_loader_gives_the_same_weights_as_the_cache(tmp_path, folder):
     cached = Trainer(_cfg(tiny_config(tmp_path / "c", folder, steps=2))).fit()
     cfg = tiny_config(tmp_path / "u", folder, steps=2)

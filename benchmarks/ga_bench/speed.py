@@ -3,7 +3,7 @@
 1. GAN training: the :class:`~gan_augment.training.Trainer`'s images/s against a bare forward/backward/step loop
    over the same G and D (same batch, precision, loss): once with the trainer doing only what the bare loop does
    (no DiffAugment, no EMA: the overhead ratio) and once with the shipped recipe (DiffAugment + EMA), for the
-   default resnet config and the dcgan/sngan recipe.
+   default resnet config, the FastGAN + projected recipe and the dcgan/sngan recipe.
 2. Sampling images/s from a generator *file* (default 256 px resnet), fp32 and, on CUDA, bf16.
 3. A classifier epoch (Lite0, AdamW, the benchmark's albumentations pipeline) on GANBalancedDataset vs on the
    real images alone, same loader settings; plus the DataLoader alone (no model) for both.
@@ -57,7 +57,8 @@ SETTINGS = {
              "gan_images": 1024, "sample_n": 8192, "sample_batch": 512, "cls_size": 256, "cls_items": None,
              "cls_batch": 64, "bank_size": 2000, "bank_resolution": 256, "feature_n": 2048, "feature_batch": 128},
 }
-GAN_RECIPES = {"resnet": "configs/ham10000_256.yaml", "dcgan": "configs/medimagegan_sngan_256.yaml"}
+GAN_RECIPES = {"resnet": "configs/ham10000_256.yaml", "fastgan_projected": "configs/ham10000_fastgan_256.yaml",
+               "dcgan": "configs/medimagegan_sngan_256.yaml"}
 
 
 def _default_data_dir() -> Path:

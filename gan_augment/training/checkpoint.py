@@ -28,6 +28,11 @@ RESUMABLE_CHANGES = {
 }
 
 
+def _generator_device_type(state: torch.Tensor) -> str:
+    """Checkpoints before ``z_device`` was recorded: a CPU generator's state has a fixed size (5,056 bytes)."""
+    return "cpu" if state.numel() == torch.Generator().get_state().numel() else "cuda"
+
+
 def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
     out = {}
     for k, v in d.items():
@@ -70,7 +75,7 @@ class CheckpointMixin:
             "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
             "augment": self.augment.state_dict(), "ada": self.ada.state_dict() if self.ada is not None else None,
             "lecam": self.lecam.state_dict() if self.lecam is not None else None,
-            "rng": {"z": self.z_gen.get_state(), "torch": torch.get_rng_state()},
+            "rng": {"z": self.z_gen.get_state(), "z_device": self.device.type, "torch": torch.get_rng_state()},
             "world_size": self.dist.world_size,
         }
         with atomic_path(path, suffix=".pt") as tmp:
@@ -111,12 +116,29 @@ class CheckpointMixin:
             self.ema.module.load_state_dict(state["G_ema"])
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
-        self.augment.load_state_dict(state["augment"])
+        for opt in (self.opt_g, self.opt_d):  # the saved groups carry the old device's choice of Adam kernel
+            for group in opt.param_groups:
+                group["fused"] = True if self.is_cuda else None
+        saved_on = state["rng"].get("z_device") or _generator_device_type(state["rng"]["z"])
+        if saved_on == self.device.type:
+            self.augment.load_state_dict(state["augment"])
+            self.z_gen.set_state(state["rng"]["z"])
+        else:
+            # A CUDA generator's state cannot seed a CPU one, nor the reverse: the run moved between a GPU node
+            # and a CPU machine. Its latent and augmentation streams restart from seeds tied to the step, so the
+            # continuation is reproducible, though not bit-identical to a run that stayed on one device (whose
+            # kernels round differently anyway).
+            reseed = int(self.cfg.train.seed) * 1_000_003 + int(state["step"])
+            self.augment.load_state_dict(state["augment"], device=self.device, reseed=reseed + 2)
+            self.z_gen.manual_seed(reseed + 1)
+            if self.main:
+                print(f"resuming on {self.device.type} a run checkpointed on {saved_on}: latent and augmentation "
+                      f"random streams restart from a seed tied to step {state['step']} (reproducible, not "
+                      "bit-identical to a run that stayed on one device)", file=sys.stderr)
         if self.ada is not None and state.get("ada") is not None:
             self.ada.load_state_dict(state["ada"])
         if self.lecam is not None and state.get("lecam") is not None:
             self.lecam.load_state_dict(state["lecam"])
-        self.z_gen.set_state(state["rng"]["z"])
         torch.set_rng_state(state["rng"]["torch"])
         self.step, self.batches_consumed = int(state["step"]), int(state["batches_consumed"])
         self.d_steps, self.elapsed_s = int(state["d_steps"]), float(state["elapsed_s"])
