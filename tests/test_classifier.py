@@ -309,7 +309,7 @@ def test_the_default_gan_config_trains_on_the_full_benchmarks_split(tmp_path):
         gan_manifest, _ = _load_manifest(gcfg.data, tmp_path / "gan", False)
     assert gan_manifest.hash == bench.hash and len(bench) == 10015
     # the FastGAN configs read the same data section, so they train on the same split ...
-    for name in ("ham10000_64_cpu.yaml", "ham10000_fastgan_256.yaml"):
+    for name in ("ham10000_64_cpu.yaml", "ham10000_fastgan_128.yaml", "ham10000_fastgan_256.yaml"):
         assert load_config(f"configs/{name}").data == load_config("configs/ham10000_256.yaml").data, name
     # ... and the cpu64 preset splits as the full one does (only the image size and the schedule differ)
     from ga_bench.protocol import PRESETS
