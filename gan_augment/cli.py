@@ -111,7 +111,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------------------------------------ generate
 def _add_generate(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("generate", help="sample PNGs per class from a generator file")
-    p.add_argument("generator", help="generator file (.safetensors) or trainer checkpoint (.pt)")
+    p.add_argument("generator", help="generator file (.safetensors), trainer checkpoint (.pt) or pretrained:NAME")
     p.add_argument("--per-class", type=int, required=True, help="images per class")
     p.add_argument("--out", required=True, help="output folder: <out>/<class>/*.png plus grid.png")
     p.add_argument("--classes", help="comma-separated class names (default: all)")
@@ -121,10 +121,19 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_generate)
 
 
+def _generator_arg(name: str) -> str:
+    """A generator argument: a file, or ``pretrained:NAME`` (a generator shipped with the package, hash-checked)."""
+    if name.startswith("pretrained:"):
+        from .pretrained import pretrained_path
+
+        return str(pretrained_path(name.split(":", 1)[1]))
+    return name
+
+
 def _cmd_generate(args: argparse.Namespace) -> int:
     from .synthesis import generate_folder
 
-    written = generate_folder(args.generator, args.out, per_class=args.per_class, seed=args.seed,
+    written = generate_folder(_generator_arg(args.generator), args.out, per_class=args.per_class, seed=args.seed,
                               classes=args.classes.split(",") if args.classes else None,
                               batch_size=args.batch_size, device=args.device)
     for name, n in written.items():
@@ -138,7 +147,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="image-quality, distribution and memorisation metrics of a generator",
                        description="Compare a generator's samples with a manifest's held-out split and training "
                                    "split; writes metrics.json, metrics.md and PNGs.")
-    p.add_argument("generator", help="generator file (.safetensors) or trainer checkpoint (.pt)")
+    p.add_argument("generator", help="generator file (.safetensors), trainer checkpoint (.pt) or pretrained:NAME")
     p.add_argument("--manifest", required=True)
     p.add_argument("--split", default="test", help="held-out split to compare with (default: test)")
     p.add_argument("--per-class", type=int, default=100, help="generated images per class")
@@ -162,6 +171,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from .metrics.evaluate import evaluate_generator, metrics_markdown
 
+    args.generator = _generator_arg(args.generator)
     result = evaluate_generator(args.generator, args.manifest, out=args.out, split=args.split,
                                 per_class=args.per_class, features=[f.strip() for f in args.features.split(",")],
                                 classifier=args.classifier, max_real_per_class=args.max_real_per_class,
@@ -202,12 +212,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         from .serve import create_app
     except ImportError as exc:  # pragma: no cover - flask is a dependency; a stripped install may lack it
         raise CLIError(f"serve needs Flask ({exc}); pip install flask") from None
-    path = args.generator
-    if path.startswith("pretrained:"):
-        from .pretrained import pretrained_path
-
-        path = pretrained_path(path.split(":", 1)[1])
-    app = create_app(path, max_n=args.max_n, batch_size=args.batch_size, device=args.device)
+    app = create_app(_generator_arg(args.generator), max_n=args.max_n, batch_size=args.batch_size, device=args.device)
     print(f"serving {args.generator} on http://{args.host}:{args.port}/ (Ctrl-C to stop)")
     app.run(host=args.host, port=args.port, debug=False, use_reloader=False)
     return 0

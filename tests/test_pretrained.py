@@ -228,3 +228,14 @@ def test_ship_a_trained_generator_then_load_it(tmp_path):
     (run / "metrics.json").write_text(json.dumps(metrics))
     with pytest.raises(ValueError, match="evaluates another generator"):
         ship(run, "toy-32", run / "metrics.json", dest=dest)
+
+
+def test_cli_takes_a_shipped_generator_by_name(tmp_path, capsys):
+    from gan_augment.cli import main as cli_main
+
+    assert cli_main(["generate", "pretrained:ham10000-64", "--per-class", "1", "--out", str(tmp_path / "g")]) == 0
+    pngs = sorted(p.parent.name for p in (tmp_path / "g").glob("*/*.png"))
+    assert pngs == pt.pretrained_info("ham10000-64")["classes"]  # one image of each class
+    assert cli_main(["generate", "pretrained:nope", "--per-class", "1", "--out", str(tmp_path / "n")]) != 0
+    assert "no pretrained generator 'nope'" in capsys.readouterr().err
+    assert not (tmp_path / "n").exists()

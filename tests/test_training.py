@@ -125,6 +125,20 @@ def test_resume_on_another_kind_of_device_reseeds_reproducibly(tmp_path, folder,
     assert torch.load(results[0].checkpoint_path, weights_only=True)["rng"]["z_device"] == "cpu"
 
 
+def test_spectral_discriminator_trains_with_d_and_is_logged(tmp_path, folder):
+    d = tiny_config(tmp_path, folder)
+    d["loss"]["spectral_lambda"] = 0.5
+    result = Trainer(_cfg(d)).fit()
+    rows = [json.loads(line) for line in result.log_path.read_text().splitlines()]
+    assert all(0.0 <= r["spectral_acc"] <= 1.0 and np.isfinite(r["spectral_d"]) for r in rows)
+    state = torch.load(result.checkpoint_path, weights_only=True)
+    assert state["D"]["spectral_head.fc.weight"].abs().sum() > 0  # trained by D's optimizer, saved with D
+    d["loss"]["spectral_lambda"] = -1.0
+    d["out"] = str(tmp_path / "neg")
+    with pytest.raises(ValueError, match="loss.spectral_lambda must be >= 0"):
+        Trainer(_cfg(d))
+
+
 def test_uncached_loader_gives_the_same_weights_as_the_cache(tmp_path, folder):
     cached = Trainer(_cfg(tiny_config(tmp_path / "c", folder, steps=2))).fit()
     cfg = tiny_config(tmp_path / "u", folder, steps=2)

@@ -2,7 +2,7 @@
 
 from .features import FEATURE_EXTRACTORS, FeatureExtractor, cached_features, create_feature_extractor
 from .fidelity import (METRIC_DIRECTIONS, distribution_metrics, fid, inception_score, kid, precision_recall,
-                       real_vs_synthetic)
+                       real_vs_synthetic, spectrum_comparison)
 from .memorisation import memorisation_test
 from .reference import REFERENCE_METRICS, LPIPSUnavailable, load_lpips, nearest_indices, reference_metrics
 
@@ -22,6 +22,6 @@ __all__ = [
     "memorisation_test",
     "nearest_indices",
     "precision_recall",
-    "real_vs_synthetic",
+    "real_vs_synthetic", "spectrum_comparison",
     "reference_metrics",
 ]

@@ -93,6 +93,9 @@ class LossConfig:
     # other side's, against D overfitting a small training set. 0 = off; the paper uses 0.3 (BigGAN, CIFAR).
     lecam_lambda: float = 0.0
     lecam_decay: float = 0.99
+    # A spectral discriminator (Durall et al. 2020): a linear real/fake classifier on the images' ring-averaged
+    # power spectrum, trained with D; G's loss gets its adversarial term times this weight. 0 = off.
+    spectral_lambda: float = 0.0
 
 
 @dataclass

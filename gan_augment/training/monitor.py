@@ -31,7 +31,8 @@ class MonitorMixin:
     def _reset_stats(self) -> None:
         zero = lambda: torch.zeros((), device=self.device)  # noqa: E731 - accumulate on device, sync per log
         self._stats: dict[str, Any] = {k: zero() for k in ("d_loss", "g_loss", "penalty", "d_real_acc",
-                                                           "d_fake_acc", "real_logit", "fake_logit")}
+                                                           "d_fake_acc", "real_logit", "fake_logit",
+                                                           "spectral_d", "spectral_acc")}
         self._stats["n_d"] = 0
         self._stats["n_g"] = 0
 
@@ -43,6 +44,9 @@ class MonitorMixin:
         for k in ("d_loss", "penalty", "d_real_acc", "d_fake_acc", "real_logit", "fake_logit"):
             record[k] = float(s[k].item()) / n_d
         record["g_loss"] = float(s["g_loss"].item()) / n_g
+        if self.cfg.loss.spectral_lambda > 0:  # the spectral discriminator's loss and accuracy (0.5 = fooled)
+            record["spectral_d"] = float(s["spectral_d"].item()) / n_d
+            record["spectral_acc"] = float(s["spectral_acc"].item()) / n_d
         self._reset_stats()
         bad = [k for k in ("d_loss", "g_loss", "penalty") if not math.isfinite(record[k])]
         if bad:

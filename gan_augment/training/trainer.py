@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from .. import distributed as gdist
 from ..augment import AdaptiveAugment, DiffAugment
 from ..data.transforms import uint8_to_gan
-from ..losses import GANLoss, LeCam, create_loss, r1_penalty
+from ..losses import GANLoss, LeCam, SpectralDiscriminator, create_loss, r1_penalty
 from ..models import create_discriminator, create_generator
 from ..models.layers import set_condition_scale
 from .checkpoint import RESUMABLE_CHANGES, CheckpointMixin
@@ -158,6 +158,11 @@ class Trainer(CheckpointMixin, MonitorMixin):
                 print("train.sync_batchnorm needs CUDA; BatchNorm uses each process's share of the batch",
                       file=sys.stderr)
         check_transition(mc, self.G, self.D, self.num_classes)
+        if self.cfg.loss.spectral_lambda < 0:
+            raise ValueError(f"loss.spectral_lambda must be >= 0, got {self.cfg.loss.spectral_lambda}")
+        if self.cfg.loss.spectral_lambda > 0:
+            # a part of D: trained by D's optimizer, averaged under torchrun, saved in D's checkpoint state
+            self.D.add_module("spectral_head", SpectralDiscriminator(mc.resolution))
         self.G.to(self.device, memory_format=fmt)
         self.D.to(self.device, memory_format=fmt)
         # What the training steps call: the modules themselves or G's compiled form (same parameters). D stays
@@ -263,6 +268,12 @@ class Trainer(CheckpointMixin, MonitorMixin):
             if self.lecam is not None:
                 reg = self.lecam(real_logits, fake_logits)
                 penalty = reg if penalty is None else penalty + reg
+            if lc.spectral_lambda > 0:  # on the images as G made them: augmentation edges would swamp the spectrum
+                s_real, s_fake = self.D.spectral_head(real), self.D.spectral_head(fake)
+                spectral = self.loss.d_loss(s_real, s_fake)
+                self._stats["spectral_d"] += spectral.detach()
+                self._stats["spectral_acc"] += 0.5 * sum(self.loss.d_accuracy(s_real.detach(), s_fake.detach()))
+                penalty = lc.spectral_lambda * spectral if penalty is None else penalty + lc.spectral_lambda * spectral
         total = loss if penalty is None else loss + penalty
         self.opt_d.zero_grad(set_to_none=True)
         total.backward()
@@ -289,8 +300,11 @@ class Trainer(CheckpointMixin, MonitorMixin):
         for p in self.D.parameters():
             p.requires_grad_(False)
         with self.autocast:
-            fake_logits = self.D_step(self.augment(self.G_step(z, y)), y).float()
+            fake = self.G_step(z, y)
+            fake_logits = self.D_step(self.augment(fake), y).float()
             loss = self.loss.g_loss(fake_logits)
+            if self.cfg.loss.spectral_lambda > 0:
+                loss = loss + self.cfg.loss.spectral_lambda * self.loss.g_loss(self.D.spectral_head(fake))
         self.opt_g.zero_grad(set_to_none=True)
         loss.backward()
         gdist.all_reduce_gradients(self.G.parameters())
