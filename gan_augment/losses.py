@@ -265,8 +265,10 @@ class SpectralDiscriminator(nn.Module):
     (real validation vs real training images: 51 %), with 2-3x too little power above 4 cycles per image.
     """
 
-    def __init__(self, resolution: int):
+    def __init__(self, resolution: int, *, weight: float = 1.0):
         super().__init__()
+        if weight < 0:
+            raise ValueError(f"loss.spectral_lambda must be >= 0, got {weight}")
         self.bands = resolution // 2 - 1
         if self.bands < 2:
             raise ValueError(f"a spectral discriminator needs images of at least 6 px, got {resolution}")
@@ -276,3 +278,9 @@ class SpectralDiscriminator(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.fc(radial_power_spectrum(images)).squeeze(1)
+
+    def d_terms(self, loss: GANLoss, real: torch.Tensor, fake: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Its ``loss`` on a real and a fake batch, and its accuracy (0.5 = it cannot tell them apart)."""
+        r, f = self(real), self(fake)
+        real_acc, fake_acc = loss.d_accuracy(r.detach(), f.detach())
+        return loss.d_loss(r, f), 0.5 * (real_acc + fake_acc)

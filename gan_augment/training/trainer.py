@@ -158,11 +158,8 @@ class Trainer(CheckpointMixin, MonitorMixin):
                 print("train.sync_batchnorm needs CUDA; BatchNorm uses each process's share of the batch",
                       file=sys.stderr)
         check_transition(mc, self.G, self.D, self.num_classes)
-        if self.cfg.loss.spectral_lambda < 0:
-            raise ValueError(f"loss.spectral_lambda must be >= 0, got {self.cfg.loss.spectral_lambda}")
-        if self.cfg.loss.spectral_lambda > 0:
-            # a part of D: trained by D's optimizer, averaged under torchrun, saved in D's checkpoint state
-            self.D.add_module("spectral_head", SpectralDiscriminator(mc.resolution))
+        if lam := self.cfg.loss.spectral_lambda:  # a part of D: D's optimizer, torchrun's averaging, D's state
+            self.D.add_module("spectral_head", SpectralDiscriminator(mc.resolution, weight=lam))
         self.G.to(self.device, memory_format=fmt)
         self.D.to(self.device, memory_format=fmt)
         # What the training steps call: the modules themselves or G's compiled form (same parameters). D stays
@@ -184,12 +181,9 @@ class Trainer(CheckpointMixin, MonitorMixin):
         return condition_scale(self.cfg.model.cond_transition, step)
 
     def _apply_condition_scale(self) -> None:
-        if self.cfg.model.cond_transition is None:
-            return
-        value = self.condition_scale(self.step)
-        for net in (self.G, self.D, self.ema.module if self.ema is not None else None):
-            if net is not None:
-                set_condition_scale(net, value)
+        if self.cfg.model.cond_transition is not None:
+            for net in filter(None, (self.G, self.D, self.ema.module if self.ema is not None else None)):
+                set_condition_scale(net, self.condition_scale(self.step))
 
     def _build_loss(self) -> GANLoss:
         lc = self.cfg.loss
@@ -269,11 +263,10 @@ class Trainer(CheckpointMixin, MonitorMixin):
                 reg = self.lecam(real_logits, fake_logits)
                 penalty = reg if penalty is None else penalty + reg
             if lc.spectral_lambda > 0:  # on the images as G made them: augmentation edges would swamp the spectrum
-                s_real, s_fake = self.D.spectral_head(real), self.D.spectral_head(fake)
-                spectral = self.loss.d_loss(s_real, s_fake)
+                spectral, acc = self.D.spectral_head.d_terms(self.loss, real, fake)
                 self._stats["spectral_d"] += spectral.detach()
-                self._stats["spectral_acc"] += 0.5 * sum(self.loss.d_accuracy(s_real.detach(), s_fake.detach()))
-                penalty = lc.spectral_lambda * spectral if penalty is None else penalty + lc.spectral_lambda * spectral
+                self._stats["spectral_acc"] += acc
+                penalty = lc.spectral_lambda * spectral + (0.0 if penalty is None else penalty)
         total = loss if penalty is None else loss + penalty
         self.opt_d.zero_grad(set_to_none=True)
         total.backward()
@@ -300,11 +293,10 @@ class Trainer(CheckpointMixin, MonitorMixin):
         for p in self.D.parameters():
             p.requires_grad_(False)
         with self.autocast:
-            fake = self.G_step(z, y)
-            fake_logits = self.D_step(self.augment(fake), y).float()
+            fake_logits = self.D_step(self.augment(fake := self.G_step(z, y)), y).float()
             loss = self.loss.g_loss(fake_logits)
-            if self.cfg.loss.spectral_lambda > 0:
-                loss = loss + self.cfg.loss.spectral_lambda * self.loss.g_loss(self.D.spectral_head(fake))
+            if lam := self.cfg.loss.spectral_lambda:  # the spectral head sees G's images unaugmented, as in D's step
+                loss = loss + lam * self.loss.g_loss(self.D.spectral_head(fake))
         self.opt_g.zero_grad(set_to_none=True)
         loss.backward()
         gdist.all_reduce_gradients(self.G.parameters())
