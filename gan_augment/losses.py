@@ -275,12 +275,34 @@ class SpectralDiscriminator(nn.Module):
         self.fc = nn.Linear(self.bands, 1)
         nn.init.zeros_(self.fc.weight)
         nn.init.zeros_(self.fc.bias)
+        # Ring powers span 5 decades (log10 ~ 4..9 at 64 px) and differ between real and generated images by a few
+        # tenths: standardised by running statistics of the *real* spectra, the linear head learns at D's
+        # learning rate within tens of steps instead of thousands. Buffers: saved with D, never optimised.
+        self.register_buffer("real_mean", torch.zeros(self.bands))
+        self.register_buffer("real_std", torch.ones(self.bands))
+        self.register_buffer("seen", torch.zeros((), dtype=torch.long))
+        self.momentum = 0.01
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.fc(radial_power_spectrum(images)).squeeze(1)
+    @torch.no_grad()
+    def _observe(self, spec: torch.Tensor) -> None:
+        mean, std = spec.mean(0), spec.std(0).clamp_min(1e-3) if len(spec) > 1 else torch.ones_like(spec[0])
+        if int(self.seen) == 0:
+            self.real_mean.copy_(mean)
+            self.real_std.copy_(std)
+        else:
+            self.real_mean.lerp_(mean, self.momentum)
+            self.real_std.lerp_(std, self.momentum)
+        self.seen += 1
+
+    def forward(self, images: torch.Tensor, *, observe: bool = False) -> torch.Tensor:
+        """Logits (N,); ``observe=True`` (real images, D's step only) updates the running statistics first."""
+        spec = radial_power_spectrum(images)
+        if observe and self.training:
+            self._observe(spec.detach())
+        return self.fc((spec - self.real_mean) / self.real_std).squeeze(1)
 
     def d_terms(self, loss: GANLoss, real: torch.Tensor, fake: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Its ``loss`` on a real and a fake batch, and its accuracy (0.5 = it cannot tell them apart)."""
-        r, f = self(real), self(fake)
+        r, f = self(real, observe=True), self(fake)
         real_acc, fake_acc = loss.d_accuracy(r.detach(), f.detach())
         return loss.d_loss(r, f), 0.5 * (real_acc + fake_acc)

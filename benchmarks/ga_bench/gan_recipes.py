@@ -120,7 +120,22 @@ def real_floor(manifest_path: Path, class_names: list[str], cache_dir: Path | No
     spread = {class_names[c]: feature_spread(f_train[train.labels == c]) for c in sorted(set(train.labels.tolist()))}
     pix = {class_names[c]: pixel_diversity(train.images[train.labels == c]) for c in sorted(set(train.labels.tolist()))}
     return {"distribution": dist, "spread_per_class": spread, "pixel_std_per_class": pix,
-            "n_train_images": int(len(train.labels)), "n_val_images": int(len(held.labels))}
+            "n_train_images": int(len(train.labels)), "n_val_images": int(len(held.labels)),
+            "spectrum": floor_spectrum(manifest_path, class_names)}
+
+
+def floor_spectrum(manifest_path: Path, class_names: list[str]) -> dict[str, Any]:
+    """The spectrum comparison (``gan-augment evaluate``'s) with real training images in place of generated ones."""
+    from gan_augment.data import Manifest
+    from gan_augment.metrics.evaluate import load_real_images
+    from gan_augment.metrics.fidelity import spectrum_comparison
+
+    manifest = Manifest.read(manifest_path)
+    held = load_real_images(manifest, "val", class_names, resolution=64, channels=3,
+                            max_per_class=MAX_REAL_PER_CLASS, seed=0)
+    train = load_real_images(manifest, "train", class_names, resolution=64, channels=3, max_per_class=PER_CLASS,
+                             seed=1)
+    return spectrum_comparison(held.images, train.images)
 
 
 def pixel_diversity(images) -> float:
@@ -181,6 +196,11 @@ def run_study(out: Path, *, variants: list[str], points: tuple[float, ...] = POI
         "meta": run_metadata(device="cpu"), "base_config": str(BASE_CONFIG.relative_to(REPO)), "common": COMMON,
         "points_cpu_minutes": list(points), "per_class": PER_CLASS, "max_real_per_class": MAX_REAL_PER_CLASS,
         "features": "inception", "variants": {}}
+    floor = study.get("floor")
+    manifests = [_manifest_for(runs_dir / k) for k in study["variants"] if _manifest_for(runs_dir / k).is_file()]
+    if floor and "spectrum" not in floor and manifests:  # a floor measured before the spectrum was
+        floor["spectrum"] = floor_spectrum(manifests[0], list(floor["distribution"]["per_class"]))
+        write_json(study_path, study)
     try:
         for key in variants:
             desc, overrides = VARIANTS[key]
@@ -268,7 +288,9 @@ def study_markdown(study: dict[str, Any]) -> str:
         lines += [f"**Real floor** ({floor['n_train_images']} real training images in place of generated ones): "
                   f"FID {_f(fo.get('fid'))}, KID x1e3 {_f((fo.get('kid') or 0) * 1e3)}, precision "
                   f"{_f(fo.get('precision'), '.2f')}, recall {_f(fo.get('recall'), '.2f')}, probe "
-                  f"{_f(100 * fo['c2st'] if fo.get('c2st') is not None else None, '.0f')} %.", ""]
+                  f"{_f(100 * fo['c2st'] if fo.get('c2st') is not None else None, '.0f')} %"
+                  + (f"; spectral gap {floor['spectrum']['high_band_gap']:+.2f}, spectrum probe "
+                     f"{100 * floor['spectrum']['probe']:.0f} %" if "spectrum" in floor else "") + ".", ""]
     lines += ["| variant | CPU-min | steps | img/s | FID | KID x1e3 | precision | recall | probe % | spread | "
               "memorisation p | spectral gap | spectrum probe % |",
               "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
