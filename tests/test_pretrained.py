@@ -209,7 +209,8 @@ def test_ship_a_trained_generator_then_load_it(tmp_path):
     block = {"fid": 60.0, "kid": 0.01, "precision": 0.7, "recall": 0.5, "c2st": 0.7}
     metrics = {"generator": {"manifest_hash": "h" * 64},
                "distribution": {"inception": {"overall": block, "per_class": {"a": block, "b": block}}},
-               "memorisation": {"overall": {"p_value": 0.8, "flagged": False}}}
+               "memorisation": {"overall": {"p_value": 0.8, "flagged": False}},
+               "spectrum": {"high_band_gap": -0.31, "probe": 0.973}}
     (run / "metrics.json").write_text(json.dumps(metrics))
     dest = tmp_path / "pretrained"
     (run / "samples_per_class.png").write_bytes(b"grid")
@@ -222,6 +223,7 @@ def test_ship_a_trained_generator_then_load_it(tmp_path):
     assert f"`{tmp_path / 'evidence'}/`" in card and "samples_per_class.png" in card
     assert "2.0 CPU-hours" in card and "| this generator | 60.0 | 10.0 | 0.70 | 0.50 | 70 % |" in card
     assert "CC BY-NC-SA 4.0" in card and pt.file_sha256(path) in card
+    assert "-0.31 (0 = real images' detail" in card and "from real 97 % of the time" in card
     G2 = pt.load_pretrained("toy-32", root=dest)
     assert torch.equal(G2.sample(2, "b", seed=0), G.sample(2, 1, seed=0))
     metrics["generator"]["manifest_hash"] = "other"

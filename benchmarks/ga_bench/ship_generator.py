@@ -69,6 +69,11 @@ def model_card_markdown(name: str, meta: dict, summary: dict, metrics: dict, flo
                         for c, v in dist.get("per_class", {}).items()), "",
               f"**Memorisation test** (nearest-training-image distances, generated vs held-out, Mann-Whitney U): "
               f"p = {_f(mem.get('p_value'), '.3f')}, {'FLAGGED' if mem.get('flagged') else 'not flagged'}.", ""]
+    if "spectrum" in metrics:
+        sp = metrics["spectrum"]
+        lines += [f"**Fine detail** (power spectrum, generated - real, log10, upper half of the frequencies): "
+                  f"{sp['high_band_gap']:+.2f} (0 = real images' detail, -0.3 = half the power); a linear probe "
+                  f"on the spectra alone tells generated from real {100 * sp['probe']:.0f} % of the time.", ""]
     if evidence:
         lines += [f"Per-class sample grid (`samples_per_class.png`: 10 per class, one row per class), generated vs "
                   f"real (`samples_vs_real.png`), nearest training images (`nearest_training.png`), loss curves and "
