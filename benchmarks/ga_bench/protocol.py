@@ -122,8 +122,8 @@ PRESETS: dict[str, dict[str, Any]] = {
                   gan_overrides=["train.steps=150", "train.progress=false", "train.tensorboard=false"]),
     # CPU, hours: the reference protocol's split and data (all 10,015 images), 64 px, every arm, 3 seeds; the
     # relative filter threshold (at this scale the judge gives real rare-class images well under 0.5). Epochs: one
-    # (arm, seed) run takes 19.5 minutes on 2 CPU cores (aug, seed 0, 48 img/s); 8 stay because its best
-    # validation epoch was the 7th (fewer would weaken the baselines a GAN arm must beat).
+    # (arm, seed) run takes 15-16 minutes on 2 idle CPU cores (aug seed 1: 903 s, 62 img/s); 8 stay because the
+    # first run's best validation epoch was the 7th (fewer would weaken the baselines a GAN arm must beat).
     "cpu64": dict(image_size=64, epochs=8, seeds=[0, 1, 2], arms=list(DEFAULT_ARMS), batch_size=64, num_workers=2,
                   n_boot=2000, check_per_class=50, check_features="inception", check_max_real_per_class=200,
                   bank_size=5000, filter_quantile=0.25, generator="pretrained:ham10000-64",
