@@ -8,6 +8,7 @@ import time
 
 import pytest
 import torch
+import torch.nn.functional as F
 from safetensors.torch import load_file
 
 from gan_augment.augment import AdaptiveAugment, DiffAugment
@@ -131,6 +132,47 @@ def test_projected_discriminator_takes_one_channel_and_the_class():
     assert all(torch.allclose(g, r) for g, r in zip(grey, rgb))  # grey = the same image as grey RGB
     D.set_condition_scale(0.0)
     assert torch.allclose(D(x, torch.tensor([0, 0, 0])), D(x, torch.tensor([3, 3, 3])))
+
+
+def test_projected_pixel_head_scores_fine_detail_the_frozen_features_barely_see():
+    torch.manual_seed(0)
+    plain = create_discriminator("projected", resolution=64, num_classes=3, base_channels=8, pretrained=False)
+    D = create_discriminator("projected", resolution=64, num_classes=3, base_channels=8, pretrained=False,
+                             pixel_channels=4)
+    k = sum(_positions(64 // s) for s in FEATURE_STRIDES)
+    x = torch.rand(2, 3, 64, 64, requires_grad=True)
+    y = torch.tensor([0, 2])
+    logits = D(x * 2 - 1, y)
+    assert plain(x * 2 - 1, y).shape == (2, k) and logits.shape == (2, k + _positions(64))  # + a 5x5 map
+    new = {n for n, _ in D.named_parameters()} - {n for n, _ in plain.named_parameters()}
+    assert new and all(n.startswith("pixel_head.") for n in new)  # trained (optimizer, checkpoint) like a head
+    assert any(k.startswith("pixel_head.") for k in D.state_dict())
+    # the head alone gets a gradient to every pixel of the image, from its own logits
+    logits[:, k:].sum().backward()
+    assert (x.grad.abs().sum(1) > 0).float().mean() > 0.99
+    # it responds to a period-2 checkerboard that an 8x8 average pool (what stride 4+ keeps of it) removes
+    board = ((torch.arange(64)[:, None] + torch.arange(64)[None, :]) % 2).float() * 0.2 - 0.1
+    grey = torch.zeros(1, 3, 64, 64)
+    D.eval()
+    with torch.no_grad():
+        y0 = torch.tensor([0])
+        a, b = D.pixel_head(grey, y0, D.condition_scale), D.pixel_head(grey + board, y0, D.condition_scale)
+    assert not torch.allclose(a, b, atol=1e-4)
+    assert torch.allclose(F.avg_pool2d(grey + board, 8), F.avg_pool2d(grey, 8), atol=1e-6)
+    with pytest.raises(ValueError, match="pixel_channels must be >= 0"):
+        create_discriminator("projected", resolution=64, pretrained=False, pixel_channels=-1)
+
+
+def test_pixel_head_option_belongs_to_the_projected_discriminator(tmp_path, folder):
+    d = tiny_config(tmp_path, folder)
+    d["model"]["d_pixel_channels"] = 8  # the tiny config's D is not projected
+    with pytest.raises(ValueError, match="model.d_pixel_channels is an option of discriminator 'projected'"):
+        Trainer(_cfg(d))
+    d = _recipe(tmp_path / "p", folder, steps=2)
+    d["model"]["d_pixel_channels"] = 4
+    result = Trainer(_cfg(d)).fit()
+    ckpt = torch.load(result.checkpoint_path, weights_only=True)
+    assert any(k.startswith("pixel_head.") for k in ckpt["D"])
 
 
 def test_projected_random_projections_are_rebuilt_from_the_seed():

@@ -68,6 +68,17 @@ def test_one_seed_report_on_non_ham_classes_gives_numbers_but_no_verdict(tmp_pat
     assert "df" not in report.split("## Data")[1].split("## Test results")[0].split()
     rare = results["arms"]["aug"]["rare_mean_recall"]
     assert len(rare) == 1 and 0.0 <= rare[0] <= 1.0  # measured, not "-"
+    # what the preset plans that is not finished, and how to resume it
+    assert "Preset `quick` plans 5 (arm, seed) runs; 2 are finished, 2 in this report." in report
+    assert "Missing: seed 0: `aug_oversample`, `aug_weighted`, `gan`." in report
+    assert f"`python benchmarks/balance_isic.py --preset quick --out {out}`" in report
+    # a report for a subset of the finished runs still names the others
+    assert bench_main(["--preset", "quick", "--data-dir", str(folder), "--out", str(out), "--arms", "plain",
+                       "--seeds", "0", "--epochs", "1", "--image-size", "32", "--no-progress",
+                       "--num-workers", "0"]) == 0
+    subset = (out / "report.md").read_text()
+    assert "2 are finished, 1 in this report." in subset
+    assert "Finished but not in this report (it was written for a subset): seed 0: `aug`." in subset
     # a GAN arm that "beat" the baseline on this one seed: the report gives the numbers, no yes / beat wording
     d = {"balanced_accuracy": _ci(0.1, 0.02, 0.2), "rare_mean_recall": _ci(0.2, 0.1, 0.3),
          "macro_auroc": _ci(0.01, 0.0, 0.02)}

@@ -12,6 +12,7 @@ import numpy as np
 from classifier.stats import balanced_accuracy, macro_auroc, mean_recall, paired_bootstrap
 
 from .protocol import BASELINES, GOALS, MIN_SEEDS_FOR_VERDICT, REPO, UNIFORM_DRAW_ARMS
+from .runs_status import runs_lines
 
 __all__ = ["aggregate", "compare", "report_markdown", "plots", "reference_summary"]
 
@@ -303,7 +304,7 @@ def report_markdown(results: dict) -> str:
             n = comp.get("n_seeds")
             lines += ["", f"**No verdict:** {n} seed{'s' if n != 1 else ''} (a verdict needs at least "
                       f"{MIN_SEEDS_FOR_VERDICT}); the differences above are all this run shows."]
-    lines += ["", *_outside_lines(results), "## Arms and variants tried", ""]
+    lines += ["", *runs_lines(results), *_outside_lines(results), "## Arms and variants tried", ""]
     for arm, a in arms.items():
         extra = ""
         if "synthetic" in a:

@@ -190,6 +190,11 @@ def run_benchmark(cfg: BenchmarkConfig, command: list[str] | None = None) -> dic
     }
     if generator_info:
         results["generator"] = generator_info
+    # every finished run in the folder, so a report written for a subset (--arms / --seeds) still says what else
+    # is done, and what the preset plans that is not
+    results["runs_finished"] = sorted(([p.stem.rsplit("_seed", 1)[0], int(p.stem.rsplit("_seed", 1)[1])]
+                                       for p in runner.runs.glob("*_seed*.json")
+                                       if p.stem.rsplit("_seed", 1)[1].isdigit()), key=lambda r: (r[1], r[0]))
     if cfg.reference:
         results["reference"] = reference_summary(cfg.reference)
     if info.is_main:

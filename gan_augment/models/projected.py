@@ -13,6 +13,12 @@ state or switched out of eval mode; ``D.to(device)`` still moves it. Gradients f
 generator. Features come from timm's ``features_only`` interface, never from layer names that timm renames
 (projected-gan's ``act1`` taps broke with timm 0.9).
 
+Fine detail: the finest features are at stride 4, so detail of a 2-4 px period reaches the heads only as what
+survives a 4x downsampling - at 64 px that is where generated images differ most (their upper-half power spectrum
+is about half of real images'). ``pixel_channels > 0`` adds one more head, trained with the others, on the
+image itself at full resolution: a 3x3 stem of that width, then the same strided head (a PatchGAN-style branch,
+Isola et al. 2017, next to the frozen features; cheap: ~40 MMAC per 64 px image).
+
 Conditioning: each head adds a projection term ``condition_scale * <embed(y), h>`` to its unconditional logit
 (Miyato & Koyama 2018), so transitional conditioning (Shahbazi et al. 2022) can ramp it in from 0.
 """
@@ -33,7 +39,7 @@ from .base import DiscriminatorBase
 from .layers import ConditionScaleMixin
 from .registry import register_discriminator
 
-__all__ = ["Projector", "ProjectedDiscriminator", "FEATURE_STRIDES"]
+__all__ = ["Projector", "ProjectedDiscriminator", "PixelHead", "FEATURE_STRIDES"]
 
 FEATURE_STRIDES = (4, 8, 16, 32)
 _LITE0_OUT_INDICES = (1, 2, 3, 4)  # timm feature_info indices of strides 4, 8, 16, 32
@@ -138,20 +144,37 @@ class Head(nn.Module):
         return out
 
 
+class PixelHead(nn.Module):
+    """Per-position logits from the image at full resolution: an SN 3x3 stem, then a :class:`Head`."""
+
+    def __init__(self, channels: int, resolution: int, num_classes: int, stem: int, width: int):
+        super().__init__()
+        self.stem = nn.Sequential(spectral_norm(nn.Conv2d(channels, stem, 3, 1, 1)), nn.LeakyReLU(0.2))
+        self.head = Head(stem, resolution, num_classes, width)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None, scale: torch.Tensor) -> torch.Tensor:
+        return self.head(self.stem(x), y, scale)
+
+
 class ProjectedDiscriminator(ConditionScaleMixin, DiscriminatorBase):
     def __init__(self, *, resolution: int, num_classes: int = 0, channels: int = 3, base_channels: int = 64,
-                 pretrained: bool = True, weights: str | None = None, projection_seed: int = 0):
+                 pretrained: bool = True, weights: str | None = None, projection_seed: int = 0,
+                 pixel_channels: int = 0):
         super().__init__()
         if resolution not in (32, 64, 128, 256):
             raise ValueError(f"unsupported resolution {resolution}; supported: [32, 64, 128, 256]")
         if channels not in (1, 3):
             raise ValueError(f"channels must be 1 or 3, got {channels}")
+        if pixel_channels < 0:
+            raise ValueError(f"pixel_channels must be >= 0 (0 = no full-resolution head), got {pixel_channels}")
         self.resolution, self.num_classes, self.channels = resolution, num_classes, channels
         self.register_buffer("condition_scale", torch.ones(()))
         projector = Projector(pretrained=pretrained, weights=weights, channels=channels, seed=projection_seed)
         object.__setattr__(self, "projector", projector)  # deliberately not a submodule (see the module doc)
         self.heads = nn.ModuleList([Head(c, resolution // s, num_classes, base_channels)
                                     for c, s in zip(projector.out_channels, FEATURE_STRIDES)])
+        self.pixel_head = (PixelHead(channels, resolution, num_classes, pixel_channels, base_channels)
+                           if pixel_channels else None)
 
     def _apply(self, fn, recurse: bool = True):
         super()._apply(fn, recurse)
@@ -161,14 +184,18 @@ class ProjectedDiscriminator(ConditionScaleMixin, DiscriminatorBase):
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         self._check_inputs(x, y)
         feats = self.projector(x)
-        return torch.cat([head(f, y, self.condition_scale) for head, f in zip(self.heads, feats)], dim=1)
+        logits = [head(f, y, self.condition_scale) for head, f in zip(self.heads, feats)]
+        if self.pixel_head is not None:
+            logits.append(self.pixel_head(x, y, self.condition_scale))
+        return torch.cat(logits, dim=1)
 
 
 @register_discriminator("projected")
 def projected_discriminator(*, resolution: int, num_classes: int = 0, channels: int = 3, base_channels: int = 64,
                             pretrained: bool = True, weights: str | None = None,
-                            projection_seed: int = 0) -> ProjectedDiscriminator:
-    """Projected GAN discriminator on frozen ImageNet EfficientNet-Lite0 features at the image's resolution."""
+                            projection_seed: int = 0, pixel_channels: int = 0) -> ProjectedDiscriminator:
+    """Projected GAN discriminator on frozen ImageNet EfficientNet-Lite0 features at the image's resolution
+    (``pixel_channels > 0``: plus a trained head on the full-resolution image)."""
     return ProjectedDiscriminator(resolution=resolution, num_classes=num_classes, channels=channels,
                                   base_channels=base_channels, pretrained=pretrained, weights=weights,
-                                  projection_seed=projection_seed)
+                                  projection_seed=projection_seed, pixel_channels=pixel_channels)

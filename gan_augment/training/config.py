@@ -76,6 +76,9 @@ class ModelConfig:
     d_batch_norm: bool = True  # dcgan / sngan discriminators only
     g_spectral_norm: bool = False  # resnet generator only (BigGAN puts SN in G too)
     d_pretrained: bool = True  # projected discriminator: ImageNet Lite0 backbone (False: random frozen one)
+    # projected discriminator: width of a trained head on the full-resolution image (the frozen features start
+    # at stride 4, so they see little of the finest detail); 0 = off
+    d_pixel_channels: int = 0
     # Transitional conditioning (Shahbazi et al. 2022): the class's weight in G and D ramps linearly from 0 at
     # G step [start] to 1 at [end]; before that the GAN learns all classes' images unconditionally.
     # fastgan / projected only; null = conditional from the first step.

@@ -26,6 +26,10 @@ def network_kwargs(mc: ModelConfig) -> tuple[dict[str, Any], dict[str, Any]]:
         d_kwargs["batch_norm"] = mc.d_batch_norm
     if mc.discriminator == "projected":
         d_kwargs["pretrained"] = mc.d_pretrained
+        d_kwargs["pixel_channels"] = mc.d_pixel_channels
+    elif mc.d_pixel_channels:
+        raise ValueError(f"model.d_pixel_channels is an option of discriminator 'projected', not "
+                         f"{mc.discriminator!r}; set it to 0 or use the projected discriminator")
     return g_kwargs, d_kwargs
 
 

@@ -1,0 +1,50 @@
+"""Which (arm, seed) runs a benchmark folder has finished, against what its preset plans, for the report."""
+
+from __future__ import annotations
+
+from .protocol import ARMS, PRESETS
+
+__all__ = ["runs_status", "runs_lines"]
+
+
+def runs_status(results: dict) -> dict:
+    """The preset's planned (arm, seed) runs against those finished in the run folder: which this report shows,
+    which are finished but left out of it (a run for a subset of arms or seeds), which are missing."""
+    cfg = results["config"]
+    preset = PRESETS.get(cfg["preset"], {})
+    arms, seeds = list(preset.get("arms", cfg["arms"])), list(preset.get("seeds", cfg["seeds"]))
+    finished = {(a, int(s)) for a, s in results.get("runs_finished", [])}
+    shown = {(a, s) for a, d in results["arms"].items() for s in d["seeds"]}
+    planned = [(a, s) for s in seeds for a in arms]
+    order = {a: i for i, a in enumerate(ARMS)}
+    return {"planned": planned, "shown": sorted(shown, key=lambda r: (r[1], order.get(r[0], 99))),
+            "left_out": sorted(finished - shown, key=lambda r: (r[1], order.get(r[0], 99))),
+            "missing": [r for r in planned if r not in finished]}
+
+
+def runs_lines(results: dict) -> list[str]:
+    cfg = results["config"]
+    if "runs_finished" not in results:  # results written before the list existed
+        return []
+    st = runs_status(results)
+
+    def fmt(runs):
+        by_seed: dict[int, list[str]] = {}
+        for a, s in runs:
+            by_seed.setdefault(s, []).append(f"`{a}`")
+        return "; ".join(f"seed {s}: {', '.join(v)}" for s, v in sorted(by_seed.items()))
+
+    lines = ["## Runs", "", f"Preset `{cfg['preset']}` plans {len(st['planned'])} (arm, seed) runs; "
+             f"{len(st['planned']) - len(st['missing'])} are finished, {len(st['shown'])} in this report."]
+    if st["left_out"]:
+        lines.append(f"Finished but not in this report (it was written for a subset): {fmt(st['left_out'])}.")
+    if st["missing"]:
+        frac = cfg.get("train_fraction", 1.0)
+        cmd = (f"python benchmarks/balance_isic.py --preset {cfg['preset']} --out {cfg['out']}"
+               + (f" --train-fraction {frac:g}" if frac < 1 else ""))
+        lines += [f"Missing: {fmt(st['missing'])}.", "",
+                  f"Resume (finished runs are kept, never redone): `{cmd}`; `--arms` / `--seeds` run a subset, "
+                  "`--time-limit-minutes M` pauses cleanly between runs."]
+    else:
+        lines.append("Every planned run is finished.")
+    return lines + [""]
