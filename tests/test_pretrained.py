@@ -124,9 +124,11 @@ def test_demo_report_opens_with_the_committed_result(tmp_path):
         "data": {"train_total": 7012}, "rare_classes": ["df"],
         "arms": {"aug": {"seeds": [0, 1, 2], "balanced_accuracy": [0.60, 0.62, 0.64], "rare_mean_recall": [0.3] * 3},
                  "gan": {"seeds": [0, 1, 2], "balanced_accuracy": [0.59, 0.61, 0.60], "rare_mean_recall": [0.3] * 3}},
-        "comparison": {"best_baseline": "aug", "gan": {"balanced_accuracy": ci, "meets_goal": False}}}))
+        "comparison": {"best_baseline": "aug", "goal": {"balanced_accuracy": 0.03, "rare_recall": 0.05},
+                       "n_seeds": 3, "verdict": True, "gan": {"balanced_accuracy": ci, "meets_goal": False}}}))
     summary = reference_summary(str(ref))
     assert summary["available"] and summary["gan_vs_best"]["gan"]["meets_goal"] is False
+    assert list(summary["gan_vs_best"]) == ["gan"]  # the goal's thresholds are not an arm
     results = {"meta": {"regime": "full", "command": "c", "commit": "x", "device": "cpu", "gpu": None,
                         "versions": {}, "manifest_hash": "f" * 64},
                "config": {"preset": "demo", "seeds": [0], "image_size": 64, "classifier": "lite0", "batch_size": 64,

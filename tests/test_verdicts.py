@@ -101,8 +101,14 @@ def test_report_names_the_closest_arm_and_why_when_none_meets_the_goal():
     gen = {"check": {"distribution": {"inception": {"overall": {"c2st": 0.97}}},
                      "classification_accuracy_on_synthetic": {"per_class": {"df": 0.05, "nv": 0.9, "vasc": 0.2,
                                                                            "akiec": 0.1}}}}
-    lines = " ".join(_closest({"best_baseline": "aug", "gan": far, "gan_light": near}, gen))
+    comp = {"best_baseline": "aug", "goal": GOALS["full"], "n_seeds": 3, "verdict": True, "gan": far,
+            "gan_light": near}  # the shape compare() returns
+    lines = " ".join(_closest(comp, gen))
     assert "**No GAN arm met the goal.** Closest: `gan_light`, +1.0 [-2.0, +4.0]" in lines
     assert "97% of the time in inception features" in lines and "df 5%, akiec 10%, vasc 20%" in lines
+    one_seed = {**near, "meets_goal": None, "goal_reason": "1 seed"}
+    lines = " ".join(_closest({"best_baseline": "aug", "gan_light": one_seed}, gen, verdict=False))
+    assert "Closest GAN arm so far: `gan_light`, +1.0 [-2.0, +4.0] pp balanced accuracy (1 seed)" in lines
+    assert "No GAN arm met the goal" not in lines and "df 5%" in lines
     met = {**near, "meets_goal": True}
     assert _closest({"gan": met}, gen) == []

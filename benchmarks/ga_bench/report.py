@@ -89,14 +89,17 @@ def goal_met(d: dict, goal: dict, n_seeds: int) -> tuple[bool | None, str]:
     return (not failed), ("; ".join(failed) if failed else "every criterion met")
 
 
-def _closest(comp: dict, gen: dict | None) -> list[str]:
-    """When no GAN arm met the goal: which came closest, and what the generator check says about why."""
-    arms = {a: d for a, d in comp.items() if isinstance(d, dict) and "balanced_accuracy" in d}
+def _closest(comp: dict, gen: dict | None, *, verdict: bool = True) -> list[str]:
+    """When no GAN arm met the goal: which came closest, and what the generator check says about why (without a
+    verdict - too few seeds - the same facts, worded as what the seeds so far show)."""
+    # the GAN arms' comparisons only ("goal" has a balanced_accuracy key too: the goal's threshold)
+    arms = {a: d for a, d in comp.items() if a.startswith("gan") and isinstance(d, dict) and "balanced_accuracy" in d}
     if not arms or any(d.get("meets_goal") for d in arms.values()):
         return []
     best = max(arms, key=lambda a: arms[a]["balanced_accuracy"]["mean"])
     d = arms[best]
-    out = ["", f"**No GAN arm met the goal.** Closest: `{best}`, {_ci(d['balanced_accuracy'])} pp balanced accuracy "
+    head = "**No GAN arm met the goal.** Closest:" if verdict else "Closest GAN arm so far:"
+    out = ["", f"{head} `{best}`, {_ci(d['balanced_accuracy'])} pp balanced accuracy "
            f"({d.get('goal_reason', '')})."]
     chk = (gen or {}).get("check") or {}
     why = []
@@ -172,7 +175,8 @@ def reference_summary(folder: str) -> dict:
                      for a, v in r["arms"].items()},
             "best_baseline": comp.get("best_baseline"),
             "gan_vs_best": {a: {"balanced_accuracy": d["balanced_accuracy"], "meets_goal": d.get("meets_goal")}
-                            for a, d in comp.items() if isinstance(d, dict) and "balanced_accuracy" in d}}
+                            for a, d in comp.items()
+                            if a.startswith("gan") and isinstance(d, dict) and "balanced_accuracy" in d}}
 
 
 def _reference_lines(ref: dict) -> list[str]:
@@ -189,8 +193,9 @@ def _reference_lines(ref: dict) -> list[str]:
         lines.append(">")
         lines.append("> GAN arms minus the best baseline (`" + str(ref["best_baseline"]) + "`), pp [95 % CI]: " +
                      "; ".join(f"`{a}` {_ci(d['balanced_accuracy'])}"
-                               f" ({'no verdict' if d['meets_goal'] is None else ('meets' if d['meets_goal'] else 'misses')}"
-                               " the goal)" for a, d in ref["gan_vs_best"].items()) + ".")
+                               " (" + ("no verdict: too few seeds" if d["meets_goal"] is None else
+                                       ("meets the goal" if d["meets_goal"] else "misses the goal")) + ")"
+                               for a, d in ref["gan_vs_best"].items()) + ".")
     else:
         lines.append("> No GAN arm has finished there yet: it holds the baselines only.")
     return lines + [""]
@@ -304,6 +309,7 @@ def report_markdown(results: dict) -> str:
             n = comp.get("n_seeds")
             lines += ["", f"**No verdict:** {n} seed{'s' if n != 1 else ''} (a verdict needs at least "
                       f"{MIN_SEEDS_FOR_VERDICT}); the differences above are all this run shows."]
+            lines += _closest(comp, results.get("generator"), verdict=False)
     lines += ["", *runs_lines(results), *_outside_lines(results), "## Arms and variants tried", ""]
     for arm, a in arms.items():
         extra = ""

@@ -160,7 +160,9 @@ def run_benchmark(cfg: BenchmarkConfig, command: list[str] | None = None) -> dic
             check_generator(gen_path, manifest)
         runner.generator = gen_path
         gen_meta = read_generator_metadata(gen_path)
-        generator_info = {"path": gen_path, "step": gen_meta.get("step"),
+        shown = Path(gen_path).resolve()  # the report names a shipped generator by its place in the repository
+        generator_info = {"path": str(shown.relative_to(REPO)) if shown.is_relative_to(REPO) else gen_path,
+                          "step": gen_meta.get("step"),
                           "from_full_split": gen_meta.get("manifest_hash") != manifest.hash,
                           "check": _generator_check(cfg, runner, gen_path, out)}
         for arm in gan_arms:
