@@ -17,7 +17,9 @@ Fine detail: the finest features are at stride 4, so detail of a 2-4 px period r
 survives a 4x downsampling - at 64 px that is where generated images differ most (their upper-half power spectrum
 is about half of real images'). ``pixel_channels > 0`` adds one more head, trained with the others, on the
 image itself at full resolution: a 3x3 stem of that width, then the same strided head (a PatchGAN-style branch,
-Isola et al. 2017, next to the frozen features; cheap: ~40 MMAC per 64 px image).
+Isola et al. 2017, next to the frozen features; ~40 MMAC per 64 px image, ~20 % more CPU time per training step
+of the 64 px CPU recipe). At 64 px on HAM10000 it did not help (benchmarks/results/gan_recipes_cpu64/), so it
+is off by default.
 
 Conditioning: each head adds a projection term ``condition_scale * <embed(y), h>`` to its unconditional logit
 (Miyato & Koyama 2018), so transitional conditioning (Shahbazi et al. 2022) can ramp it in from 0.
