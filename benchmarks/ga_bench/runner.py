@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import time
 from pathlib import Path
 
@@ -194,9 +195,8 @@ def run_benchmark(cfg: BenchmarkConfig, command: list[str] | None = None) -> dic
         results["generator"] = generator_info
     # every finished run in the folder, so a report written for a subset (--arms / --seeds) still says what else
     # is done, and what the preset plans that is not
-    results["runs_finished"] = sorted(([p.stem.rsplit("_seed", 1)[0], int(p.stem.rsplit("_seed", 1)[1])]
-                                       for p in runner.runs.glob("*_seed*.json")
-                                       if p.stem.rsplit("_seed", 1)[1].isdigit()), key=lambda r: (r[1], r[0]))
+    found = [re.fullmatch(r"(.+)_seed(\d+)", p.stem) for p in runner.runs.glob("*_seed*.json")]
+    results["runs_finished"] = sorted(([m[1], int(m[2])] for m in found if m), key=lambda r: (r[1], r[0]))
     if cfg.reference:
         results["reference"] = reference_summary(cfg.reference)
     if info.is_main:
