@@ -216,7 +216,7 @@ def test_quick_preset_end_to_end_on_shared_data(tmp_path):
     report = (out / "report.md").read_text()
     assert "Pipeline check, not evidence" in report and "Generator check" in report
     # one seed: the differences, but no verdict (see tests/test_verdicts.py)
-    assert "**No verdict:** 1 seed" in report and "**Verdict:**" not in report
+    assert "**No verdict:** `gan` (1 seed)" in report and "**Verdict:**" not in report
     assert results["comparison"]["gan"]["meets_goal"] is None
     for png in ("balanced_accuracy.png", "per_class_recall.png", "confusion_matrices.png",
                 "generator_check/samples_vs_real.png"):
@@ -289,6 +289,10 @@ def test_resumed_records_without_the_aug_weights_are_refused_before_any_work(tmp
     err = capsys.readouterr().err
     assert "aug_seed0.safetensors" in err and "the generator check and gan_filtered need them" in err
     assert sorted(p.name for p in runs.iterdir()) == ["aug_seed0.json"]  # nothing trained
+    # a report over the finished runs trains no gan_filtered run, but still needs the generator check
+    assert bench_main(_bench(tmp_path, "--data-dir", str(folder), "--arms", "aug,gan_filtered", "--image-size", "32",
+                             "--report-only")) == 2
+    assert "and the generator check needs them" in capsys.readouterr().err
     # the baseline arms alone do not need the weights
     assert bench_main(_bench(tmp_path, "--data-dir", str(folder), "--arms", "plain", "--image-size", "32")) == 0
 

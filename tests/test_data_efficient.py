@@ -168,11 +168,36 @@ def test_pixel_head_option_belongs_to_the_projected_discriminator(tmp_path, fold
     d["model"]["d_pixel_channels"] = 8  # the tiny config's D is not projected
     with pytest.raises(ValueError, match="model.d_pixel_channels is an option of discriminator 'projected'"):
         Trainer(_cfg(d))
+    d["model"]["d_pixel_channels"] = 0
+    d["model"]["d_class_gain"] = 8.0
+    with pytest.raises(ValueError, match="model.d_class_gain is an option of discriminator 'projected'"):
+        Trainer(_cfg(d))
     d = _recipe(tmp_path / "p", folder, steps=2)
     d["model"]["d_pixel_channels"] = 4
     result = Trainer(_cfg(d)).fit()
     ckpt = torch.load(result.checkpoint_path, weights_only=True)
     assert any(k.startswith("pixel_head.") for k in ckpt["D"])
+
+
+def test_class_gain_scales_only_the_class_term():
+    torch.manual_seed(0)  # a random frozen backbone comes from the global RNG (it is not in the state dict)
+    D1 = create_discriminator("projected", resolution=32, num_classes=3, base_channels=8, pretrained=False).eval()
+    torch.manual_seed(0)
+    D8 = create_discriminator("projected", resolution=32, num_classes=3, base_channels=8, pretrained=False,
+                              class_gain=8.0).eval()
+    D8.load_state_dict(D1.state_dict())  # same weights; the gain is an argument, not state
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    y0, y2 = torch.tensor([0, 0]), torch.tensor([2, 2])
+    with torch.no_grad():
+        D1.set_condition_scale(0.0)
+        uncond = D1(x, y0)
+        D1.set_condition_scale(1.0)
+        class1 = D1(x, y0) - uncond
+        assert torch.allclose(D8(x, y0) - uncond, 8 * class1, atol=1e-4)  # the class term, 8x
+        assert (D8(x, y0) - D8(x, y2)).abs().mean() > 7 * (D1(x, y0) - D1(x, y2)).abs().mean()
+    for bad in (0.0, -1.0):
+        with pytest.raises(ValueError, match="class_gain must be > 0"):
+            create_discriminator("projected", resolution=32, pretrained=False, class_gain=bad)
 
 
 def test_projected_random_projections_are_rebuilt_from_the_seed():

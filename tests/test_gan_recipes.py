@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from ga_bench.gan_recipes import POINTS_CPU_MINUTES, VARIANTS, _plot, pixel_diversity, study_markdown
+from ga_bench.gan_recipes import POINTS_CPU_MINUTES, VARIANTS, pixel_diversity
+from ga_bench.gan_recipes_report import _plot, study_markdown
 
 
 def _point(cpu, fid, spread):
@@ -42,3 +43,27 @@ def test_pixel_diversity_is_zero_for_copies():
     assert pixel_diversity(same) == 0.0
     varied = torch.arange(4, dtype=torch.uint8).view(4, 1, 1, 1).expand(4, 3, 8, 8) * 10
     assert abs(pixel_diversity(varied) - float(torch.tensor([0., 10, 20, 30]).std())) < 1e-6
+
+
+def test_class_fidelity_column_floor_line_and_backfill(tmp_path, monkeypatch):
+    import ga_bench.gan_recipes as gr
+
+    study = _study()
+    study["variants"]["resnet"]["points"]["20"]["step"] = 200
+    cf = {"mean_generated": 0.25, "mean_real_heldout": 0.7, "ratio": 0.36, "generated": {}, "real_heldout": {}}
+    # no generator on disk for a variant: nothing filled; the column shows '-'
+    assert gr.backfill_class_fidelity(study, tmp_path, None) == []
+    (tmp_path / "resnet").mkdir()
+    (tmp_path / "resnet" / "generator.safetensors").write_bytes(b"")
+    calls = []
+    monkeypatch.setattr(gr, "generator_step", lambda path: 200)
+    monkeypatch.setattr(gr, "class_fidelity_now", lambda run_dir, cache: calls.append(run_dir) or cf)
+    assert gr.backfill_class_fidelity(study, tmp_path, None) == ["resnet @ 20"]  # only the point of that step
+    pts = study["variants"]["resnet"]["points"]
+    assert pts["20"]["class_fidelity"] == cf and "class_fidelity" not in pts["10"]
+    # "10" stays without it (its generator is gone), and is not measured again on every later run
+    assert gr.backfill_class_fidelity(study, tmp_path, None) == [] and len(calls) == 1
+    text = study_markdown(study)
+    assert "class fidelity of real held-out images 70 %" in text.split("**Real floor**")[1].split("\n")[0]
+    row = next(line for line in text.splitlines() if line.startswith("| ResNet G") and "| 20.3 |" in line)
+    assert row.endswith("| 0.90 | - | - | 25 |")

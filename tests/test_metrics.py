@@ -16,6 +16,7 @@ from gan_augment.generators import save_generator
 from gan_augment.metrics import (
     METRIC_DIRECTIONS,
     LPIPSUnavailable,
+    class_fidelity,
     create_feature_extractor,
     distribution_metrics,
     fid,
@@ -89,9 +90,19 @@ def test_noise_moves_every_metric_in_its_documented_direction(tmp_path):
     ds, dl = distribution_metrics(real, fake_small)["overall"], distribution_metrics(real, fake_large)["overall"]
     checked = []
     spec = {s: spectrum_comparison(x, _noisy(x, s)) for s in (8, 40)}  # noise adds high-frequency power
+    # class fidelity: three classes; noise in the generated features blurs which class an image shows
+    centres = torch.randn(3, 16, generator=g) * 2
+    lab = torch.arange(3).repeat_interleave(60)
+    train_c = centres[lab] + torch.randn(180, 16, generator=g)
+    fid_c = {s: class_fidelity(train_c, lab, centres[lab] + s * torch.randn(180, 16, generator=g), lab)
+             for s in (1.0, 4.0)}
     for name, direction in METRIC_DIRECTIONS.items():
         if name == "is":
             continue  # needs class logits; tested separately
+        if name == "class_fidelity":
+            assert fid_c[1.0]["mean_generated"] > fid_c[4.0]["mean_generated"], fid_c
+            checked.append(name)
+            continue
         if direction == "closer to 0":
             assert abs(spec[8][name]) < abs(spec[40][name]), (name, spec[8][name], spec[40][name])
             checked.append(name)
@@ -119,6 +130,27 @@ def test_real_vs_synthetic_probe_is_chance_for_one_distribution_and_one_for_sepa
     assert 0.4 < real_vs_synthetic(real[:20], same[:20]) < 0.8  # small per-class sets still give a number
     with pytest.raises(ValueError, match="at least 2"):
         real_vs_synthetic(real[:1], same)
+
+
+def test_class_fidelity_counts_generated_images_recognised_as_their_class_next_to_real_ones():
+    g = torch.Generator().manual_seed(0)
+    centres = torch.eye(3, 8) * 10  # three well separated classes
+    lab = torch.arange(3).repeat_interleave(40)
+    train = centres[lab] + torch.randn(120, 8, generator=g)
+    held = centres[lab] + torch.randn(120, 8, generator=g)
+    # classes 0 and 1 drawn right; every image "of class 2" looks like class 0
+    fake = centres[torch.tensor([0, 1, 0]).repeat_interleave(10)] + torch.randn(30, 8, generator=g)
+    fake_lab = torch.arange(3).repeat_interleave(10)
+    r = class_fidelity(train, lab, fake, fake_lab, heldout=held, heldout_labels=lab, class_names=["a", "b", "c"])
+    assert r["generated"] == {"a": 1.0, "b": 1.0, "c": 0.0}
+    assert r["real_heldout"] == {"a": 1.0, "b": 1.0, "c": 1.0}
+    assert r["mean_generated"] == pytest.approx(2 / 3) and r["ratio"] == pytest.approx(2 / 3)
+    assert r["n_train"] == 120
+    # a class with no generated images is left out of the ratio, not counted as 0
+    part = class_fidelity(train, lab, fake[:20], fake_lab[:20], heldout=held, heldout_labels=lab)
+    assert set(part["generated"]) == {"0", "1"} and part["ratio"] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        class_fidelity(train[:40], lab[:40], fake, fake_lab)
 
 
 def test_inception_score_from_logits():
@@ -268,6 +300,10 @@ def test_evaluate_cli_writes_all_outputs(tmp_path, monkeypatch, capsys):
     assert spec["radius"] == list(range(1, 16)) and len(spec["generated_minus_real"]) == 15
     assert spec["n_real"] == 12 and spec["n_fake"] == 12 and 0 <= spec["probe"] <= 1
     assert "Fine detail: power spectrum" in (out / "metrics.md").read_text()
+    cf = metrics["class_fidelity"]  # GAN-test in the first feature space
+    assert cf["feature_space"] == "lite0" and set(cf["generated"]) == {"a", "b"} and cf["n_train"] == 12
+    assert all(0 <= v <= 1 for v in [*cf["generated"].values(), *cf["real_heldout"].values()])
+    assert "Class fidelity (GAN-test in lite0 features)" in (out / "metrics.md").read_text()
     cached = list((tmp_path / "cache" / "features").glob("lite0_*.safetensors"))
     assert len(cached) == 2  # held-out and train features cached for re-runs
     # a missing feature space is reported, not fatal

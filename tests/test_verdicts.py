@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from ga_bench.balance_isic import main as bench_main
@@ -85,9 +86,51 @@ def test_one_seed_report_on_non_ham_classes_gives_numbers_but_no_verdict(tmp_pat
     d["meets_goal"], d["goal_reason"] = goal_met(d, GOALS["full"], 1)
     results["comparison"] = {"best_baseline": "aug", "goal": GOALS["full"], "n_seeds": 1, "verdict": False, "gan": d}
     text = report_markdown(results)
-    assert "| gan | +10.0 [+2.0, +20.0] | +20.0 [+10.0, +30.0] | +1.0 [+0.0, +2.0] | no verdict (1 seed) |" \
+    assert "| gan | 1 | +10.0 [+2.0, +20.0] | +20.0 [+10.0, +30.0] | +1.0 [+0.0, +2.0] | no verdict (1 seed) |" \
         in text
-    assert "**No verdict:** 1 seed (a verdict needs at least 3)" in text and "beat" not in text
+    assert "**No verdict:** `gan` (1 seed) (a verdict needs at least 3 seeds shared with `aug`)" in text
+    assert "beat" not in text and "**Verdict:**" not in text
+    # arms at different seeds in one report: a verdict for the arm with three, none for the arm with one
+    three = {**d, "seeds": [0, 1, 2], "balanced_accuracy": _ci(-0.03, -0.07, 0.01)}
+    three["meets_goal"], three["goal_reason"] = goal_met(three, GOALS["full"], 3)
+    results["comparison"] = {"best_baseline": "aug", "goal": GOALS["full"], "n_seeds": 3, "verdict": True,
+                             "gan": {**d, "seeds": [0]}, "gan_light": three}
+    text = report_markdown(results)
+    assert "| gan_light | 3 | -3.0 [-7.0, +1.0] |" in text and "| gan | 1 | +10.0" in text
+    assert "**Verdict:** `gan_light` was not distinguishable from `aug` on balanced accuracy (CI spans 0)." in text
+    assert "**No verdict:** `gan` (1 seed)" in text and "all these seeds show" in text
+    assert "**No GAN arm met the goal.** Closest: `gan_light`" in text  # among the arms with a verdict
+    # --report-only: every finished run among the arms / seeds asked, nothing trained
+    before = sorted(p.name for p in (out / "runs").iterdir())
+    assert bench_main(["--preset", "quick", "--data-dir", str(folder), "--out", str(out), "--report-only",
+                       "--arms", "plain,aug,aug_oversample", "--seeds", "0,1", "--image-size", "32",
+                       "--no-progress", "--num-workers", "0"]) == 0
+    assert sorted(p.name for p in (out / "runs").iterdir()) == before
+    only = json.loads((out / "results.json").read_text())
+    assert set(only["arms"]) == {"plain", "aug"} and only["arms"]["aug"]["seeds"] == [0]
+    assert "Missing: seed 0: `aug_oversample`" in (out / "report.md").read_text()
+    assert bench_main(["--preset", "quick", "--data-dir", str(folder), "--out", str(out), "--report-only",
+                       "--arms", "aug_weighted", "--seeds", "0", "--image-size", "32", "--no-progress",
+                       "--num-workers", "0"]) == 2
+
+
+def test_each_gan_arm_is_compared_on_the_seeds_it_shares_with_the_best_baseline(tmp_path):
+    from ga_bench.report import compare
+
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(3), 20)
+    for arm, seeds in {"aug": [0, 1, 2], "gan": [0], "gan_light": [0, 1, 2], "gan_weighted": [5]}.items():
+        for s in seeds:
+            np.save(tmp_path / f"{arm}_seed{s}_test_probs.npy", rng.dirichlet(np.ones(3), size=60))
+    arms = {a: {"seeds": seeds, "balanced_accuracy": [0.5] * len(seeds)}
+            for a, seeds in {"aug": [0, 1, 2], "gan": [0], "gan_light": [0, 1, 2], "gan_weighted": [5]}.items()}
+    comp = compare(arms, tmp_path, labels, [0], "full", n_boot=50)
+    assert comp["best_baseline"] == "aug" and comp["verdict"] is True
+    assert comp["gan"]["seeds"] == [0] and comp["gan"]["meets_goal"] is None
+    assert comp["gan_light"]["seeds"] == [0, 1, 2] and comp["gan_light"]["meets_goal"] is not None
+    assert comp["gan_weighted"] == {"skipped": "no seed in common with aug"}
+    only_one = compare({"aug": arms["aug"], "gan": arms["gan"]}, tmp_path, labels, [0], "full", n_boot=50)
+    assert only_one["verdict"] is False
 
 
 def test_report_names_the_closest_arm_and_why_when_none_meets_the_goal():
@@ -106,9 +149,14 @@ def test_report_names_the_closest_arm_and_why_when_none_meets_the_goal():
     lines = " ".join(_closest(comp, gen))
     assert "**No GAN arm met the goal.** Closest: `gan_light`, +1.0 [-2.0, +4.0]" in lines
     assert "97% of the time in inception features" in lines and "df 5%, akiec 10%, vasc 20%" in lines
+    gen["check"]["classification_accuracy_on_real_heldout"] = {"per_class": {"df": 0.0, "akiec": 0.3, "vasc": 0.4}}
+    gen["check"]["class_fidelity"] = {"feature_space": "inception", "mean_generated": 0.2, "mean_real_heldout": 0.6}
+    lines = " ".join(_closest(comp, gen))
+    assert "df 5% (real 0%), akiec 10% (real 30%), vasc 20% (real 40%)" in lines
+    assert "inception features gives 20% of its images their own class (60% of real validation images)" in lines
     one_seed = {**near, "meets_goal": None, "goal_reason": "1 seed"}
     lines = " ".join(_closest({"best_baseline": "aug", "gan_light": one_seed}, gen, verdict=False))
     assert "Closest GAN arm so far: `gan_light`, +1.0 [-2.0, +4.0] pp balanced accuracy (1 seed)" in lines
-    assert "No GAN arm met the goal" not in lines and "df 5%" in lines
+    assert "No GAN arm met the goal" not in lines and "df 5% (real 0%)" in lines
     met = {**near, "meets_goal": True}
     assert _closest({"gan": met}, gen) == []

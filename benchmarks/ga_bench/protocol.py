@@ -110,6 +110,7 @@ class BenchmarkConfig:
     progress: bool = True
     time_limit_minutes: float | None = None  # pause between (arm, seed) runs; rerun to continue
     prepare_only: bool = False  # write manifest.csv and stop
+    report_only: bool = False  # report every finished (arm, seed) run of the arms and seeds asked; train nothing
     resplit: bool = False  # a source split that leaks: split afresh (grouped)
     drop_leaked: bool = False  # ... or drop the val/test copies of training images (listed in the report)
 

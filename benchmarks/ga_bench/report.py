@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
 from classifier.stats import balanced_accuracy, macro_auroc, mean_recall, paired_bootstrap
 
-from .protocol import BASELINES, GOALS, MIN_SEEDS_FOR_VERDICT, REPO, UNIFORM_DRAW_ARMS
+from .protocol import BASELINES, GOALS, MIN_SEEDS_FOR_VERDICT, UNIFORM_DRAW_ARMS
+from .report_context import HAM10000_CLASSES, _ci, _outside_lines, _pm, _reference_lines, reference_summary
 from .runs_status import runs_lines
 
-__all__ = ["aggregate", "compare", "report_markdown", "plots", "reference_summary"]
+__all__ = ["aggregate", "compare", "report_markdown", "plots", "reference_summary", "HAM10000_CLASSES"]
 
 
 def aggregate(records: dict[str, list[dict]], class_names: list[str], rare: list[int]) -> dict:
@@ -48,22 +47,25 @@ def compare(arms: dict, runs_dir: Path, labels: np.ndarray, rare: list[int], reg
     best = max(baselines, key=lambda a: np.mean(arms[a]["balanced_accuracy"]))
     goal = GOALS["full" if regime == "full" else "frac"]
 
-    def probs(arm):
-        return np.stack([np.load(runs_dir / f"{arm}_seed{s}_test_probs.npy") for s in arms[arm]["seeds"]])
+    def probs(arm, seeds):
+        return np.stack([np.load(runs_dir / f"{arm}_seed{s}_test_probs.npy") for s in seeds])
 
-    n_seeds = len(arms[best]["seeds"])
-    out = {"best_baseline": best, "goal": goal, "n_seeds": n_seeds,
-           "verdict": n_seeds >= MIN_SEEDS_FOR_VERDICT}
+    # each GAN arm is paired with the best baseline on the seeds both have (a report over every finished run
+    # can hold arms at different seeds); the verdict is per arm: at least MIN_SEEDS_FOR_VERDICT shared seeds
+    out = {"best_baseline": best, "goal": goal, "n_seeds": len(arms[best]["seeds"]), "verdict": False}
     for g in gan_arms:
-        if arms[g]["seeds"] != arms[best]["seeds"]:
-            out[g] = {"skipped": f"seeds differ from {best}"}
+        shared = [s for s in arms[g]["seeds"] if s in arms[best]["seeds"]]
+        if not shared:
+            out[g] = {"skipped": f"no seed in common with {best}"}
             continue
-        pa, pb = probs(g), probs(best)
-        d = {"balanced_accuracy": paired_bootstrap(balanced_accuracy, labels, pa, pb, n_boot=n_boot),
+        pa, pb = probs(g, shared), probs(best, shared)
+        d = {"seeds": shared,
+             "balanced_accuracy": paired_bootstrap(balanced_accuracy, labels, pa, pb, n_boot=n_boot),
              "macro_auroc": paired_bootstrap(macro_auroc, labels, pa, pb, n_boot=n_boot)}
         if rare:
             d["rare_mean_recall"] = paired_bootstrap(mean_recall(rare), labels, pa, pb, n_boot=n_boot)
-        d["meets_goal"], d["goal_reason"] = goal_met(d, goal, n_seeds)
+        d["meets_goal"], d["goal_reason"] = goal_met(d, goal, len(shared))
+        out["verdict"] = out["verdict"] or len(shared) >= MIN_SEEDS_FOR_VERDICT
         out[g] = d
     return out
 
@@ -109,96 +111,21 @@ def _closest(comp: dict, gen: dict | None, *, verdict: bool = True) -> list[str]
             why.append(f"a linear probe tells its images from real ones {o['c2st']:.0%} of the time in {name} features")
     cas = chk.get("classification_accuracy_on_synthetic")
     if cas:
+        # next to each class, how often the same classifier recognises real held-out images of it: a class it
+        # never recognises in real images either says nothing about the generator
+        real = (chk.get("classification_accuracy_on_real_heldout") or {}).get("per_class", {})
         worst = sorted(cas["per_class"].items(), key=lambda kv: kv[1])[:3]
         why.append("the real-trained classifier recognises its images of " +
-                   ", ".join(f"{c} {v:.0%}" for c, v in worst) + " of the time (lowest classes)")
+                   ", ".join(f"{c} {v:.0%}" + (f" (real {real[c]:.0%})" if c in real else "") for c, v in worst)
+                   + " of the time (lowest classes; in brackets: real validation images)")
+    cf = chk.get("class_fidelity")
+    if cf and cf.get("mean_real_heldout") is not None:
+        why.append(f"a class-balanced linear classifier on real training images' {cf['feature_space']} features "
+                   f"gives {cf['mean_generated']:.0%} of its images their own class ({cf['mean_real_heldout']:.0%} "
+                   "of real validation images), mean over classes")
     if why:
         out.append("What the generator check says: " + "; ".join(why) + ".")
     return out
-
-
-def _pm(values: Sequence[float], pct: bool = True) -> str:
-    v = np.asarray([x for x in values if x is not None and not (isinstance(x, float) and math.isnan(x))], float)
-    if len(v) == 0:
-        return "-"
-    scale = 100 if pct else 1
-    return f"{v.mean() * scale:.1f} ± {v.std(ddof=1) * scale:.1f}" if len(v) > 1 else f"{v.mean() * scale:.1f}"
-
-
-def _ci(d: dict) -> str:
-    return f"{d['mean'] * 100:+.1f} [{d['ci_low'] * 100:+.1f}, {d['ci_high'] * 100:+.1f}]"
-
-
-# Published figures on the same images at 64 px, for scale: DermaMNIST (HAM10000 resized) in MedMNIST+, Doerrich et
-# al., "Rethinking model prototyping through the MedMNIST+ dataset collection" (Sci. Rep. 2025; arXiv 2404.15786),
-# end-to-end training, mean ± std over 3 seeds, BENCHMARK.md of sdoerrich97/rethinking-model-prototyping-MedMNISTPlus.
-OUTSIDE_64PX = {
-    "source": "MedMNIST+ (Doerrich et al. 2025, arXiv 2404.15786), DermaMNIST 64x64, end-to-end, 3 seeds",
-    "rows": [("VGG16", 79.53, 1.19, 94.36, 0.40), ("ResNet-18", 76.36, 0.22, 91.70, 0.76),
-             ("DenseNet-121", 76.16, 0.58, 93.05, 0.24), ("EfficientNet-B4", 71.45, 0.10, 87.58, 0.27)],
-}
-HAM10000_CLASSES = ["akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"]
-
-
-def _outside_lines(results: dict) -> list[str]:
-    """HAM10000 at 64 px: the published DermaMNIST figures next to this run's accuracy and macro-AUROC."""
-    if results["config"].get("image_size") != 64 or list(results["data"]["class_names"]) != HAM10000_CLASSES:
-        return []
-    lines = ["## Outside figures at 64 px (for scale, not a like-for-like comparison)", "",
-             f"{OUTSIDE_64PX['source']}: accuracy / macro-AUROC (%).", "",
-             "| model | accuracy | macro-AUROC |", "|---|---:|---:|"]
-    lines += [f"| {m} | {a:.1f} ± {sa:.1f} | {u:.1f} ± {su:.1f} |" for m, a, sa, u, su in OUTSIDE_64PX["rows"]]
-    lines += ["", "This run's arms are in the accuracy and macro-AUROC columns above. Why they differ: DermaMNIST "
-              "splits HAM10000 by image (7:1:2), so images of one lesion - HAM10000 has up to six per lesion - land "
-              "in training and test alike, which flatters every score; this benchmark splits by `lesion_id`. "
-              "Accuracy follows the majority class (nv is two thirds of the test images), which is why the "
-              "benchmark judges arms on balanced accuracy. The classifier (EfficientNet-Lite0, ImageNet weights) "
-              "and schedule differ too.", ""]
-    return lines
-
-
-def reference_summary(folder: str) -> dict:
-    """The committed full-scale result that a short run is printed under: per arm, the test balanced accuracy and
-    rare-class recall over the seeds done so far, and each GAN arm's difference from the best baseline."""
-    path = Path(folder)
-    if not path.is_absolute() and not path.exists():
-        path = REPO / folder  # "benchmarks/results/..." works from any directory
-    file = path / "results.json"
-    if not file.is_file():
-        return {"path": folder, "available": False}
-    r = json.loads(file.read_text())
-    comp = r.get("comparison") or {}
-    return {"path": folder, "available": True, "train_total": r["data"]["train_total"],
-            "image_size": r["config"]["image_size"], "epochs": r["epochs"], "commit": r["meta"].get("commit"),
-            "rare_classes": r.get("rare_classes") or [],
-            "arms": {a: {k: v[k] for k in ("seeds", "balanced_accuracy", "rare_mean_recall")}
-                     for a, v in r["arms"].items()},
-            "best_baseline": comp.get("best_baseline"),
-            "gan_vs_best": {a: {"balanced_accuracy": d["balanced_accuracy"], "meets_goal": d.get("meets_goal")}
-                            for a, d in comp.items()
-                            if a.startswith("gan") and isinstance(d, dict) and "balanced_accuracy" in d}}
-
-
-def _reference_lines(ref: dict) -> list[str]:
-    if not ref.get("available"):
-        return [f"> **The evidence:** the full-scale result (`{ref['path']}`) is not committed yet; this run shows "
-                "the pipeline only.", ""]
-    arms = ref["arms"]
-    cells = ", ".join(f"`{a}` {_pm(v['balanced_accuracy'])} ({len(v['seeds'])} seed{'s' if len(v['seeds']) != 1 else ''})"
-                      for a, v in arms.items())
-    lines = [f"> **The evidence** (committed, `{ref['path']}/report.md`): {ref['train_total']} training images, "
-             f"{ref['image_size']} px, {ref['epochs']} epochs, commit `{str(ref.get('commit'))[:10]}`. Test balanced "
-             f"accuracy (%): {cells}."]
-    if ref.get("gan_vs_best"):
-        lines.append(">")
-        lines.append("> GAN arms minus the best baseline (`" + str(ref["best_baseline"]) + "`), pp [95 % CI]: " +
-                     "; ".join(f"`{a}` {_ci(d['balanced_accuracy'])}"
-                               " (" + ("no verdict: too few seeds" if d["meets_goal"] is None else
-                                       ("meets the goal" if d["meets_goal"] else "misses the goal")) + ")"
-                               for a, d in ref["gan_vs_best"].items()) + ".")
-    else:
-        lines.append("> No GAN arm has finished there yet: it holds the baselines only.")
-    return lines + [""]
 
 
 def report_markdown(results: dict) -> str:
@@ -208,10 +135,11 @@ def report_markdown(results: dict) -> str:
     if results.get("reference"):
         lines += _reference_lines(results["reference"])
     if cfg["preset"] == "cpu64" and not cfg.get("max_train_images"):
-        n_seeds = len(cfg["seeds"])
+        seeds = sorted({s for a in arms.values() for s in a.get("seeds", [])})
         lines += [f"> The reference protocol at 64 px on a CPU: every training image of the split "
-                  f"({results['data']['train_total']}), {results['epochs']} epochs, {n_seeds} seed"
-                  f"{'s' if n_seeds != 1 else ''} so far. Evidence at 64 px, not at the reference 256 px.", ""]
+                  f"({results['data']['train_total']}), {results['epochs']} epochs, seed"
+                  f"{'s' if len(seeds) != 1 else ''} {', '.join(map(str, seeds))} so far (each arm's seeds: the "
+                  "tables). Evidence at 64 px, not at the reference 256 px.", ""]
     elif cfg["preset"] != "full":
         gen = results.get("generator") or {}
         res = (gen.get("check") or {}).get("generator", {}).get("resolution")
@@ -267,10 +195,11 @@ def report_markdown(results: dict) -> str:
             lines += [f"| {c} | {v:.2f} | {real.get(c, float('nan')):.2f} |" for c, v in cas["per_class"].items()]
         lines += ["", "Grids: `generator_check/samples_vs_real.png`; full metrics: `generator_check/metrics.md`.", ""]
     lines += ["## Test results (mean ± std over seeds, %)", "",
-              "| arm | balanced accuracy | macro-F1 | macro-AUROC | accuracy | rare-class recall (" +
-              ", ".join(results.get("rare_classes") or cfg["rare_classes"] or []) + ") |", "|---|---:|---:|---:|---:|---:|"]
+              "| arm | seeds | balanced accuracy | macro-F1 | macro-AUROC | accuracy | rare-class recall (" +
+              ", ".join(results.get("rare_classes") or cfg["rare_classes"] or []) + ") |",
+              "|---|---|---:|---:|---:|---:|---:|"]
     for arm, a in arms.items():
-        lines.append(f"| {arm} | {_pm(a['balanced_accuracy'])} | {_pm(a['macro_f1'])} | {_pm(a['auroc'])} | "
+        lines.append(f"| {arm} | {','.join(str(s) for s in a.get('seeds', [])) or '-'} | {_pm(a['balanced_accuracy'])} | {_pm(a['macro_f1'])} | {_pm(a['auroc'])} | "
                      f"{_pm(a['accuracy'])} | {_pm(a['rare_mean_recall'])} |")
     lines += ["", "### Per-class recall (%)", "", "| arm | " + " | ".join(classes) + " |",
               "|---|" + "---:|" * len(classes)]
@@ -284,17 +213,25 @@ def report_markdown(results: dict) -> str:
                   "over test images and seeds", "",
                   f"Goal: >= +{goal['balanced_accuracy'] * 100:.0f} pp balanced accuracy, >= +{goal['rare_recall'] * 100:.0f}"
                   " pp rare-class recall, no loss of macro-AUROC.", "",
-                  "| arm | Δ balanced accuracy | Δ rare-class recall | Δ macro-AUROC | meets goal |", "|---|---|---|---|---|"]
-        verdicts = []
+                  "| arm | seeds | Δ balanced accuracy | Δ rare-class recall | Δ macro-AUROC | meets goal |",
+                  "|---|---|---|---|---|---|"]
+        verdicts, undecided = [], []
         for arm, d in comp.items():
-            if arm in ("best_baseline", "goal", "n_seeds", "verdict") or "skipped" in d:
+            if not arm.startswith("gan") or not isinstance(d, dict):
                 continue
+            if "skipped" in d:
+                lines.append(f"| {arm} | - | - | - | - | not compared: {d['skipped']} |")
+                continue
+            n = len(d["seeds"]) if "seeds" in d else comp.get("n_seeds")  # results written before per-arm seeds
             rare = _ci(d["rare_mean_recall"]) if "rare_mean_recall" in d else "-"
             met = d.get("meets_goal")
             reason = d.get("goal_reason", "")
-            lines.append(f"| {arm} | {_ci(d['balanced_accuracy'])} | {rare} | {_ci(d['macro_auroc'])} | "
+            lines.append(f"| {arm} | {n} | {_ci(d['balanced_accuracy'])} | {rare} | {_ci(d['macro_auroc'])} | "
                          f"{'no verdict' if met is None else ('yes' if met else 'no')}"
                          f"{f' ({reason})' if reason and met is not True else ''} |")
+            if met is None:
+                undecided.append(f"`{arm}` ({n} seed{'s' if n != 1 else ''})")
+                continue
             ba = d["balanced_accuracy"]
             if ba["ci_low"] > 0:
                 verdicts.append(f"`{arm}` beat `{best}` on balanced accuracy (CI above 0)")
@@ -302,14 +239,17 @@ def report_markdown(results: dict) -> str:
                 verdicts.append(f"`{arm}` was WORSE than `{best}` on balanced accuracy (CI below 0)")
             else:
                 verdicts.append(f"`{arm}` was not distinguishable from `{best}` on balanced accuracy (CI spans 0)")
-        if comp.get("verdict", True):
+        decided = {a: d for a, d in comp.items() if a.startswith("gan") and isinstance(d, dict)
+                   and d.get("meets_goal") is not None}
+        if verdicts:
             lines += ["", "**Verdict:** " + "; ".join(verdicts) + "."]
-            lines += _closest(comp, results.get("generator"))
-        else:
-            n = comp.get("n_seeds")
-            lines += ["", f"**No verdict:** {n} seed{'s' if n != 1 else ''} (a verdict needs at least "
-                      f"{MIN_SEEDS_FOR_VERDICT}); the differences above are all this run shows."]
-            lines += _closest(comp, results.get("generator"), verdict=False)
+            lines += _closest(decided, results.get("generator"))
+        if undecided:
+            lines += ["", f"**No verdict:** {', '.join(undecided)} (a verdict needs at least "
+                      f"{MIN_SEEDS_FOR_VERDICT} seeds shared with `{best}`); the differences above are all "
+                      f"{'these seeds show' if verdicts else 'this run shows'}."]
+            if not verdicts:
+                lines += _closest(comp, results.get("generator"), verdict=False)
     lines += ["", *runs_lines(results), *_outside_lines(results), "## Arms and variants tried", ""]
     for arm, a in arms.items():
         extra = ""

@@ -76,6 +76,8 @@ class Runner(ArmData):
         result_path = self.runs / f"{arm}_seed{seed}.json"
         if result_path.is_file():
             return json.loads(result_path.read_text())
+        if self.cfg.report_only:
+            return None
         self._check_time(f"{arm} seed {seed}")
         t0 = time.monotonic()
         cfg = self.cfg
@@ -147,12 +149,18 @@ def run_benchmark(cfg: BenchmarkConfig, command: list[str] | None = None) -> dic
     gan_arms = [a for a in cfg.arms if a.startswith("gan")]
     if ("gan_filtered" in gan_arms) and "aug" not in order:
         order.append("aug")  # the filter and the generator check need the real-trained classifier
+
+    def finished(arm: str, seeds) -> list[dict]:  # every run trained or read; under --report-only the done ones
+        return [r for r in (runner.run(arm, s) for s in seeds) if r is not None]
+
     for arm in order:
-        records[arm] = [runner.run(arm, s) for s in cfg.seeds]
+        records[arm] = finished(arm, cfg.seeds)
     generator_info = None
     if gan_arms:
-        if "aug" not in records:
-            records["aug"] = [runner.run("aug", s) for s in cfg.seeds[:1]]
+        if not records.get("aug"):
+            records["aug"] = finished("aug", cfg.seeds[:1])
+        if cfg.report_only and not cfg.generator:
+            raise ValueError("--report-only with GAN arms needs --generator (the generator their runs used)")
         if cfg.generator:
             check_generator(cfg.generator, manifest, from_full_split=cfg.generator_from_full_split)
             gen_path = cfg.generator
@@ -167,8 +175,10 @@ def run_benchmark(cfg: BenchmarkConfig, command: list[str] | None = None) -> dic
                           "from_full_split": gen_meta.get("manifest_hash") != manifest.hash,
                           "check": _generator_check(cfg, runner, gen_path, out)}
         for arm in gan_arms:
-            records[arm] = [runner.run(arm, s) for s in cfg.seeds]
-    records = {a: records[a] for a in [x for x in ARMS if x in records]}
+            records[arm] = finished(arm, cfg.seeds)
+    records = {a: records[a] for a in [x for x in ARMS if records.get(x)]}
+    if not records:
+        raise ValueError(f"--report-only: no finished run of arms {cfg.arms} and seeds {cfg.seeds} in {runner.runs}")
     arms = aggregate(records, runner.class_names, rare)
     regime = "full" if cfg.train_fraction >= 1 else f"frac{int(round(cfg.train_fraction * 100)):03d}"
     meta = run_metadata(command, device=runner.device)
@@ -218,11 +228,12 @@ def _check_saved_classifier(cfg: BenchmarkConfig, out: Path) -> None:
     needs = []
     if gan_arms and not (out / "generator_check" / "metrics.json").is_file():
         needs.append("the generator check")
-    if "gan_filtered" in gan_arms and not all((runs / f"gan_filtered_seed{s}.json").is_file() for s in cfg.seeds):
+    if ("gan_filtered" in gan_arms and not cfg.report_only
+            and not all((runs / f"gan_filtered_seed{s}.json").is_file() for s in cfg.seeds)):
         needs.append("gan_filtered")
     if needs:
         raise ValueError(f"{runs / 'aug_seed0.json'} is saved but its weights {runs / 'aug_seed0.safetensors'} are "
-                         f"not, and {' and '.join(needs)} need them: copy the weights file there, or delete "
+                         f"not, and {' and '.join(needs)} {'need' if len(needs) > 1 else 'needs'} them: copy the weights file there, or delete "
                          "aug_seed0.json (and its _test_probs.npy) to retrain that run")
 
 

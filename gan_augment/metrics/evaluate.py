@@ -20,7 +20,7 @@ from ..generators import load_generator
 from ..plots import save_class_grid
 from ..provenance import run_metadata
 from .features import cached_features, create_feature_extractor
-from .fidelity import METRIC_DIRECTIONS, distribution_metrics, spectrum_comparison
+from .fidelity import METRIC_DIRECTIONS, class_fidelity, distribution_metrics, spectrum_comparison
 from .memorisation import memorisation_test
 from .reference import LPIPSUnavailable, load_lpips, nearest_indices, reference_metrics
 
@@ -196,6 +196,10 @@ def evaluate_generator(
         result["distribution"][name] = dist
         if first_feats is None:
             first_feats = (name, f_fake, f_train, f_held)
+            if not pooled and len(set(train.labels.tolist())) >= 2:
+                result["class_fidelity"] = {"feature_space": name, **class_fidelity(
+                    f_train, train.labels, f_fake, fake_labels, heldout=f_held, heldout_labels=held.labels,
+                    class_names=class_names)}
 
     # reference metrics, two protocols
     try:
@@ -305,6 +309,15 @@ def metrics_markdown(r: dict[str, Any]) -> str:
                   "| class | synthetic | real held-out |", "|---|---:|---:|"]
         lines += [f"| {c} | {v:.3f} | {real['per_class'].get(c, float('nan')):.3f} |" for c, v in cas["per_class"].items()]
         lines += [f"| **mean per class** | {cas['mean_per_class']:.3f} | {real['mean_per_class']:.3f} |", ""]
+    if "class_fidelity" in r:
+        cf = r["class_fidelity"]
+        real = cf.get("real_heldout", {})
+        lines += [f"## Class fidelity (GAN-test in {cf['feature_space']} features)", "",
+                  f"A linear classifier fitted on {cf['n_train']} real training images (class-balanced) names the "
+                  "class of each image: the share given its own class, generated vs held-out real (the ceiling).", "",
+                  "| class | generated | real held-out |", "|---|---:|---:|"]
+        lines += [f"| {c} | {v:.3f} | {_fmt(real.get(c))} |" for c, v in cf["generated"].items()]
+        lines += [f"| **mean per class** | {cf['mean_generated']:.3f} | {_fmt(cf.get('mean_real_heldout'))} |", ""]
     if "gan_train" in r:
         gt = r["gan_train"]
         lines += ["## GAN-train: classifier trained on synthetic images only, tested on real images", "",

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 __all__ = ["fid", "kid", "inception_score", "precision_recall", "real_vs_synthetic", "feature_spread",
-           "distribution_metrics", "spectrum_comparison", "METRIC_DIRECTIONS"]
+           "distribution_metrics", "spectrum_comparison", "class_fidelity", "METRIC_DIRECTIONS"]
 
 # Which way is better, for every metric we report (stated in reports and tested).
 METRIC_DIRECTIONS = {
@@ -30,6 +30,7 @@ METRIC_DIRECTIONS = {
     "c2st": "lower",  # real-vs-synthetic accuracy: 0.5 = indistinguishable, 1 = every image told apart
     "spread_ratio": "closer to 1",  # generated / real within-set feature spread; near 0 = mode collapse
     "high_band_gap": "closer to 0",  # generated - real log10 spectral power, upper half of the frequencies
+    "class_fidelity": "higher",  # share of generated images a real-trained linear classifier gives their class
 }
 
 
@@ -174,6 +175,47 @@ def spectrum_comparison(real: torch.Tensor, fake: torch.Tensor, *, folds: int = 
             "generated_minus_real": [round(float(v), 4) for v in gap],
             "high_band_gap": float(gap[half:].mean()), "probe": real_vs_synthetic(s_real, s_fake, folds=folds, seed=seed),
             "n_real": len(real), "n_fake": len(fake)}
+
+
+def class_fidelity(train: torch.Tensor, train_labels: Sequence[int], fake: torch.Tensor, fake_labels: Sequence[int],
+                   *, heldout: torch.Tensor | None = None, heldout_labels: Sequence[int] | None = None,
+                   class_names: Sequence[str] | None = None) -> dict:
+    """Does each generated image look like *its* class? GAN-test (Shmelkov et al., "How good is my GAN?", ECCV
+    2018) in a fixed feature space: a linear classifier (standardised features, L2 logistic regression with
+    class-balanced weights, so a rare class is not simply never predicted) is fitted on real training images'
+    features and asked the class of every generated image. Per class: the share of generated images it assigns
+    to their own class and, given held-out real images, the same share for them - the ceiling a perfect
+    generator would reach under this protocol. ``ratio`` = mean generated / mean real held-out over the classes
+    both have (1 = as recognisable as real images).
+
+    A probe in the discriminator's own feature space would grade the generator with its teacher: use features
+    the generator never trained against (InceptionV3 for a projected-Lite0 D).
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    x, y = _as2d(train).double().cpu().numpy(), np.asarray(train_labels)
+    if len(set(y.tolist())) < 2:
+        raise ValueError("class fidelity needs real training images of at least 2 classes")
+    clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, class_weight="balanced"))
+    clf.fit(x, y)
+    names = list(class_names) if class_names is not None else [str(c) for c in sorted(set(y.tolist()))]
+
+    def shares(feats, labels) -> dict[str, float]:
+        labels = np.asarray(labels)
+        pred = clf.predict(_as2d(feats).double().cpu().numpy())
+        return {names[c]: float(np.mean(pred[labels == c] == c)) for c in sorted(set(labels.tolist()))}
+
+    out: dict = {"generated": shares(fake, fake_labels), "n_train": int(len(y))}
+    out["mean_generated"] = float(np.mean(list(out["generated"].values())))
+    if heldout is not None and heldout_labels is not None:
+        out["real_heldout"] = shares(heldout, heldout_labels)
+        both = [c for c in out["generated"] if c in out["real_heldout"]]
+        out["mean_real_heldout"] = float(np.mean([out["real_heldout"][c] for c in both])) if both else None
+        gen_both = float(np.mean([out["generated"][c] for c in both])) if both else None
+        out["ratio"] = gen_both / out["mean_real_heldout"] if both and out["mean_real_heldout"] else None
+    return out
 
 
 def feature_spread(features: torch.Tensor) -> float:

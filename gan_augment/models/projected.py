@@ -21,8 +21,11 @@ Isola et al. 2017, next to the frozen features; ~40 MMAC per 64 px image, ~20 % 
 of the 64 px CPU recipe). At 64 px on HAM10000 it did not help (benchmarks/results/gan_recipes_cpu64/), so it
 is off by default.
 
-Conditioning: each head adds a projection term ``condition_scale * <embed(y), h>`` to its unconditional logit
-(Miyato & Koyama 2018), so transitional conditioning (Shahbazi et al. 2022) can ramp it in from 0.
+Conditioning: each head adds a projection term ``class_gain * condition_scale * <embed(y), h> / sqrt(d)`` to its
+unconditional logit (Miyato & Koyama 2018), so transitional conditioning (Shahbazi et al. 2022) can ramp it in
+from 0. With the spectrally normalised embedding (unit largest singular value) and the 1 / sqrt(d) of the
+64-d head features, the class term at ``class_gain = 1`` can be at most about an eighth of the unconditional one;
+``class_gain = sqrt(d) = 8`` lets it weigh as much.
 """
 
 from __future__ import annotations
@@ -161,7 +164,7 @@ class PixelHead(nn.Module):
 class ProjectedDiscriminator(ConditionScaleMixin, DiscriminatorBase):
     def __init__(self, *, resolution: int, num_classes: int = 0, channels: int = 3, base_channels: int = 64,
                  pretrained: bool = True, weights: str | None = None, projection_seed: int = 0,
-                 pixel_channels: int = 0):
+                 pixel_channels: int = 0, class_gain: float = 1.0):
         super().__init__()
         if resolution not in (32, 64, 128, 256):
             raise ValueError(f"unsupported resolution {resolution}; supported: [32, 64, 128, 256]")
@@ -169,6 +172,9 @@ class ProjectedDiscriminator(ConditionScaleMixin, DiscriminatorBase):
             raise ValueError(f"channels must be 1 or 3, got {channels}")
         if pixel_channels < 0:
             raise ValueError(f"pixel_channels must be >= 0 (0 = no full-resolution head), got {pixel_channels}")
+        if not class_gain > 0:
+            raise ValueError(f"class_gain must be > 0 (the weight of the class term), got {class_gain}")
+        self.class_gain = float(class_gain)
         self.resolution, self.num_classes, self.channels = resolution, num_classes, channels
         self.register_buffer("condition_scale", torch.ones(()))
         projector = Projector(pretrained=pretrained, weights=weights, channels=channels, seed=projection_seed)
@@ -186,18 +192,22 @@ class ProjectedDiscriminator(ConditionScaleMixin, DiscriminatorBase):
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         self._check_inputs(x, y)
         feats = self.projector(x)
-        logits = [head(f, y, self.condition_scale) for head, f in zip(self.heads, feats)]
+        scale = self.condition_scale * self.class_gain
+        logits = [head(f, y, scale) for head, f in zip(self.heads, feats)]
         if self.pixel_head is not None:
-            logits.append(self.pixel_head(x, y, self.condition_scale))
+            logits.append(self.pixel_head(x, y, scale))
         return torch.cat(logits, dim=1)
 
 
 @register_discriminator("projected")
 def projected_discriminator(*, resolution: int, num_classes: int = 0, channels: int = 3, base_channels: int = 64,
                             pretrained: bool = True, weights: str | None = None,
-                            projection_seed: int = 0, pixel_channels: int = 0) -> ProjectedDiscriminator:
+                            projection_seed: int = 0, pixel_channels: int = 0,
+                            class_gain: float = 1.0) -> ProjectedDiscriminator:
     """Projected GAN discriminator on frozen ImageNet EfficientNet-Lite0 features at the image's resolution
-    (``pixel_channels > 0``: plus a trained head on the full-resolution image)."""
+    (``pixel_channels > 0``: plus a trained head on the full-resolution image; ``class_gain``: weight of the
+    class projection term)."""
     return ProjectedDiscriminator(resolution=resolution, num_classes=num_classes, channels=channels,
                                   base_channels=base_channels, pretrained=pretrained, weights=weights,
-                                  projection_seed=projection_seed, pixel_channels=pixel_channels)
+                                  projection_seed=projection_seed, pixel_channels=pixel_channels,
+                                  class_gain=class_gain)

@@ -79,6 +79,9 @@ class ModelConfig:
     # projected discriminator: width of a trained head on the full-resolution image (the frozen features start
     # at stride 4, so they see little of the finest detail); 0 = off
     d_pixel_channels: int = 0
+    # projected discriminator: weight of each head's class projection term (1 = Miyato & Koyama's scaling, at
+    # most ~1/8 of the unconditional term here; 8 lets the class weigh as much)
+    d_class_gain: float = 1.0
     # Transitional conditioning (Shahbazi et al. 2022): the class's weight in G and D ramps linearly from 0 at
     # G step [start] to 1 at [end]; before that the GAN learns all classes' images unconditionally.
     # fastgan / projected only; null = conditional from the first step.

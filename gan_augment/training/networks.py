@@ -27,9 +27,12 @@ def network_kwargs(mc: ModelConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     if mc.discriminator == "projected":
         d_kwargs["pretrained"] = mc.d_pretrained
         d_kwargs["pixel_channels"] = mc.d_pixel_channels
-    elif mc.d_pixel_channels:
-        raise ValueError(f"model.d_pixel_channels is an option of discriminator 'projected', not "
-                         f"{mc.discriminator!r}; set it to 0 or use the projected discriminator")
+        d_kwargs["class_gain"] = mc.d_class_gain
+    else:
+        for key, default in (("d_pixel_channels", 0), ("d_class_gain", 1.0)):
+            if getattr(mc, key) != default:
+                raise ValueError(f"model.{key} is an option of discriminator 'projected', not "
+                                 f"{mc.discriminator!r}; set it to {default} or use the projected discriminator")
     return g_kwargs, d_kwargs
 
 
