@@ -270,7 +270,9 @@ def run_study(out: Path, *, variants: list[str], points: tuple[float, ...] = POI
     if floor and "spectrum" not in floor and manifests:  # a floor measured before the spectrum was
         floor["spectrum"] = floor_spectrum(manifests[0], list(floor["distribution"]["per_class"]))
         write_json(study_path, study)
-    if backfill_class_fidelity(study, runs_dir, cache_dir):
+    filled = backfill_class_fidelity(study, runs_dir, cache_dir)
+    if filled:
+        study["meta"]["class_fidelity_backfill"] = {**run_metadata(device="cpu"), "points": filled}
         write_json(study_path, study)
     try:
         for key in variants:
