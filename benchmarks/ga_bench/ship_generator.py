@@ -74,6 +74,16 @@ def model_card_markdown(name: str, meta: dict, summary: dict, metrics: dict, flo
         lines += [f"**Fine detail** (power spectrum, generated - real, log10, upper half of the frequencies): "
                   f"{sp['high_band_gap']:+.2f} (0 = real images' detail, -0.3 = half the power); a linear probe "
                   f"on the spectra alone tells generated from real {100 * sp['probe']:.0f} % of the time.", ""]
+    if "class_fidelity" in metrics:
+        cf = metrics["class_fidelity"]
+        real = cf.get("real_heldout", {})
+        lines += [f"**Class fidelity** (GAN-test: a class-balanced linear probe fitted on real training images' "
+                  f"{cf['feature_space']} features names each image's class): it gives "
+                  f"{100 * cf['mean_generated']:.0f} % of generated images their own class, "
+                  f"{_f(100 * cf['mean_real_heldout'] if cf.get('mean_real_heldout') is not None else None, '.0f')} % "
+                  "of real validation images (mean over classes; chance 1 / classes). Per class, generated / real: "
+                  + ", ".join(f"{c} {100 * v:.0f} / {_f(100 * real[c] if c in real else None, '.0f')} %"
+                              for c, v in cf["generated"].items()) + ".", ""]
     if evidence:
         lines += [f"Per-class sample grid (`samples_per_class.png`: 10 per class, one row per class), generated vs "
                   f"real (`samples_vs_real.png`), nearest training images (`nearest_training.png`), loss curves and "
