@@ -92,6 +92,13 @@ def test_results_table_rows_and_study_tables(tmp_path):
     assert table[2].startswith("| [a](a/report.md) | quick | full | CPU | 2 | 64 | 32 px, 5000 steps, FID 75.6 (lite0), "
                                "probe 97 % | aug_oversample: 41.0 ± 1.4 | gan: 36.0 ± 1.4 | +2.0 [-1.0, +5.0] |")
     assert "| gan_light: 43.0 ± 2.8 |" in table[3]
+    # a report over every finished run: a row counts the seeds its comparison paired, not the seeds asked for
+    r = __import__("json").loads((run / "results.json").read_text())
+    r["comparison"]["gan"]["seeds"] = [0]
+    (run / "results.json").write_text(__import__("json").dumps(r))
+    table = results_table(".", run.parent).splitlines()
+    assert table[2].startswith("| [a](a/report.md) | quick | full | CPU | 1 | 64 |")
+    assert table[3].startswith("| [a](a/report.md) | quick | full | CPU | 2 | 64 |")
     (tmp_path / "README.md").write_text(f"x\n{BEGIN}\n{END}\n")
     (run.parent / "README.md").write_text(f"# study\n{BEGIN}\nold\n{END}\nmore\n")
     assert table_files(tmp_path) == [(tmp_path / "README.md", "benchmarks/results"), (run.parent / "README.md", ".")]

@@ -66,9 +66,11 @@ def results_table(results_dir: str | Path, root: str | Path | None = None) -> st
         gan_arms = [a for a in arms if a.startswith("gan")] or [None]
         for g in gan_arms:
             d = comp.get(g, {}) if g else {}
+            # the seeds the row's numbers rest on: those the comparison paired, else the arm's own
+            seeds = d.get("seeds") or (arms[g] if g else arms.get(best, {})).get("seeds") or r["config"]["seeds"]
             rows.append(
                 f"| [{path.parent.name}]({path.parent.relative_to(root).as_posix()}/report.md) | {r['config']['preset']} | "
-                f"{meta['regime']} | {device} | {len(r['config']['seeds'])} | {r['config']['image_size']} | "
+                f"{meta['regime']} | {device} | {len(seeds)} | {r['config']['image_size']} | "
                 f"{_generator(r)} | "
                 f"{best or '-'}: {_pct(arms[best]['balanced_accuracy']) if best else '-'} | "
                 f"{g or '-'}: {_pct(arms[g]['balanced_accuracy']) if g else '-'} | "

@@ -44,7 +44,8 @@ def runs_lines(results: dict) -> list[str]:
                + (f" --train-fraction {frac:g}" if frac < 1 else ""))
         lines += [f"Missing: {fmt(st['missing'])}.", "",
                   f"Resume (finished runs are kept, never redone): `{cmd}`; `--arms` / `--seeds` run a subset, "
-                  "`--time-limit-minutes M` pauses cleanly between runs."]
+                  "`--time-limit-minutes M` pauses cleanly between runs, `--report-only` rewrites this report over "
+                  "every finished run."]
     else:
         lines.append("Every planned run is finished.")
     return lines + [""]
