@@ -67,3 +67,19 @@ def test_class_fidelity_column_floor_line_and_backfill(tmp_path, monkeypatch):
     assert "class fidelity of real held-out images 70 %" in text.split("**Real floor**")[1].split("\n")[0]
     row = next(line for line in text.splitlines() if line.startswith("| ResNet G") and "| 20.3 |" in line)
     assert row.endswith("| 0.90 | - | - | 25 |")
+
+
+def test_every_variant_is_a_valid_config_whose_networks_can_be_built():
+    from ga_bench.gan_recipes import BASE_CONFIG, COMMON
+
+    from gan_augment.training import load_config
+    from gan_augment.training.networks import network_kwargs
+
+    for key, (_, overrides) in VARIANTS.items():
+        cfg = load_config(BASE_CONFIG, [*COMMON, *overrides, "out=unused"])
+        assert cfg.model.resolution == 64 and cfg.train.batch_size == 32, key
+        network_kwargs(cfg.model)  # options that belong to another discriminator are refused here
+        if cfg.loss.class_lambda:
+            assert cfg.model.discriminator == "projected" and cfg.model.conditional, key
+    head = load_config(BASE_CONFIG, [*COMMON, *VARIANTS["fastgan_projected_classhead"][1], "out=unused"])
+    assert head.loss.class_lambda == 1.0 and head.model.generator == "fastgan"

@@ -58,6 +58,10 @@ BALANCED = ["data.class_balance=0.0"]
 # variant's images are given their own class by a real-trained linear probe (InceptionV3) 15-23 % of the time,
 # barely above chance (14 %; real validation images 53 %) - the class hardly shapes the images
 CLASS_GAIN = ["model.d_class_gain=8.0"]
+# an auxiliary classifier on D's frozen features, trained on real images; G's loss gets the cross-entropy of its
+# images under it (AC-GAN-style, Odena et al. 2017). Weight 1 = AC-GAN's (a first choice, not tuned). It pushes
+# the class through Lite0 features; the study grades class fidelity in InceptionV3 features, which G never sees.
+CLASS_HEAD = ["loss.class_lambda=1.0"]
 
 # key -> (description, overrides). Order = the issue's: old recipe, each new part alone, both, + LeCam,
 # + transitional conditioning; then the fine-detail attempts (after the shipped generator's diagnosis).
@@ -74,6 +78,8 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     "fastgan_projected_balanced": ("FastGAN + projected, every class equally often",
                                    FASTGAN_G + PROJECTED_D + BALANCED),
     "fastgan_projected_classgain": ("FastGAN + projected, class term x8", FASTGAN_G + PROJECTED_D + CLASS_GAIN),
+    "fastgan_projected_classhead": ("FastGAN + projected + auxiliary classifier",
+                                    FASTGAN_G + PROJECTED_D + CLASS_HEAD),
 }
 POINTS_CPU_MINUTES = (10.0, 20.0, 40.0)
 PER_CLASS = 50  # generated images per class at each point (InceptionV3 runs at ~4 img/s on 2 CPU cores)

@@ -26,6 +26,13 @@ unconditional logit (Miyato & Koyama 2018), so transitional conditioning (Shahba
 from 0. With the spectrally normalised embedding (unit largest singular value) and the 1 / sqrt(d) of the
 64-d head features, the class term at ``class_gain = 1`` can be at most about an eighth of the unconditional one;
 ``class_gain = sqrt(d) = 8`` lets it weigh as much.
+
+Auxiliary classifier (``add_class_head``; the trainer's ``loss.class_lambda``): a linear softmax classifier on
+the globally pooled projector features of all scales, trained on *real* images only (so it is a probe of the
+real classes on frozen ImageNet features, not a second game); G is then asked to make images it gives their own
+class, as in AC-GAN (Odena et al. 2017) without AC-GAN's classification of fakes in D's update, which rewards
+easily classified fakes over realistic ones. ``forward(x, y, with_class=True)`` returns ``(logits, class_logits)``
+from one pass through the backbone.
 """
 
 from __future__ import annotations
@@ -44,7 +51,7 @@ from .base import DiscriminatorBase
 from .layers import ConditionScaleMixin
 from .registry import register_discriminator
 
-__all__ = ["Projector", "ProjectedDiscriminator", "PixelHead", "FEATURE_STRIDES"]
+__all__ = ["Projector", "ProjectedDiscriminator", "PixelHead", "ClassHead", "FEATURE_STRIDES"]
 
 FEATURE_STRIDES = (4, 8, 16, 32)
 _LITE0_OUT_INDICES = (1, 2, 3, 4)  # timm feature_info indices of strides 4, 8, 16, 32
@@ -149,6 +156,19 @@ class Head(nn.Module):
         return out
 
 
+class ClassHead(nn.Module):
+    """Class logits from the projector's maps: global average pool per scale, concatenated, LayerNorm (the random
+    projections leave the scales at different magnitudes), one linear layer."""
+
+    def __init__(self, channels: list[int], num_classes: int):
+        super().__init__()
+        self.norm = nn.LayerNorm(sum(channels), elementwise_affine=False)
+        self.fc = nn.Linear(sum(channels), num_classes)
+
+    def forward(self, feats: list[torch.Tensor]) -> torch.Tensor:
+        return self.fc(self.norm(torch.cat([f.mean((2, 3)) for f in feats], dim=1)))
+
+
 class PixelHead(nn.Module):
     """Per-position logits from the image at full resolution: an SN 3x3 stem, then a :class:`Head`."""
 
@@ -183,20 +203,34 @@ class ProjectedDiscriminator(ConditionScaleMixin, DiscriminatorBase):
                                     for c, s in zip(projector.out_channels, FEATURE_STRIDES)])
         self.pixel_head = (PixelHead(channels, resolution, num_classes, pixel_channels, base_channels)
                            if pixel_channels else None)
+        self.class_head: ClassHead | None = None
+
+    def add_class_head(self) -> ClassHead:
+        """Attach the auxiliary classifier (see the module doc); needs a class-conditional discriminator."""
+        if self.num_classes < 2:
+            raise ValueError("an auxiliary class head needs a class-conditional discriminator with >= 2 classes "
+                             f"(this one has num_classes={self.num_classes})")
+        self.class_head = ClassHead(self.projector.out_channels, self.num_classes)
+        self.class_head.to(next(self.heads.parameters()).device)
+        return self.class_head
 
     def _apply(self, fn, recurse: bool = True):
         super()._apply(fn, recurse)
         self.projector._apply(fn)  # .to(device) / .to(memory_format) / .float() reach the frozen part too
         return self
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None, *, with_class: bool = False):
+        """Per-position real/fake logits (N, K); with ``with_class`` also the class head's logits (N, classes)."""
         self._check_inputs(x, y)
+        if with_class and self.class_head is None:
+            raise ValueError("with_class=True needs add_class_head() first")
         feats = self.projector(x)
         scale = self.condition_scale * self.class_gain
         logits = [head(f, y, scale) for head, f in zip(self.heads, feats)]
         if self.pixel_head is not None:
             logits.append(self.pixel_head(x, y, scale))
-        return torch.cat(logits, dim=1)
+        out = torch.cat(logits, dim=1)
+        return (out, self.class_head(feats)) if with_class else out
 
 
 @register_discriminator("projected")

@@ -102,6 +102,10 @@ class LossConfig:
     # A spectral discriminator (Durall et al. 2020): a linear real/fake classifier on the images' ring-averaged
     # power spectrum, trained with D; G's loss gets its adversarial term times this weight. 0 = off.
     spectral_lambda: float = 0.0
+    # An auxiliary classifier in the projected D (AC-GAN-style, Odena et al. 2017): a linear classifier on D's
+    # frozen pooled features learns the classes from real images; G's loss gets the cross-entropy of its images
+    # under it (their own class as target) times this weight. Projected D, class-conditional only. 0 = off.
+    class_lambda: float = 0.0
 
 
 @dataclass

@@ -14,14 +14,17 @@ from typing import Iterator
 
 import numpy as np
 import torch
+from torch.utils.data import DataLoader
 
+from .. import distributed as gdist
 from ..data import Manifest, ManifestDataset, build_manifest
 from ..data.decode import resolve_channels
 from ..data.leaks import resolve_leaks
 from ..data.subset import stratified_subset
+from ..data.transforms import uint8_to_gan
 from .config import DataConfig
 
-__all__ = ["GANData", "prepare_gan_data", "IndexStream"]
+__all__ = ["GANData", "prepare_gan_data", "IndexStream", "BatchMixin"]
 
 
 @dataclass
@@ -174,3 +177,40 @@ def cache_on_device(images: torch.Tensor, device: torch.device, *, enabled: bool
                   f"than a quarter of the {free / 2**30:.1f} GiB free on {device}", file=sys.stderr)
         return images
     return images.to(device)
+
+
+class BatchMixin:
+    """The trainer's batches and latents; expects its attributes (cfg, data, stream, device, _shard, ...)."""
+
+    def _batch_iter(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Yield (images in [-1, 1], labels) on the device, starting after the consumed batches."""
+        nb = self.cfg.data.num_workers
+        lo, hi = self._shard  # this process's rows of each global batch
+        shards = (idx[lo:hi] for idx in self.stream.batches(self.batches_consumed))
+        if self._images is not None:
+            for idx in shards:
+                if self._images.is_cuda:  # GPU-resident cache: index on the device
+                    idx = idx.to(self.device, non_blocking=True)
+                    yield self._to_model_input(self._images[idx]), self._label_tensor[idx]
+                    continue
+                x = self._images[idx]
+                if self.is_cuda:
+                    x = x.pin_memory().to(self.device, non_blocking=True)
+                yield self._to_model_input(x), self._label_tensor[idx].to(self.device, non_blocking=True)
+        else:
+            loader = DataLoader(self.data.dataset, batch_sampler=shards,
+                                num_workers=nb, pin_memory=self.is_cuda, persistent_workers=nb > 0)
+            for x, y in loader:
+                yield self._to_model_input(x.to(self.device, non_blocking=True)), y.to(self.device)
+
+    def _to_model_input(self, x_uint8: torch.Tensor) -> torch.Tensor:
+        return uint8_to_gan(x_uint8).contiguous(memory_format=self.memory_format)
+
+    def _labels(self, y: torch.Tensor) -> torch.Tensor | None:
+        return y if self.num_classes else None
+
+    def _latents(self) -> torch.Tensor:
+        """This process's rows of a global batch of latents (every rank draws the same global batch)."""
+        lo, hi = self._shard
+        return gdist.draw_for_shard(torch.randn, hi - lo, (self.G.z_dim,), generator=self.z_gen, device=self.device,
+                                    shard=(self.dist.rank, self.dist.world_size))

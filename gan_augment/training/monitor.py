@@ -32,7 +32,8 @@ class MonitorMixin:
         zero = lambda: torch.zeros((), device=self.device)  # noqa: E731 - accumulate on device, sync per log
         self._stats: dict[str, Any] = {k: zero() for k in ("d_loss", "g_loss", "penalty", "d_real_acc",
                                                            "d_fake_acc", "real_logit", "fake_logit",
-                                                           "spectral_d", "spectral_acc")}
+                                                           "spectral_d", "spectral_acc", "class_real_ce",
+                                                           "class_real_acc", "class_fake_ce", "class_fake_acc")}
         self._stats["n_d"] = 0
         self._stats["n_g"] = 0
 
@@ -47,6 +48,10 @@ class MonitorMixin:
         if self.cfg.loss.spectral_lambda > 0:  # the spectral discriminator's loss and accuracy (0.5 = fooled)
             record["spectral_d"] = float(s["spectral_d"].item()) / n_d
             record["spectral_acc"] = float(s["spectral_acc"].item()) / n_d
+        if self.cfg.loss.class_lambda > 0:  # the auxiliary classifier on real (D steps) and G's images (G steps)
+            for side, n in (("real", n_d), ("fake", n_g)):
+                for k in ("ce", "acc"):
+                    record[f"class_{side}_{k}"] = float(s[f"class_{side}_{k}"].item()) / n
         self._reset_stats()
         bad = [k for k in ("d_loss", "g_loss", "penalty") if not math.isfinite(record[k])]
         if bad:

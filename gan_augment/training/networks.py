@@ -4,12 +4,23 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from torch import nn
 
 from ..models.layers import ConditionScaleMixin
-from .config import ModelConfig
+from .config import LossConfig, ModelConfig
 
-__all__ = ["network_kwargs", "check_transition", "condition_scale"]
+__all__ = ["network_kwargs", "check_transition", "condition_scale", "attach_class_head", "resolve_device"]
+
+
+def resolve_device(name: str) -> torch.device:
+    """``"auto"`` -> CUDA if available else CPU; asking for CUDA without it is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"train.device={name!r} but CUDA is not available; use 'auto' or 'cpu'")
+    return device
 
 
 def network_kwargs(mc: ModelConfig) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -62,3 +73,18 @@ def condition_scale(transition: list[int] | None, step: int) -> float:
     if step < start:
         return 0.0
     return 1.0 if step >= end else (step - start) / (end - start)
+
+
+def attach_class_head(lc: LossConfig, mc: ModelConfig, D: nn.Module, num_classes: int) -> bool:
+    """Give D its auxiliary classifier when ``loss.class_lambda > 0``; True if it has one."""
+    if lc.class_lambda < 0:
+        raise ValueError(f"loss.class_lambda must be >= 0 (0 = off), got {lc.class_lambda}")
+    if lc.class_lambda == 0:
+        return False
+    if mc.discriminator != "projected":
+        raise ValueError(f"loss.class_lambda needs discriminator 'projected' (its frozen features feed the "
+                         f"classifier), not {mc.discriminator!r}")
+    if num_classes < 2:
+        raise ValueError("loss.class_lambda needs a class-conditional GAN (model.conditional: true) on >= 2 classes")
+    D.add_class_head()
+    return True

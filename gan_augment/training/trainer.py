@@ -16,24 +16,22 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import torch
+import torch.nn.functional as F
 from timm.utils import ModelEmaV3
-from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from .. import distributed as gdist
 from ..augment import AdaptiveAugment, DiffAugment
-from ..data.transforms import uint8_to_gan
 from ..losses import GANLoss, LeCam, SpectralDiscriminator, create_loss, r1_penalty
 from ..models import create_discriminator, create_generator
 from ..models.layers import set_condition_scale
 from .checkpoint import RESUMABLE_CHANGES, CheckpointMixin
 from .config import GANConfig
-from .data import GANData, IndexStream, cache_on_device, prepare_gan_data
+from .data import BatchMixin, GANData, IndexStream, cache_on_device, prepare_gan_data
 from .monitor import MonitorMixin, TrainingDiverged
-from .networks import check_transition, condition_scale, network_kwargs
+from .networks import attach_class_head, check_transition, condition_scale, network_kwargs, resolve_device
 
 __all__ = ["Trainer", "TrainResult", "TrainingDiverged", "resolve_device", "train", "RESUMABLE_CHANGES"]
 
@@ -48,17 +46,7 @@ class TrainResult:
     log_path: Path
 
 
-def resolve_device(name: str) -> torch.device:
-    """``"auto"`` -> CUDA if available else CPU; asking for CUDA without it is an error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"train.device={name!r} but CUDA is not available; use 'auto' or 'cpu'")
-    return device
-
-
-class Trainer(CheckpointMixin, MonitorMixin):
+class Trainer(BatchMixin, CheckpointMixin, MonitorMixin):
     """Train a (class-conditional) GAN from a :class:`GANConfig`; ``fit()`` runs until ``train.steps``.
 
     Under ``torchrun --nproc_per_node N`` each process takes a contiguous 1/N of every global batch
@@ -160,6 +148,7 @@ class Trainer(CheckpointMixin, MonitorMixin):
         check_transition(mc, self.G, self.D, self.num_classes)
         if lam := self.cfg.loss.spectral_lambda:  # a part of D: D's optimizer, torchrun's averaging, D's state
             self.D.add_module("spectral_head", SpectralDiscriminator(mc.resolution, weight=lam))
+        self.with_class = attach_class_head(self.cfg.loss, mc, self.D, self.num_classes)  # before D's optimizer
         self.G.to(self.device, memory_format=fmt)
         self.D.to(self.device, memory_format=fmt)
         # What the training steps call: the modules themselves or G's compiled form (same parameters). D stays
@@ -207,41 +196,20 @@ class Trainer(CheckpointMixin, MonitorMixin):
         y = torch.arange(self.num_classes).repeat_interleave(k) if self.num_classes else None
         return z, y
 
-    # ------------------------------------------------------------------------------------------ data
-    def _batch_iter(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Yield (images in [-1, 1], labels) on the device, starting after the consumed batches."""
-        nb = self.cfg.data.num_workers
-        lo, hi = self._shard  # this process's rows of each global batch
-        shards = (idx[lo:hi] for idx in self.stream.batches(self.batches_consumed))
-        if self._images is not None:
-            for idx in shards:
-                if self._images.is_cuda:  # GPU-resident cache: index on the device
-                    idx = idx.to(self.device, non_blocking=True)
-                    yield self._to_model_input(self._images[idx]), self._label_tensor[idx]
-                    continue
-                x = self._images[idx]
-                if self.is_cuda:
-                    x = x.pin_memory().to(self.device, non_blocking=True)
-                yield self._to_model_input(x), self._label_tensor[idx].to(self.device, non_blocking=True)
-        else:
-            loader = DataLoader(self.data.dataset, batch_sampler=shards,
-                                num_workers=nb, pin_memory=self.is_cuda, persistent_workers=nb > 0)
-            for x, y in loader:
-                yield self._to_model_input(x.to(self.device, non_blocking=True)), y.to(self.device)
-
-    def _to_model_input(self, x_uint8: torch.Tensor) -> torch.Tensor:
-        return uint8_to_gan(x_uint8).contiguous(memory_format=self.memory_format)
-
-    def _labels(self, y: torch.Tensor) -> torch.Tensor | None:
-        return y if self.num_classes else None
-
-    def _latents(self) -> torch.Tensor:
-        """This process's rows of a global batch of latents (every rank draws the same global batch)."""
-        lo, hi = self._shard
-        return gdist.draw_for_shard(torch.randn, hi - lo, (self.G.z_dim,), generator=self.z_gen, device=self.device,
-                                    shard=(self.dist.rank, self.dist.world_size))
-
     # ------------------------------------------------------------------------------------------ phases
+    def _d_forward(self, x: torch.Tensor, y: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """D's logits, and its auxiliary class logits when ``loss.class_lambda > 0`` (else None)."""
+        if not self.with_class:
+            return self.D_step(x, y).float(), None
+        logits, cls = self.D_step(x, y, with_class=True)
+        return logits.float(), cls.float()
+
+    def _class_term(self, logits: torch.Tensor, y: torch.Tensor, key: str) -> torch.Tensor:
+        ce = F.cross_entropy(logits, y)
+        self._stats[f"{key}_ce"] += ce.detach()
+        self._stats[f"{key}_acc"] += (logits.detach().argmax(1) == y).float().mean()
+        return self.cfg.loss.class_lambda * ce
+
     def _d_step(self, real: torch.Tensor, y_real: torch.Tensor) -> None:
         """One discriminator update on a real batch and a fake batch of the same classes."""
         y = self._labels(y_real)
@@ -251,7 +219,7 @@ class Trainer(CheckpointMixin, MonitorMixin):
         lc = self.cfg.loss
         with self.autocast:
             real_aug, fake_aug = self.augment(real), self.augment(fake)
-            real_logits = self.D_step(real_aug, y).float()
+            real_logits, real_cls = self._d_forward(real_aug, y)
             fake_logits = self.D_step(fake_aug, y).float()
             loss = self.loss.d_loss(real_logits, fake_logits)
             penalty = self.loss.d_penalty(self.D, real_aug, fake_aug, y, generator=self.z_gen,
@@ -268,6 +236,8 @@ class Trainer(CheckpointMixin, MonitorMixin):
                 self._stats["spectral_acc"] += acc
                 penalty = lc.spectral_lambda * spectral + (0.0 if penalty is None else penalty)
         total = loss if penalty is None else loss + penalty
+        if real_cls is not None:  # the auxiliary classifier learns the classes of real images only
+            total = total + self._class_term(real_cls, y, "class_real")
         self.opt_d.zero_grad(set_to_none=True)
         total.backward()
         gdist.all_reduce_gradients(self.D.parameters())
@@ -293,8 +263,10 @@ class Trainer(CheckpointMixin, MonitorMixin):
         for p in self.D.parameters():
             p.requires_grad_(False)
         with self.autocast:
-            fake_logits = self.D_step(self.augment(fake := self.G_step(z, y)), y).float()
+            fake_logits, fake_cls = self._d_forward(self.augment(fake := self.G_step(z, y)), y)
             loss = self.loss.g_loss(fake_logits)
+            if fake_cls is not None:  # G: make images the real-trained classifier gives their own class
+                loss = loss + self._class_term(fake_cls, y, "class_fake")
             if lam := self.cfg.loss.spectral_lambda:  # the spectral head sees G's images unaugmented, as in D's step
                 loss = loss + lam * self.loss.g_loss(self.D.spectral_head(fake))
         self.opt_g.zero_grad(set_to_none=True)
