@@ -226,6 +226,15 @@ def test_quick_preset_end_to_end_on_shared_data(tmp_path):
     assert bench_main(args) == 0
     assert {p.name: p.stat().st_mtime for p in (out / "runs").glob("*.json")} == before
     assert ARMS.index("gan_filtered") > ARMS.index("aug")  # the filter needs the aug classifier first
+    # a run of one GAN arm is compared with the best of every finished baseline, not only with `aug`
+    best = max(("plain", "aug", "aug_oversample", "aug_weighted"),
+               key=lambda a: results["arms"][a]["balanced_accuracy"][0])
+    generator = results["generator"]["path"]
+    assert bench_main([*args[:args.index("--arms")], "--arms", "gan_light", "--generator", generator]) == 0
+    alone = json.loads((out / "results.json").read_text())
+    assert {"plain", "aug", "aug_oversample", "aug_weighted", "gan_light"} == set(alone["arms"])
+    assert alone["comparison"]["best_baseline"] == best
+    assert {p.name: p.stat().st_mtime for p in (out / "runs").glob("*.json")} == before  # read, not retrained
 
 
 def test_benchmark_refuses_an_unavailable_check_network_before_training(tmp_path, capsys, monkeypatch):
