@@ -65,6 +65,10 @@ def parser() -> argparse.ArgumentParser:
                         "--train-fraction slice (no test leak, but the GAN arm sees more real images than the "
                         "baselines: the report says so; the demo preset's setting)")
     p.add_argument("--reference", help="a committed result folder to summarise at the top of the report")
+    p.add_argument("--baselines-from", metavar="DIR",
+                   help="another benchmark folder with the same split and protocol: its baseline runs (and the aug "
+                        "classifier the check and the filter use) are read, never trained here - to compare a second "
+                        "generator with baselines already run")
     p.add_argument("--filter-threshold", type=float, help="gan_filtered: probability the judge must give the class")
     p.add_argument("--filter-quantile", type=float,
                    help="gan_filtered: accept synthetic images the judge scores at least like this quantile of "

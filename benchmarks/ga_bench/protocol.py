@@ -91,6 +91,9 @@ class BenchmarkConfig:
     # report says so - the demo's setting, never the evidence's
     generator_from_full_split: bool = False
     reference: str | None = None  # a committed full-scale result folder, summarised at the top of the report
+    # another benchmark folder (same split and protocol) whose baseline runs are read, never trained here: to
+    # compare a second generator with baselines already run
+    baselines_from: str | None = None
     gan_config: str = "configs/ham10000_256.yaml"
     gan_overrides: list[str] = field(default_factory=list)
     strategy: str = "not majority"
@@ -114,6 +117,11 @@ class BenchmarkConfig:
     resplit: bool = False  # a source split that leaks: split afresh (grouped)
     drop_leaked: bool = False  # ... or drop the val/test copies of training images (listed in the report)
 
+
+# the settings that shape a classifier run: --baselines-from reads another folder's runs only when all agree (and
+# the split's hash and the epochs)
+PROTOCOL_KEYS = ("image_size", "channels", "resize", "batch_size", "lr", "weight_decay", "warmup_epochs", "classifier",
+                 "pretrained", "train_fraction", "max_train_images", "max_eval_per_class", "strategy")
 
 PRESETS: dict[str, dict[str, Any]] = {
     # CPU, minutes: a slice of the data, 64 px, a tiny 32 px GAN, 2 epochs, 1 seed. Checks the pipeline only.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +40,11 @@ def aggregate(records: dict[str, list[dict]], class_names: list[str], rare: list
     return arms
 
 
-def compare(arms: dict, runs_dir: Path, labels: np.ndarray, rare: list[int], regime: str, n_boot: int) -> dict:
+def compare(arms: dict, runs_dir: Path | Callable[[str], Path], labels: np.ndarray, rare: list[int], regime: str,
+            n_boot: int) -> dict:
+    """Each GAN arm against the best baseline (paired bootstrap over test images and shared seeds). ``runs_dir``:
+    the folder of the runs' test probabilities, or a function giving each arm's."""
+    folder = runs_dir if callable(runs_dir) else (lambda arm: runs_dir)
     baselines = [a for a in BASELINES if a in arms]
     gan_arms = [a for a in arms if a.startswith("gan")]
     if not baselines or not gan_arms:
@@ -48,7 +53,7 @@ def compare(arms: dict, runs_dir: Path, labels: np.ndarray, rare: list[int], reg
     goal = GOALS["full" if regime == "full" else "frac"]
 
     def probs(arm, seeds):
-        return np.stack([np.load(runs_dir / f"{arm}_seed{s}_test_probs.npy") for s in seeds])
+        return np.stack([np.load(folder(arm) / f"{arm}_seed{s}_test_probs.npy") for s in seeds])
 
     # each GAN arm is paired with the best baseline on the seeds both have (a report over every finished run
     # can hold arms at different seeds); the verdict is per arm: at least MIN_SEEDS_FOR_VERDICT shared seeds
@@ -167,6 +172,9 @@ def report_markdown(results: dict) -> str:
         lines += [f"- `{Path(d['path']).name}` ({d['split']}) = `{Path(d['copy_of']).name}` ({d['copy_split']}, "
                   f"{d['why']})" for d in dropped]
         lines.append("")
+    if results.get("baselines_from"):
+        lines += [f"**Baseline runs read from `{results['baselines_from']}`** (`--baselines-from`: the same split and "
+                  "protocol, trained there, never here; the GAN arms are paired with them seed by seed).", ""]
     if results.get("rare_classes"):
         lines += [f"Rare classes (the goal needs their mean recall): {', '.join(results['rare_classes'])} - "
                   f"{results.get('rare_classes_source', '')}.", ""]
@@ -175,8 +183,8 @@ def report_markdown(results: dict) -> str:
         trained_on = ("the whole training split this run slices: **the GAN arm drew on more real images than the "
                       "baselines**, so its numbers here are not evidence" if gen.get("from_full_split") else
                       "this manifest's train split only")
-        lines += ["## Generator check (before the GAN arms)", "", f"Generator: `{gen['path']}` (step {gen.get('step')}, "
-                  f"trained on {trained_on}).", ""]
+        lines += ["## Generator check (before the GAN arms)", "", f"Generator: `{gen['path']}` (step {gen.get('step')}"
+                  + (f", sha256 `{gen['sha256'][:12]}`" if gen.get("sha256") else "") + f", trained on {trained_on}).", ""]
         chk = gen.get("check", {})
         dist = chk.get("distribution", {})
         for name, d in dist.items():

@@ -17,14 +17,15 @@ from gan_augment._io import write_json, write_text
 from gan_augment.classifier_file import save_classifier
 from gan_augment.data import Manifest
 from gan_augment.generators import read_generator_metadata
+from gan_augment.pretrained import file_sha256
 from gan_augment.provenance import run_metadata
 
 from .arms import ArmData
-from .protocol import (ARMS, BASELINES, REPO, BenchmarkConfig, check_generator, prepare_manifest, rare_classes_of,
-                       resolve_generator)
+from .protocol import (ARMS, BASELINES, PROTOCOL_KEYS, REPO, BenchmarkConfig, check_generator, prepare_manifest,
+                       rare_classes_of, resolve_generator)
 from .report import aggregate, compare, plots, reference_summary, report_markdown
 
-__all__ = ["Runner", "run_benchmark"]
+__all__ = ["Runner", "run_benchmark", "baselines_source"]
 
 
 def _train_generator(cfg: BenchmarkConfig, manifest_path: Path, out: Path, deadline: float | None = None,
@@ -54,13 +55,17 @@ def _train_generator(cfg: BenchmarkConfig, manifest_path: Path, out: Path, deadl
 class Runner(ArmData):
     """Trains and tests one (arm, seed) at a time; a finished run's record is never redone."""
 
-    def __init__(self, cfg: BenchmarkConfig, manifest: Manifest, out: Path, deadline: float | None = None):
+    def __init__(self, cfg: BenchmarkConfig, manifest: Manifest, out: Path, deadline: float | None = None,
+                 baseline_runs: Path | None = None):
         self.out = out
         self.runs = out / "runs"
         self.runs.mkdir(parents=True, exist_ok=True)
-        super().__init__(cfg, manifest, self.runs / "aug_seed0.safetensors")
+        # --baselines-from: the baselines' records (and the aug classifier) live in another folder, read only
+        self.baseline_runs = baseline_runs or self.runs
+        super().__init__(cfg, manifest, self.baseline_runs / "aug_seed0.safetensors")
         self.deadline = deadline  # time.monotonic() value after which no new run starts
         self.longest_run_s = 0.0  # the next run is assumed to take as long as the longest so far
+        self.generator_id: dict | None = None  # path, sha256, step of the GAN arms' generator (in their records)
 
     def _check_time(self, what: str) -> None:
         """Pause (TimeoutError) when ``what`` would probably not finish before the deadline."""
@@ -72,14 +77,19 @@ class Runner(ArmData):
             raise TimeoutError(f"time limit of {self.cfg.time_limit_minutes} min: paused before {what} with {done} "
                                f"(arm, seed) runs saved in {self.runs}; rerun the same command to continue")
 
+    def folder(self, arm: str) -> Path:
+        """Where the records (and test probabilities) of ``arm`` live."""
+        return self.baseline_runs if arm in BASELINES else self.runs
+
     def read(self, arm: str, seed: int) -> dict | None:
         """The record of a finished run, or None."""
-        path = self.runs / f"{arm}_seed{seed}.json"
+        path = self.folder(arm) / f"{arm}_seed{seed}.json"
         return json.loads(path.read_text()) if path.is_file() else None
 
     def run(self, arm: str, seed: int) -> dict:
         result_path = self.runs / f"{arm}_seed{seed}.json"
-        if (done := self.read(arm, seed)) is not None or self.cfg.report_only:
+        if ((done := self.read(arm, seed)) is not None or self.cfg.report_only
+                or self.folder(arm) != self.runs):  # a baseline of another folder is read there, never run here
             return done
         self._check_time(f"{arm} seed {seed}")
         t0 = time.monotonic()
@@ -110,6 +120,8 @@ class Runner(ArmData):
                   "best_val_balanced_accuracy": fr.best_val_balanced_accuracy, "history": fr.history,
                   "seconds": fr.seconds, "train_images_per_second": fr.images_per_second,
                   "pretrained": spec.pretrained, "class_weights": weights, **info}
+        if arm.startswith("gan"):  # so that a later run with another generator cannot reuse this record
+            record["generator"] = self.generator_id
         write_json(result_path, record)
         gdist.barrier()
         return record
@@ -142,8 +154,9 @@ def run_benchmark(cfg: BenchmarkConfig, command: list[str] | None = None) -> dic
         check_generator(cfg.generator, manifest, from_full_split=cfg.generator_from_full_split)
     if any(a.startswith("gan") for a in cfg.arms):
         _check_feature_weights(cfg)  # likewise: the generator check must be able to run
-    _check_saved_classifier(cfg, out)
-    runner = Runner(cfg, manifest, out, deadline)
+    baseline_runs = baselines_source(cfg, manifest, out) if cfg.baselines_from else None
+    _check_saved_classifier(cfg, out, baseline_runs or out / "runs")
+    runner = Runner(cfg, manifest, out, deadline, baseline_runs)
     rare_names = rare_classes_of(runner.train_real.targets, runner.class_names, given=cfg.rare_classes,
                                  share=cfg.rare_share)
     rare = [runner.class_names.index(c) for c in rare_names]
@@ -173,7 +186,10 @@ def run_benchmark(cfg: BenchmarkConfig, command: list[str] | None = None) -> dic
         runner.generator = gen_path
         gen_meta = read_generator_metadata(gen_path)
         shown = Path(gen_path).resolve()  # the report names a shipped generator by its place in the repository
-        generator_info = {"path": str(shown.relative_to(REPO)) if shown.is_relative_to(REPO) else gen_path,
+        runner.generator_id = {"path": str(shown.relative_to(REPO)) if shown.is_relative_to(REPO) else gen_path,
+                               "sha256": file_sha256(gen_path), "step": gen_meta.get("step")}
+        _check_same_generator(runner, out, gan_arms)  # before any run or report mixes two generators
+        generator_info = {"path": runner.generator_id["path"], "sha256": runner.generator_id["sha256"],
                           "step": gen_meta.get("step"),
                           "from_full_split": gen_meta.get("manifest_hash") != manifest.hash,
                           "check": _generator_check(cfg, runner, gen_path, out)}
@@ -206,15 +222,18 @@ def run_benchmark(cfg: BenchmarkConfig, command: list[str] | None = None) -> dic
         "rare_classes": rare_names,
         "rare_classes_source": "given (--rare-classes)" if cfg.rare_classes is not None else
                                f"derived: training count below {cfg.rare_share:.0%} of the largest class's",
-        "comparison": compare(arms, runner.runs, runner.test_labels, rare, "full" if regime == "full" else "frac",
+        "comparison": compare(arms, runner.folder, runner.test_labels, rare, "full" if regime == "full" else "frac",
                                cfg.n_boot),
     }
     if generator_info:
         results["generator"] = generator_info
-    # every finished run in the folder, so a report written for a subset (--arms / --seeds) still says what else
-    # is done, and what the preset plans that is not
-    found = [re.fullmatch(r"(.+)_seed(\d+)", p.stem) for p in runner.runs.glob("*_seed*.json")]
-    results["runs_finished"] = sorted(([m[1], int(m[2])] for m in found if m), key=lambda r: (r[1], r[0]))
+    if baseline_runs is not None:
+        results["baselines_from"] = str(baseline_runs.parent)
+    # every finished run in the folder (the baselines': in theirs), so a report written for a subset (--arms /
+    # --seeds) still says what else is done, and what the preset plans that is not
+    done = (_finished_in(runner.runs, lambda a: runner.folder(a) == runner.runs)
+            | _finished_in(runner.baseline_runs, lambda a: a in BASELINES))
+    results["runs_finished"] = [list(r) for r in sorted(done, key=lambda r: (r[1], r[0]))]
     if cfg.reference:
         results["reference"] = reference_summary(cfg.reference)
     if info.is_main:
@@ -225,24 +244,89 @@ def run_benchmark(cfg: BenchmarkConfig, command: list[str] | None = None) -> dic
     return results
 
 
-def _check_saved_classifier(cfg: BenchmarkConfig, out: Path) -> None:
+def _finished_in(folder: Path, keep) -> set[tuple[str, int]]:
+    found = (re.fullmatch(r"(.+)_seed(\d+)", p.stem) for p in folder.glob("*_seed*.json"))
+    return {(m[1], int(m[2])) for m in found if m and keep(m[1])}
+
+
+def baselines_source(cfg: BenchmarkConfig, manifest: Manifest, out: Path) -> Path:
+    """``--baselines-from DIR``: the runs folder of another benchmark whose baseline runs this one reads (never
+    trains), e.g. to compare a second generator with baselines already run. Refused unless DIR ran the same
+    protocol on the same split: its manifest's hash and every setting that shapes a classifier run must match."""
+    src = Path(cfg.baselines_from)
+    if src.resolve() == out.resolve():
+        raise ValueError(f"--baselines-from {src} is this benchmark's own folder (--out): leave it out")
+    results_path, manifest_path = src / "results.json", src / "manifest.csv"
+    for path in (manifest_path, results_path):
+        if not path.is_file():
+            raise ValueError(f"--baselines-from {src}: no {path.name} there (a benchmark folder with finished, "
+                             "reported runs: run it, or its --report-only, first)")
+    theirs = Manifest.read(manifest_path).hash
+    if theirs != manifest.hash:
+        raise ValueError(f"--baselines-from {src}: its split {manifest_path} (hash {theirs[:12]}) is not this "
+                         f"benchmark's (hash {manifest.hash[:12]}): its baselines were tested on other images")
+    try:
+        results = json.loads(results_path.read_text())
+        config = results["config"]
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise ValueError(f"--baselines-from {src}: {results_path} is not a benchmark's results ({exc})") from None
+    epochs = cfg.epochs if cfg.epochs is not None else (12 if cfg.train_fraction >= 1.0 else 20)
+    differ = [f"{key} {config.get(key)!r} there, {getattr(cfg, key)!r} here" for key in PROTOCOL_KEYS
+              if config.get(key) != getattr(cfg, key)]
+    if results.get("epochs") != epochs:
+        differ.append(f"epochs {results.get('epochs')!r} there, {epochs!r} here")
+    if differ:
+        raise ValueError(f"--baselines-from {src}: its runs used another protocol ({'; '.join(differ)}), so "
+                         "they cannot be compared with runs made here")
+    return src / "runs"
+
+
+def _check_same_generator(runner: Runner, out: Path, gan_arms: list[str]) -> None:
+    """A folder's GAN runs and generator check belong to one generator. Refuse (naming the file) to resume, or
+    report over, runs made with another one - a second generator gets its own ``--out`` (and can read this
+    folder's baselines with ``--baselines-from``). Records from before generators were recorded are accepted."""
+    now = runner.generator_id
+    hint = (f"give each generator its own --out (--baselines-from {out} reads this folder's baseline runs "
+            "without retraining them)")
+    for arm in gan_arms:
+        for seed in runner.cfg.seeds:
+            used = ((runner.read(arm, seed) or {}).get("generator") or {})
+            if used.get("sha256") and used["sha256"] != now["sha256"]:
+                raise ValueError(f"{runner.runs / f'{arm}_seed{seed}.json'} was trained with the GAN images of "
+                                 f"{used.get('path')} (step {used.get('step')}, sha256 {used['sha256'][:12]}), not "
+                                 f"of {now['path']} (step {now['step']}, sha256 {now['sha256'][:12]}): {hint}")
+    check = out / "generator_check" / "metrics.json"
+    if check.is_file():
+        used = json.loads(check.read_text()).get("generator") or {}
+        same = (used["sha256"] == now["sha256"] if used.get("sha256") else
+                Path(used.get("path", "")).name == Path(now["path"]).name and used.get("step") == now["step"])
+        if not same:
+            raise ValueError(f"{check} measured {used.get('path')} (step {used.get('step')}), not {now['path']} "
+                             f"(step {now['step']}): {hint}, or delete {check.parent} to check this one here")
+
+
+def _check_saved_classifier(cfg: BenchmarkConfig, out: Path, runs: Path) -> None:
     """The generator check and ``gan_filtered`` use the ``aug`` seed-0 classifier's weights. A benchmark resumed
     from saved records (another machine, a clone of committed results) has its record but maybe not its weights
-    (they are not committed): say so before any work, rather than fail after it."""
-    runs = out / "runs"
-    if not (runs / "aug_seed0.json").is_file() or (runs / "aug_seed0.safetensors").is_file():
-        return
+    (they are not committed): say so before any work, rather than fail after it. ``runs``: where the baselines'
+    records are (``--baselines-from``: the other folder's)."""
     gan_arms = [a for a in cfg.arms if a.startswith("gan")]
     needs = []
     if gan_arms and not (out / "generator_check" / "metrics.json").is_file():
         needs.append("the generator check")
     if ("gan_filtered" in gan_arms and not cfg.report_only
-            and not all((runs / f"gan_filtered_seed{s}.json").is_file() for s in cfg.seeds)):
+            and not all((out / "runs" / f"gan_filtered_seed{s}.json").is_file() for s in cfg.seeds)):
         needs.append("gan_filtered")
-    if needs:
+    if not needs or (runs / "aug_seed0.safetensors").is_file():
+        return
+    need = f"{' and '.join(needs)} {'need' if len(needs) > 1 else 'needs'}"
+    if (runs / "aug_seed0.json").is_file():
         raise ValueError(f"{runs / 'aug_seed0.json'} is saved but its weights {runs / 'aug_seed0.safetensors'} are "
-                         f"not, and {' and '.join(needs)} {'need' if len(needs) > 1 else 'needs'} them: copy the weights file there, or delete "
-                         "aug_seed0.json (and its _test_probs.npy) to retrain that run")
+                         f"not, and {need} them: copy the weights file there, or delete aug_seed0.json (and its "
+                         "_test_probs.npy) to retrain that run")
+    if runs != out / "runs":  # --baselines-from: nothing of the baselines is trained here
+        raise ValueError(f"--baselines-from: {runs} has no finished `aug` seed-0 run, and {need} its classifier: "
+                         f"finish it there first (--arms aug --seeds 0 --out {runs.parent})")
 
 
 def _check_feature_weights(cfg: BenchmarkConfig) -> None:
@@ -261,10 +345,13 @@ def _generator_check(cfg: BenchmarkConfig, runner: Runner, gen_path: str, out: P
     if runner.dist.is_main and not path.is_file():  # under torchrun rank 0 measures and the others read its file
         evaluate_generator(gen_path, runner.manifest, out=out / "generator_check", split="val",
                            per_class=cfg.check_per_class, features=[cfg.check_features, "classifier"],
-                           classifier=runner.runs / "aug_seed0.safetensors", device=str(runner.device),
+                           classifier=runner.baseline_runs / "aug_seed0.safetensors", device=str(runner.device),
                            max_real_per_class=(cfg.check_max_real_per_class if cfg.check_max_real_per_class
                                                is not None else cfg.max_eval_per_class), progress=cfg.progress,
                            allow_download=cfg.allow_download)
+        check = json.loads(path.read_text())
+        check["generator"]["sha256"] = runner.generator_id["sha256"]  # which file was measured, exactly
+        write_json(path, check)
     gdist.barrier()
     return json.loads(path.read_text())
 

@@ -41,11 +41,14 @@ def runs_lines(results: dict) -> list[str]:
     if st["missing"]:
         frac = cfg.get("train_fraction", 1.0)
         cmd = (f"python benchmarks/balance_isic.py --preset {cfg['preset']} --out {cfg['out']}"
-               + (f" --train-fraction {frac:g}" if frac < 1 else ""))
+               + (f" --train-fraction {frac:g}" if frac < 1 else "")
+               + (f" --baselines-from {cfg['baselines_from']}" if cfg.get("baselines_from") else ""))
         lines += [f"Missing: {fmt(st['missing'])}.", "",
                   f"Resume (finished runs are kept, never redone): `{cmd}`; `--arms` / `--seeds` run a subset, "
                   "`--time-limit-minutes M` pauses cleanly between runs, `--report-only` rewrites this report over "
                   "every finished run."]
+        if cfg.get("baselines_from"):
+            lines[-1] += f" Missing baseline runs are run in `{cfg['baselines_from']}` (this folder only reads them)."
     else:
         lines.append("Every planned run is finished.")
     return lines + [""]
