@@ -46,7 +46,8 @@ def test_second_generator_reads_the_first_folders_baselines_and_never_mixes_gene
     g2 = _generator(tmp_path / "g2.safetensors", manifest_hash, seed=1)
     assert file_sha256(g1) != file_sha256(g2)
 
-    assert bench_main(_args(first, data, "--arms", "aug,aug_weighted,gan_light", "--generator", str(g1))) == 0
+    assert bench_main(_args(first, data, "--arms", "aug,aug_weighted,gan_light", "--generator", str(g1),
+                            "--seeds", "0,1")) == 0
     light = json.loads((first / "runs" / "gan_light_seed0.json").read_text())
     assert light["generator"] == {"path": str(g1), "sha256": file_sha256(g1), "step": None}  # saved without a step
     check = json.loads((first / "generator_check" / "metrics.json").read_text())
@@ -58,31 +59,41 @@ def test_second_generator_reads_the_first_folders_baselines_and_never_mixes_gene
     err = capsys.readouterr().err
     assert "gan_light_seed0.json" in err and file_sha256(g1)[:12] in err and file_sha256(g2)[:12] in err
     assert f"--baselines-from {first}" in err
-    # ... also when only the generator check is there (a run that never reached the GAN arms' training)
-    (first / "runs" / "gan_light_seed0.json").rename(tmp_path / "kept.json")
+    # ... whatever seed is asked: a seed-2 run would mix two generators in one folder
+    assert bench_main(_args(first, data, "--arms", "gan_light", "--generator", str(g2), "--seeds", "2")) == 2
+    assert "gan_light_seed0.json" in capsys.readouterr().err
+    assert not (first / "runs" / "gan_light_seed2.json").exists()
+    # ... and when only the generator check is there (a run that never reached the GAN arms' training)
+    kept = tmp_path / "kept"
+    (first / "runs").rename(kept)
+    (first / "runs").mkdir()
     assert bench_main(_args(first, data, "--arms", "gan_light", "--generator", str(g2), "--report-only")) == 2
     assert "generator_check" in capsys.readouterr().err
-    (tmp_path / "kept.json").rename(first / "runs" / "gan_light_seed0.json")
+    (first / "runs").rmdir()
+    kept.rename(first / "runs")
 
     # a second folder for the second generator reads the first's baselines, trains none of them
     before = {p.name: p.stat().st_mtime for p in (first / "runs").iterdir()}
-    assert bench_main(_args(second, data, "--arms", "gan_light", "--generator", str(g2),
+    assert bench_main(_args(second, data, "--arms", "gan_light", "--generator", str(g2), "--seeds", "0,1",
                             "--baselines-from", str(first))) == 0
-    assert sorted(p.name for p in (second / "runs").glob("*.json")) == ["gan_light_seed0.json"]
+    assert sorted(p.name for p in (second / "runs").glob("*.json")) == ["gan_light_seed0.json", "gan_light_seed1.json"]
     assert {p.name: p.stat().st_mtime for p in (first / "runs").iterdir()} == before  # read only
     results = json.loads((second / "results.json").read_text())
     first_results = json.loads((first / "results.json").read_text())
     assert results["baselines_from"] == str(first)
     assert set(results["arms"]) == {"aug", "aug_weighted", "gan_light"}
-    for arm in ("aug", "aug_weighted"):  # the first folder's numbers, not new runs
+    for arm in ("aug", "aug_weighted"):  # the first folder's numbers at both seeds (aug too, which the check reads
+        # at seed 0), not new runs
+        assert results["arms"][arm]["seeds"] == [0, 1]
         assert results["arms"][arm]["balanced_accuracy"] == first_results["arms"][arm]["balanced_accuracy"]
-    best = max(("aug", "aug_weighted"), key=lambda a: first_results["arms"][a]["balanced_accuracy"][0])
+    best = max(("aug", "aug_weighted"), key=lambda a: sum(first_results["arms"][a]["balanced_accuracy"]))
     assert results["comparison"]["best_baseline"] == best
     assert json.loads((second / "runs" / "gan_light_seed0.json").read_text())["generator"]["sha256"] == \
         file_sha256(g2)
     # the paired comparison read the baseline's test probabilities in the first folder (none are in the second)
     diff = results["comparison"]["gan_light"]["balanced_accuracy"]["mean"]
-    expected = results["arms"]["gan_light"]["balanced_accuracy"][0] - first_results["arms"][best]["balanced_accuracy"][0]
+    expected = (sum(results["arms"]["gan_light"]["balanced_accuracy"])
+                - sum(first_results["arms"][best]["balanced_accuracy"])) / 2  # mean over the two seeds
     assert diff == pytest.approx(expected, abs=1e-9)
     assert not list((second / "runs").glob("aug*"))
     report = (second / "report.md").read_text()

@@ -188,7 +188,7 @@ def run_benchmark(cfg: BenchmarkConfig, command: list[str] | None = None) -> dic
         shown = Path(gen_path).resolve()  # the report names a shipped generator by its place in the repository
         runner.generator_id = {"path": str(shown.relative_to(REPO)) if shown.is_relative_to(REPO) else gen_path,
                                "sha256": file_sha256(gen_path), "step": gen_meta.get("step")}
-        _check_same_generator(runner, out, gan_arms)  # before any run or report mixes two generators
+        _check_same_generator(runner, out)  # before any run or report mixes two generators
         generator_info = {"path": runner.generator_id["path"], "sha256": runner.generator_id["sha256"],
                           "step": gen_meta.get("step"),
                           "from_full_split": gen_meta.get("manifest_hash") != manifest.hash,
@@ -198,7 +198,7 @@ def run_benchmark(cfg: BenchmarkConfig, command: list[str] | None = None) -> dic
         # compared with every baseline finished at these seeds, asked for or not: a run of GAN arms alone must
         # not be judged against `aug` just because the generator check needed it (read, never trained here)
         for arm in BASELINES:
-            if arm not in records:
+            if arm not in order:  # `aug` too, when the check read it at seed 0 only
                 records[arm] = [r for r in (runner.read(arm, s) for s in cfg.seeds) if r is not None]
     records = {a: records[a] for a in [x for x in ARMS if records.get(x)]}
     if not records:
@@ -281,20 +281,19 @@ def baselines_source(cfg: BenchmarkConfig, manifest: Manifest, out: Path) -> Pat
     return src / "runs"
 
 
-def _check_same_generator(runner: Runner, out: Path, gan_arms: list[str]) -> None:
+def _check_same_generator(runner: Runner, out: Path) -> None:
     """A folder's GAN runs and generator check belong to one generator. Refuse (naming the file) to resume, or
     report over, runs made with another one - a second generator gets its own ``--out`` (and can read this
     folder's baselines with ``--baselines-from``). Records from before generators were recorded are accepted."""
     now = runner.generator_id
     hint = (f"give each generator its own --out (--baselines-from {out} reads this folder's baseline runs "
             "without retraining them)")
-    for arm in gan_arms:
-        for seed in runner.cfg.seeds:
-            used = ((runner.read(arm, seed) or {}).get("generator") or {})
-            if used.get("sha256") and used["sha256"] != now["sha256"]:
-                raise ValueError(f"{runner.runs / f'{arm}_seed{seed}.json'} was trained with the GAN images of "
-                                 f"{used.get('path')} (step {used.get('step')}, sha256 {used['sha256'][:12]}), not "
-                                 f"of {now['path']} (step {now['step']}, sha256 {now['sha256'][:12]}): {hint}")
+    for record in sorted(runner.runs.glob("gan*_seed*.json")):  # every GAN run in the folder, any arm or seed
+        used = json.loads(record.read_text()).get("generator") or {}
+        if used.get("sha256") and used["sha256"] != now["sha256"]:
+            raise ValueError(f"{record} was trained with the GAN images of {used.get('path')} (step "
+                             f"{used.get('step')}, sha256 {used['sha256'][:12]}), not of {now['path']} (step "
+                             f"{now['step']}, sha256 {now['sha256'][:12]}): {hint}")
     check = out / "generator_check" / "metrics.json"
     if check.is_file():
         used = json.loads(check.read_text()).get("generator") or {}
