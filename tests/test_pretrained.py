@@ -79,6 +79,11 @@ def test_cpu64_preset_resolves_as_documented():
     assert cfg.out == "runs/balance_isic_cpu64" and cfg.gan_config == "configs/ham10000_64_cpu.yaml"
     frac = build_config(parser().parse_args(["--preset", "cpu64", "--train-fraction", "0.25"]))
     assert frac.train_fraction == 0.25 and frac.out == "runs/balance_isic_cpu64_frac025"
+    # the preset's epochs hold in both regimes; without a preset: 12 on the full split, 20 on a slice
+    assert cfg.resolved_epochs() == frac.resolved_epochs() == 8
+    bare = build_config(parser().parse_args([]))
+    assert bare.resolved_epochs() == 12
+    assert build_config(parser().parse_args(["--train-fraction", "0.25"])).resolved_epochs() == 20
 
 
 def test_demo_preset_resolves_as_documented():

@@ -117,6 +117,12 @@ class BenchmarkConfig:
     resplit: bool = False  # a source split that leaks: split afresh (grouped)
     drop_leaked: bool = False  # ... or drop the val/test copies of training images (listed in the report)
 
+    def resolved_epochs(self) -> int:
+        """The epochs every arm trains for: ``epochs``, else 12 on the full training split and 20 on a slice."""
+        if self.epochs is not None:
+            return self.epochs
+        return 12 if self.train_fraction >= 1.0 else 20
+
 
 # the settings that shape a classifier run: --baselines-from reads another folder's runs only when all agree (and
 # the split's hash and the epochs)

@@ -128,9 +128,7 @@ class Runner(ArmData):
 
     @property
     def epochs(self) -> int:
-        if self.cfg.epochs is not None:
-            return self.cfg.epochs
-        return 12 if self.cfg.train_fraction >= 1.0 else 20
+        return self.cfg.resolved_epochs()
 
 
 def run_benchmark(cfg: BenchmarkConfig, command: list[str] | None = None) -> dict:
@@ -270,7 +268,7 @@ def baselines_source(cfg: BenchmarkConfig, manifest: Manifest, out: Path) -> Pat
         config = results["config"]
     except (json.JSONDecodeError, KeyError, TypeError) as exc:
         raise ValueError(f"--baselines-from {src}: {results_path} is not a benchmark's results ({exc})") from None
-    epochs = cfg.epochs if cfg.epochs is not None else (12 if cfg.train_fraction >= 1.0 else 20)
+    epochs = cfg.resolved_epochs()
     differ = [f"{key} {config.get(key)!r} there, {getattr(cfg, key)!r} here" for key in PROTOCOL_KEYS
               if config.get(key) != getattr(cfg, key)]
     if results.get("epochs") != epochs:
