@@ -85,3 +85,9 @@ def test_the_probe_tells_blurred_real_images_from_real_ones_and_not_real_from_re
     assert "| **toy-gen** (generated, committed evaluation) | 80.0 | 20.0 | 0.70 | 0.40 | 95 | -0.20 | 98 |" in text
     assert "| Gaussian blur, sigma 1.5 px |" in text and "`abcdef123456`" in text
     assert "| **toy-gen** | 90 | 100 |" in text
+    # the reading pairs the generator with the blur nearest in spectral gap and says what the rest of its score is
+    gap = {k: v["spectral_gap"] for k, v in d.items() if k != "noise8"}
+    nearest = min(gap, key=lambda k: abs(gap[k] + 0.2))
+    line = next(x for x in text.splitlines() if x.startswith("- `toy-gen`: spectral gap -0.20;"))
+    assert d[nearest]["description"][1:] in line and f"{100 * d[nearest]['probe']:.0f} % of the time" in line
+    assert ("not fine detail" in line) == (95 - 100 * d[nearest]["probe"] > 10)

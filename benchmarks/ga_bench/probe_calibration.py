@@ -178,6 +178,7 @@ def calibration_markdown(r: dict[str, Any]) -> str:
         lines.append(row(v["description"], v))
     for name, v in r.get("generators", {}).items():
         lines.append(row(f"**{name}** (generated, committed evaluation)", v))
+    lines += ["", *reading(r)]
     lines += ["", "Per-class probe % (the same probe within one class):", "",
               "| images | " + " | ".join(r["classes"]) + " |", "|---|" + "---:|" * len(r["classes"])]
     for label, v in [*((v["description"], v) for v in r["degradations"].values()),
@@ -188,6 +189,27 @@ def calibration_markdown(r: dict[str, Any]) -> str:
     lines += ["", "`degradations.png`: one training image per class (columns) under each degradation (rows, in "
               "the table's order).", ""]
     return "\n".join(lines)
+
+
+def reading(r: dict[str, Any]) -> list[str]:
+    """Per generator: the blur (a pure loss of fine detail) whose spectral gap is nearest its own, and how the
+    two probes compare - the part of the probe's score that missing fine detail alone accounts for."""
+    blurs = {k: v for k, v in r["degradations"].items() if (k == "none" or k.startswith("blur"))
+             and v.get("spectral_gap") is not None and v.get("probe") is not None}
+    out = []
+    for name, g in r.get("generators", {}).items():
+        if not blurs or g.get("spectral_gap") is None or g.get("probe") is None:
+            continue
+        key = min(blurs, key=lambda k: abs(blurs[k]["spectral_gap"] - g["spectral_gap"]))
+        b = blurs[key]
+        excess = 100 * (g["probe"] - b["probe"])
+        verdict = ("most of what gives its images away is not fine detail but content (shapes, colours, variety)"
+                   if excess > 10 else "missing fine detail accounts for most of its score")
+        out.append(f"- `{name}`: spectral gap {g['spectral_gap']:+.2f}; the nearest blur in fine detail, "
+                   f"{b['description'][0].lower()}{b['description'][1:]} (gap {b['spectral_gap']:+.2f}), is told "
+                   f"from real images {100 * b['probe']:.0f} % of the time, the generator's images "
+                   f"{100 * g['probe']:.0f} % ({excess:+.0f} points): {verdict}.")
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
