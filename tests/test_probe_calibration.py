@@ -91,3 +91,19 @@ def test_the_probe_tells_blurred_real_images_from_real_ones_and_not_real_from_re
     line = next(x for x in text.splitlines() if x.startswith("- `toy-gen`: spectral gap -0.20;"))
     assert d[nearest]["description"][1:] in line and f"{100 * d[nearest]['probe']:.0f} % of the time" in line
     assert ("not fine detail" in line) == (95 - 100 * d[nearest]["probe"] > 10)
+
+
+def test_main_writes_calibration_json_not_a_benchmark_results_file(tmp_path, monkeypatch):
+    """`benchmarks/results/*/results.json` is what the README's results table reads as a benchmark run."""
+    import ga_bench.probe_calibration as pc
+
+    fake = {"manifest_hash": "0" * 64, "classes": ["a"], "n_train_images": 1, "n_val_images": 1,
+            "feature_space": "toy", "degradations": {"none": {"description": "as they are", "probe": 0.5,
+                                                              "spectral_gap": 0.0, "probe_per_class": {"a": 0.5}}}}
+    monkeypatch.setattr(pc, "calibrate", lambda *a, **k: dict(fake))
+    (tmp_path / "m.csv").write_text("x")
+    assert pc.main(["--out", str(tmp_path / "out"), "--manifest", str(tmp_path / "m.csv")]) == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["README.md", "calibration.json"]
+    assert json.loads((tmp_path / "out" / "calibration.json").read_text())["meta"]["command"].endswith(
+        f"--manifest {tmp_path / 'm.csv'}")
+    assert pc.main(["--out", str(tmp_path / "o2"), "--manifest", str(tmp_path / "none.csv")]) == 2
