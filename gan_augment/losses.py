@@ -25,6 +25,7 @@ __all__ = [
     "create_loss",
     "list_losses",
     "r1_penalty",
+    "mode_seeking_loss",
     "LeCam",
     "radial_power_spectrum",
     "SpectralDiscriminator",
@@ -151,6 +152,22 @@ class WGANGPLoss(WGANLoss):
 
     def __repr__(self):
         return f"WGANGPLoss(gp_lambda={self.gp_lambda})"
+
+
+def mode_seeking_loss(images: torch.Tensor, latents: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """Mode-seeking term for G (Mao et al., CVPR 2019, "MSGAN"): rows ``i`` and ``i + N // 2`` of a batch are a
+    pair (same class, different latents); the term is ``1 / (mean |G(z1) - G(z2)| / mean |z1 - z2| + eps)``, so G
+    lowers it by making two latents of one class give images that differ as much as the latents do - against the
+    within-class collapse a small conditional GAN drifts into (recall 0.41 for the shipped 64 px generator, 0.85
+    for real images). Hand-written: a few lines, and no maintained library packages it."""
+    n = images.shape[0] // 2
+    if n < 1 or latents.shape[0] != images.shape[0]:
+        raise ValueError(f"the mode-seeking term needs a batch of >= 2 images with one latent each, got "
+                         f"{images.shape[0]} images and {latents.shape[0]} latents")
+    with torch.autocast(images.device.type, enabled=False):
+        d_img = (images[:n].float() - images[n:2 * n].float()).abs().mean()
+        d_z = (latents[:n].float() - latents[n:2 * n].float()).abs().mean()
+        return 1.0 / (d_img / d_z + eps)
 
 
 def r1_penalty(D: nn.Module, real: torch.Tensor, y: torch.Tensor | None, gamma: float) -> torch.Tensor:

@@ -62,6 +62,10 @@ CLASS_GAIN = ["model.d_class_gain=8.0"]
 # images under it (AC-GAN-style, Odena et al. 2017). Weight 1 = AC-GAN's (a first choice, not tuned). It pushes
 # the class through Lite0 features; the study grades class fidelity in InceptionV3 features, which G never sees.
 CLASS_HEAD = ["loss.class_lambda=1.0"]
+# the mode-seeking term (Mao et al. 2019, MSGAN; their weight 1): the probe calibration
+# (benchmarks/results/probe_calibration_cpu64/) found the shipped generators' images told apart mostly by their
+# content and too little variety (recall 0.41 against 0.82 for real images blurred to the same fine detail)
+MODE_SEEKING = ["loss.mode_seeking_lambda=1.0"]
 
 # key -> (description, overrides). Order = the issue's: old recipe, each new part alone, both, + LeCam,
 # + transitional conditioning; then the fine-detail attempts (after the shipped generator's diagnosis).
@@ -80,6 +84,7 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     "fastgan_projected_classgain": ("FastGAN + projected, class term x8", FASTGAN_G + PROJECTED_D + CLASS_GAIN),
     "fastgan_projected_classhead": ("FastGAN + projected + auxiliary classifier",
                                     FASTGAN_G + PROJECTED_D + CLASS_HEAD),
+    "fastgan_projected_ms": ("FastGAN + projected + mode-seeking term", FASTGAN_G + PROJECTED_D + MODE_SEEKING),
 }
 POINTS_CPU_MINUTES = (10.0, 20.0, 40.0)
 PER_CLASS = 50  # generated images per class at each point (InceptionV3 runs at ~4 img/s on 2 CPU cores)

@@ -106,6 +106,9 @@ class LossConfig:
     # frozen pooled features learns the classes from real images; G's loss gets the cross-entropy of its images
     # under it (their own class as target) times this weight. Projected D, class-conditional only. 0 = off.
     class_lambda: float = 0.0
+    # A mode-seeking term for G (Mao et al. 2019, MSGAN): G's batch is made of pairs of one class with different
+    # latents, and G's loss gets this weight times latent distance over image distance (MSGAN uses 1). 0 = off.
+    mode_seeking_lambda: float = 0.0
 
 
 @dataclass

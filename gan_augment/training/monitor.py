@@ -33,7 +33,8 @@ class MonitorMixin:
         self._stats: dict[str, Any] = {k: zero() for k in ("d_loss", "g_loss", "penalty", "d_real_acc",
                                                            "d_fake_acc", "real_logit", "fake_logit",
                                                            "spectral_d", "spectral_acc", "class_real_ce",
-                                                           "class_real_acc", "class_fake_ce", "class_fake_acc")}
+                                                           "class_real_acc", "class_fake_ce", "class_fake_acc",
+                                                           "mode_seeking")}
         self._stats["n_d"] = 0
         self._stats["n_g"] = 0
 
@@ -52,6 +53,8 @@ class MonitorMixin:
             for side, n in (("real", n_d), ("fake", n_g)):
                 for k in ("ce", "acc"):
                     record[f"class_{side}_{k}"] = float(s[f"class_{side}_{k}"].item()) / n
+        if self.cfg.loss.mode_seeking_lambda > 0:  # latent over image distance of same-class pairs (lower = varied)
+            record["mode_seeking"] = float(s["mode_seeking"].item()) / n_g
         self._reset_stats()
         bad = [k for k in ("d_loss", "g_loss", "penalty") if not math.isfinite(record[k])]
         if bad:

@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from .. import distributed as gdist
 from ..augment import AdaptiveAugment, DiffAugment
-from ..losses import GANLoss, LeCam, SpectralDiscriminator, create_loss, r1_penalty
+from ..losses import GANLoss, LeCam, SpectralDiscriminator, create_loss, mode_seeking_loss, r1_penalty
 from ..models import create_discriminator, create_generator
 from ..models.layers import set_condition_scale
 from .checkpoint import RESUMABLE_CHANGES, CheckpointMixin
@@ -87,6 +87,8 @@ class Trainer(BatchMixin, CheckpointMixin, MonitorMixin):
         self.loss: GANLoss = self._build_loss()
         lc = config.loss
         self.lecam = LeCam(lc.lecam_lambda, decay=lc.lecam_decay) if lc.lecam_lambda > 0 else None
+        if lc.mode_seeking_lambda < 0:
+            raise ValueError(f"loss.mode_seeking_lambda must be >= 0 (0 = off), got {lc.mode_seeking_lambda}")
         ac = config.augment
         self.augment = DiffAugment(ac.policy, p=ac.p, translation=ac.translation, cutout=ac.cutout,
                                    padding=ac.padding, seed=tc.seed + 2)
@@ -260,11 +262,19 @@ class Trainer(BatchMixin, CheckpointMixin, MonitorMixin):
         """One generator update against the current D (fake classes follow the real batch's classes)."""
         y = self._labels(y_real)
         z = self._latents()
+        ms = self.cfg.loss.mode_seeking_lambda
+        if ms and y is not None and len(y) >= 2:  # pairs (i, i + half) share a class: the first half's
+            half = len(y) // 2
+            y = torch.cat([y[:half], y[:half], y[2 * half:]])
         for p in self.D.parameters():
             p.requires_grad_(False)
         with self.autocast:
             fake_logits, fake_cls = self._d_forward(self.augment(fake := self.G_step(z, y)), y)
             loss = self.loss.g_loss(fake_logits)
+            if ms and len(z) >= 2:  # on the images as G made them (augmentation would add its own differences)
+                term = mode_seeking_loss(fake, z)
+                loss = loss + ms * term
+                self._stats["mode_seeking"] += term.detach()
             if fake_cls is not None:  # G: make images the real-trained classifier gives their own class
                 loss = loss + self._class_term(fake_cls, y, "class_fake")
             if lam := self.cfg.loss.spectral_lambda:  # the spectral head sees G's images unaugmented, as in D's step
