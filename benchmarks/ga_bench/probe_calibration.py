@@ -30,6 +30,7 @@ MANIFEST = REPO / "benchmarks" / "results" / "ham10000_cpu64_full" / "manifest.c
 GENERATORS = {  # committed evaluations under the same protocol (val, 50 generated / <= 200 real per class)
     "pretrained:ham10000-64": REPO / "benchmarks" / "results" / "pretrained_ham10000_64" / "metrics.json",
     "pretrained:ham10000-64-ac": REPO / "benchmarks" / "results" / "pretrained_ham10000_64_ac" / "metrics.json",
+    "pretrained:ham10000-64-long": REPO / "benchmarks" / "results" / "pretrained_ham10000_64_long" / "metrics.json",
 }
 PER_CLASS, TRAIN_SEED = 50, 1  # the recipe study's real floor: 50 training images per class, seed 1
 MAX_REAL_PER_CLASS, VAL_SEED = 200, 0  # the validation images every generator was compared with
