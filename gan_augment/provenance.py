@@ -33,7 +33,20 @@ def device_name(device: str | torch.device | None = None) -> str:
     dev = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if dev.type == "cuda":
         return torch.cuda.get_device_name(dev)
-    return f"CPU {platform.machine()} x{os.cpu_count()} ({platform.processor() or 'unknown'})"
+    return f"CPU {platform.machine()} x{os.cpu_count()} ({cpu_model() or platform.processor() or 'unknown'})"
+
+
+def cpu_model(cpuinfo: str | os.PathLike = "/proc/cpuinfo") -> str | None:
+    """The CPU's model name (Linux ``/proc/cpuinfo``; ``platform.processor()`` is empty there), with the vector
+    extension that decides CPU speed and floating-point paths: timings and retrained weights differ between models."""
+    try:
+        text = Path(cpuinfo).read_text(errors="replace")
+    except OSError:
+        return None
+    model = next((ln.split(":", 1)[1].strip() for ln in text.splitlines() if ln.startswith("model name")), None)
+    flags = next((ln.split(":", 1)[1].split() for ln in text.splitlines() if ln.startswith("flags")), [])
+    simd = next((f for f in ("avx512f", "avx2", "avx", "sse4_2") if f in flags), None)
+    return f"{model}, {simd}" if model and simd else model
 
 
 def _git(args: list[str], cwd: Path) -> str | None:

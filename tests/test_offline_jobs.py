@@ -36,6 +36,18 @@ def test_commit_from_the_environment_when_the_copy_has_no_git(monkeypatch):
     assert meta["commit"] == "unknown" and meta["commit_source"] is None
 
 
+def test_the_cpu_model_is_recorded_with_its_vector_extension(tmp_path):
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nmodel name\t: Some CPU @ 2.0GHz\nflags\t\t: fpu sse4_2 avx avx2 fma\n\n"
+                    "processor\t: 1\nmodel name\t: Some CPU @ 2.0GHz\nflags\t\t: fpu sse4_2 avx avx2 fma\n")
+    assert provenance.cpu_model(info) == "Some CPU @ 2.0GHz, avx2"
+    info.write_text("model name\t: Other CPU\n")  # no flags line: the name alone
+    assert provenance.cpu_model(info) == "Other CPU"
+    assert provenance.cpu_model(tmp_path / "absent") is None  # not Linux: platform.processor() or 'unknown'
+    name = provenance.device_name("cpu")
+    assert name.startswith("CPU ") and (provenance.cpu_model() or "") in name
+
+
 def test_compact_pngs_shrinks_big_grids_and_leaves_small_ones(tmp_path):
     import numpy as np
     from PIL import Image

