@@ -301,6 +301,15 @@ def check_generator(path: str, manifest: Manifest, *, from_full_split: bool = Fa
             "it on this benchmark's manifest (out/manifest.csv) or drop --generator")
     if meta.get("split") != "train":
         raise GeneratorMismatch(f"refusing generator {path}: trained on split {meta.get('split')!r}, not 'train'")
+    # a warm-started generator (train.init_generator): every file of its chain must have trained on what it did
+    for origin in (meta.get("init_from") or {}).get("lineage") or []:
+        if origin.get("manifest_hash") != meta.get("manifest_hash") or origin.get("split") != "train":
+            raise GeneratorMismatch(
+                f"refusing generator {path}: it started from {origin.get('path')} (sha256 "
+                f"{str(origin.get('sha256'))[:12]}), trained on manifest {str(origin.get('manifest_hash'))[:12]} split "
+                f"{origin.get('split')!r}, not on this generator's own training split, so it may have seen this "
+                "benchmark's validation or test images; train it from scratch, or start it from a generator trained "
+                "on this benchmark's manifest")
     missing = [c for c in (meta.get("class_names") or []) if c not in manifest.class_names]
     if missing:
         raise GeneratorMismatch(f"generator {path} has classes {missing} that the manifest lacks")

@@ -76,7 +76,7 @@ class CheckpointMixin:
             "augment": self.augment.state_dict(), "ada": self.ada.state_dict() if self.ada is not None else None,
             "lecam": self.lecam.state_dict() if self.lecam is not None else None,
             "rng": {"z": self.z_gen.get_state(), "z_device": self.device.type, "torch": torch.get_rng_state()},
-            "world_size": self.dist.world_size,
+            "world_size": self.dist.world_size, "init_from": self.init_from,
         }
         with atomic_path(path, suffix=".pt") as tmp:
             torch.save(state, tmp)
@@ -89,6 +89,8 @@ class CheckpointMixin:
         extra = {"training": {"loss": self.cfg.loss.name, "augment": self.cfg.augment.policy,
                               "ema_decay": self.cfg.train.ema_decay, "subset": self.data.subset,
                               "config": self.cfg.to_dict()}}
+        if self.init_from:  # where G started (and that file's own lineage): a benchmark checks every ancestor
+            extra["init_from"] = self.init_from
         return save_generator(self._sample_model(), self.out / "generator.safetensors", class_names=self.G.class_names,
                               manifest_hash=self.data.manifest.hash, split=self.cfg.data.split, step=self.step,
                               extra=extra)
@@ -143,6 +145,7 @@ class CheckpointMixin:
         self.step, self.batches_consumed = int(state["step"]), int(state["batches_consumed"])
         self.d_steps, self.elapsed_s = int(state["d_steps"]), float(state["elapsed_s"])
         self.cpu_s = float(state.get("cpu_s", 0.0))
+        self.init_from = state.get("init_from")
         # Drop log lines written after the checkpoint (a killed run may have logged further).
         if self.main:
             records = [r for r in self.read_log() if r["step"] <= self.step]

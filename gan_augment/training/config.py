@@ -154,6 +154,9 @@ class TrainConfig:
     tensorboard: bool = True
     chance_window: int = 200  # D steps averaged to decide "D is at chance"
     chance_warmup: int = 500  # D steps before that check starts
+    # a generator file or pretrained:NAME that G (and its EMA) starts from, D afresh, the step count continuing the
+    # file's: to continue a run without its checkpoints, or to fine-tune a shipped generator (training/warm_start.py)
+    init_generator: str | None = None
 
 
 @dataclass

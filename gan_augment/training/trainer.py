@@ -32,6 +32,7 @@ from .config import GANConfig
 from .data import BatchMixin, GANData, IndexStream, cache_on_device, prepare_gan_data
 from .monitor import MonitorMixin, TrainingDiverged
 from .networks import attach_class_head, check_transition, condition_scale, network_kwargs, resolve_device
+from .warm_start import warm_start
 
 __all__ = ["Trainer", "TrainResult", "TrainingDiverged", "resolve_device", "train", "RESUMABLE_CHANGES"]
 
@@ -84,6 +85,11 @@ class Trainer(BatchMixin, CheckpointMixin, MonitorMixin):
         self.class_names = self.data.class_names
         self.num_classes = len(self.class_names) if config.model.conditional else 0
         self._build_models()
+        self.init_from = None  # train.init_generator: G and its EMA start from a trained generator, D afresh
+        if tc.init_generator and resume_state is None:
+            self.init_from = warm_start(self.G, tc.init_generator, self.class_names)
+            if self.ema is not None:
+                self.ema.module.load_state_dict(self.G.state_dict())
         self.loss: GANLoss = self._build_loss()
         lc = config.loss
         self.lecam = LeCam(lc.lecam_lambda, decay=lc.lecam_decay) if lc.lecam_lambda > 0 else None
@@ -102,7 +108,10 @@ class Trainer(BatchMixin, CheckpointMixin, MonitorMixin):
         self.total_steps = self._total_steps()
         self.autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if self.is_cuda and tc.amp
                          else contextlib.nullcontext())
-        self.step = 0
+        self.step = self.init_from["step"] if self.init_from else 0  # a warm start continues the file's count
+        if self.init_from and self.step >= self.total_steps:
+            raise ValueError(f"train.init_generator {tc.init_generator} is at step {self.step}, train.steps is "
+                             f"{self.total_steps}: nothing to train (raise train.steps)")
         self.batches_consumed = 0
         self.d_steps = 0
         self.elapsed_s = 0.0
