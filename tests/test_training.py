@@ -57,22 +57,27 @@ def _cfg(d: dict):
 
 
 # ------------------------------------------------------------------------------------------------ resume
+def kill_during_step(monkeypatch, cfg: dict, step: int) -> None:
+    """Run ``cfg`` until G's update after ``step`` and kill it there, as a machine going away would."""
+    original = Trainer._g_step
+
+    def killing(self, y):
+        if self.step == step:
+            raise KeyboardInterrupt("simulated kill")
+        return original(self, y)
+
+    monkeypatch.setattr(Trainer, "_g_step", killing)
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(_cfg(cfg)).fit()
+    monkeypatch.setattr(Trainer, "_g_step", original)
+
+
 def test_resume_is_bit_identical(tmp_path, folder, monkeypatch):
     straight = Trainer(_cfg(tiny_config(tmp_path / "s", folder))).fit()
     assert straight.finished and straight.step == 6
 
     killed_cfg = tiny_config(tmp_path / "k", folder)
-    original_g_step = Trainer._g_step
-
-    def killing_g_step(self, y):
-        if self.step == 4:  # after the checkpoint at step 3, mid-way through step 5
-            raise KeyboardInterrupt("simulated kill")
-        return original_g_step(self, y)
-
-    monkeypatch.setattr(Trainer, "_g_step", killing_g_step)
-    with pytest.raises(KeyboardInterrupt):
-        Trainer(_cfg(killed_cfg)).fit()
-    monkeypatch.setattr(Trainer, "_g_step", original_g_step)
+    kill_during_step(monkeypatch, killed_cfg, 4)  # after the checkpoint at step 3, mid-way through step 5
     ckpts = sorted((tmp_path / "k" / "run" / "checkpoints").glob("*.pt"))
     assert [p.name for p in ckpts] == ["ckpt_00000003.pt"]
     resumed = Trainer(_cfg(killed_cfg), resume=True).fit()

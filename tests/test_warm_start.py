@@ -13,7 +13,7 @@ from gan_augment.generators import load_generator, read_generator_metadata, save
 from gan_augment.pretrained import file_sha256
 from gan_augment.training import Trainer
 
-from .test_training import _cfg, folder, tiny_config  # noqa: F401 - folder is a fixture
+from .test_training import _cfg, folder, kill_during_step, tiny_config  # noqa: F401 - folder is a fixture
 
 
 def _same(a: dict, b: dict) -> bool:
@@ -55,17 +55,7 @@ def test_g_and_its_ema_start_from_the_file_d_afresh_and_the_step_count_continues
 
 def test_a_warm_started_run_resumes_with_its_lineage(tmp_path, folder, first, monkeypatch):
     d = tiny_config(tmp_path / "warm", folder, steps=12, init_generator=str(first))
-    original = Trainer._g_step
-
-    def killing(self, y):
-        if self.step == 10:  # after the checkpoint at step 9
-            raise KeyboardInterrupt("simulated kill")
-        return original(self, y)
-
-    monkeypatch.setattr(Trainer, "_g_step", killing)
-    with pytest.raises(KeyboardInterrupt):
-        Trainer(_cfg(d)).fit()
-    monkeypatch.setattr(Trainer, "_g_step", original)
+    kill_during_step(monkeypatch, d, 10)  # after the checkpoint at step 9
     first.rename(first.with_suffix(".gone"))  # the resume reads the checkpoint, not the file it started from
     result = Trainer(_cfg(d), resume=True).fit()
     assert result.finished and result.step == 12
