@@ -355,3 +355,18 @@ def test_gan_ablation_pauses_a_variant_and_resumes_it(tmp_path, capsys):
     assert steps == [1, 2, 3, 4] and record["steps"] == 4  # continued from its checkpoint, not restarted
     results = json.loads((tmp_path / "abl" / "ablation.json").read_text())
     assert list(results["variants"]) == ["no augmentation"] and results["variants"]["no augmentation"]["fid"] > 0
+
+
+def test_results_name_the_commit_the_runs_started_from(tmp_path, monkeypatch):
+    """A long benchmark may outlive the code it started with (a pull, an edit): the results carry the commit read
+    when it started, and both times."""
+    import ga_bench.runner as bench
+    from gan_augment import provenance
+
+    calls = iter(["c0ffee01", "deadbeef"])  # the tree moves on between the start and the report
+    monkeypatch.setattr(provenance, "_git", lambda args, cwd: "" if "status" in args else next(calls, "deadbeef"))
+    folder = make_image_folder(tmp_path / "d", {"a": 30, "b": 12}, size=(32, 32))
+    assert bench_main(_bench(tmp_path, "--data-dir", str(folder), "--arms", "plain", "--image-size", "32")) == 0
+    meta = json.loads((tmp_path / "bench" / "results.json").read_text())["meta"]
+    assert meta["commit"] == "c0ffee01" and meta["dirty"] is False
+    assert meta["started"] <= meta["date"] and bench.run_metadata is provenance.run_metadata

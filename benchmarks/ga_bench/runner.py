@@ -150,6 +150,7 @@ def run_benchmark(cfg: BenchmarkConfig, command: list[str] | None = None) -> dic
         raise ValueError(f"unknown arms {unknown}; choose from {list(ARMS)}")
     limit = cfg.time_limit_minutes
     deadline = time.monotonic() + limit * 60 if limit else None  # counted from the start, caching included
+    started = run_metadata(command)  # the code the runs used: the tree may change before the report is written
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     info, _ = gdist.init_from_env(cfg.device)  # under torchrun: join the group; rank 0 writes every file
@@ -218,6 +219,7 @@ def run_benchmark(cfg: BenchmarkConfig, command: list[str] | None = None) -> dic
     arms = aggregate(records, runner.class_names, rare)
     regime = "full" if cfg.train_fraction >= 1 else f"frac{int(round(cfg.train_fraction * 100)):03d}"
     meta = run_metadata(command, device=runner.device)
+    meta.update({k: started[k] for k in ("commit", "commit_source", "dirty")}, started=started["date"])
     meta.update({"regime": regime, "manifest_hash": manifest.hash, "preset": cfg.preset,
                  "world_size": info.world_size})
     results = {
