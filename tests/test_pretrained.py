@@ -237,6 +237,15 @@ def test_ship_a_trained_generator_then_load_it(tmp_path):
     assert "Per class, generated / real: a 60 / 40 %, b 10 / 66 %." in card
     G2 = pt.load_pretrained("toy-32", root=dest)
     assert torch.equal(G2.sample(2, "b", seed=0), G.sample(2, 1, seed=0))
+    assert "Started from" not in card
+    # a warm-started run (train.init_generator) says where it started and that its hours are its own
+    origin = {"path": "pretrained:toy-16", "sha256": "ab" * 32, "step": 20, "manifest_hash": "h" * 64, "split": "train"}
+    save_generator(G, run / "generator.safetensors", class_names=["a", "b"], manifest_hash="h" * 64, split="train",
+                   step=50, extra={"init_from": {**origin, "lineage": [origin]}})
+    ship(run, "toy-32", run / "metrics.json", dest=dest)
+    card = pt.model_card("toy-32", root=dest)
+    assert ("- **Started from** `pretrained:toy-16` at step 20" in card and "CPU-hours above are this run's only" in card
+            and "newest first: `pretrained:toy-16` (step 20, sha256 `abababababab`)." in card)
     metrics["generator"]["manifest_hash"] = "other"
     (run / "metrics.json").write_text(json.dumps(metrics))
     with pytest.raises(ValueError, match="evaluates another generator"):

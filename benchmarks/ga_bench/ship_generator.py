@@ -36,6 +36,18 @@ EVIDENCE_FROM_RUN = ("samples_per_class.png", "loss_curves.png", "train_summary.
 EVIDENCE_FROM_EVAL = ("metrics.json", "metrics.md", "samples_vs_real.png", "nearest_training.png")
 
 
+def _started_from(meta: dict) -> list[str]:
+    """A warm-started run (``train.init_generator``): the step and hours above count from the file it started from."""
+    init = meta.get("init_from")
+    if not init:
+        return []
+    chain = " <- ".join(f"`{e.get('path')}` (step {e.get('step')}, sha256 `{str(e.get('sha256'))[:12]}`)"
+                        for e in reversed(init.get("lineage") or [init]))
+    return [f"- **Started from** `{init.get('path')}` at step {init.get('step')} (`train.init_generator`: G and its EMA "
+            "from that file, the discriminator and optimisers afresh); the CPU-hours above are this run's only, the "
+            f"steps count from the start of the chain. Lineage, newest first: {chain}."]
+
+
 def model_card_markdown(name: str, meta: dict, summary: dict, metrics: dict, floor: dict | None, sha: str,
                         evidence: str | None = None) -> str:
     dist = metrics["distribution"]["inception"]
@@ -53,6 +65,7 @@ def model_card_markdown(name: str, meta: dict, summary: dict, metrics: dict, flo
              f"- **Training**: {summary.get('step')} generator steps, {summary.get('cpu_s_total', 0) / 3600:.1f} CPU-hours "
              f"({summary.get('elapsed_s_total', 0) / 3600:.1f} h wall) on {summary.get('device')}; config in the "
              "file's metadata (`training.config`).",
+             *_started_from(meta),
              "- **Licence**: CC BY-NC-SA 4.0, inherited from the training images: non-commercial use only, "
              "attribution, share alike. Synthetic images are not patients and carry no diagnosis.", "",
              f"## Measured (validation split, InceptionV3 features: {o.get('n_fake', '?')} generated images, "
