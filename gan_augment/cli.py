@@ -123,11 +123,9 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
 
 def _generator_arg(name: str) -> str:
     """A generator argument: a file, or ``pretrained:NAME`` (a generator shipped with the package, hash-checked)."""
-    if name.startswith("pretrained:"):
-        from .pretrained import pretrained_path
+    from .pretrained import resolve_spec
 
-        return str(pretrained_path(name.split(":", 1)[1]))
-    return name
+    return resolve_spec(name)
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:

@@ -273,11 +273,9 @@ def rare_classes_of(train_labels: Sequence[int], class_names: Sequence[str], *, 
 
 def resolve_generator(spec: str | None) -> str | None:
     """``pretrained:NAME`` -> the shipped generator's file (hash-checked against its card); a path stays a path."""
-    if spec is None or not spec.startswith("pretrained:"):
-        return spec
-    from gan_augment.pretrained import pretrained_path
+    from gan_augment.pretrained import resolve_spec
 
-    return str(pretrained_path(spec.split(":", 1)[1]))
+    return None if spec is None else resolve_spec(spec)
 
 
 def check_generator(path: str, manifest: Manifest, *, from_full_split: bool = False) -> dict:

@@ -89,7 +89,7 @@ class Runner(ArmData):
 
     def train_model(self, arm: str, seed: int):
         """Train ``arm`` at ``seed`` (its own seed for the data order and the head); (model, spec, fit result,
-        the arm's record fields, its class weights)."""
+        the arm's record fields - its class weights among them)."""
         cfg = self.cfg
         loader, weights, info = self.train_set(arm, seed)
         with torch.random.fork_rng(devices=[]):
@@ -127,11 +127,10 @@ class Runner(ArmData):
         np.save(self.runs / f"{arm}_seed{seed}_test_probs.npy", probs.astype(np.float32))
         if arm == "aug" and seed == 0:  # the real-trained classifier used to check and filter the GAN
             self.save_judge(model, spec, self.runs / JUDGE)
-        weights = info.pop("class_weights")
         record = {"arm": arm, "seed": seed, "test": metrics, "best_epoch": fr.best_epoch,
                   "best_val_balanced_accuracy": fr.best_val_balanced_accuracy, "history": fr.history,
                   "seconds": fr.seconds, "train_images_per_second": fr.images_per_second,
-                  "pretrained": spec.pretrained, "class_weights": weights, **info}
+                  "pretrained": spec.pretrained, **info}
         if arm.startswith("gan"):  # so that a later run with another generator cannot reuse this record
             record["generator"] = self.generator_id
         write_json(result_path, record)

@@ -25,7 +25,7 @@ from ..generators import load_generator
 from ..models import GeneratorBase
 
 __all__ = ["PretrainedUnavailable", "list_pretrained", "pretrained_info", "pretrained_path", "load_pretrained",
-           "model_card", "PRETRAINED_DIR", "file_sha256"]
+           "model_card", "PRETRAINED_DIR", "file_sha256", "resolve_spec"]
 
 PRETRAINED_DIR = Path(__file__).resolve().parent
 
@@ -88,6 +88,12 @@ def pretrained_path(name: str, *, root: str | os.PathLike | None = None, verify:
                                         f"{entry['sha256'][:16]}... (the file was changed or damaged); reinstall "
                                         "the package")
     return path
+
+
+def resolve_spec(spec: str) -> str:
+    """A generator argument as the CLI, the trainer (``train.init_generator``) and the benchmark take it:
+    ``pretrained:NAME`` -> the shipped file's path (hash-checked against its card); anything else is a path."""
+    return str(pretrained_path(spec.split(":", 1)[1])) if spec.startswith("pretrained:") else spec
 
 
 def load_pretrained(name: str, *, device: str | torch.device = "cpu",

@@ -23,7 +23,7 @@ from typing import Any
 
 from ..generators import load_generator
 from ..models import GeneratorBase
-from ..pretrained import file_sha256, pretrained_path
+from ..pretrained import file_sha256, resolve_spec
 
 __all__ = ["warm_start", "resolve_init_generator"]
 
@@ -32,9 +32,7 @@ _SAME = ("arch", "resolution", "channels", "z_dim", "num_classes")
 
 def resolve_init_generator(spec: str) -> Path:
     """``pretrained:NAME`` -> the shipped file (hash-checked against its card); a path must exist."""
-    if spec.startswith("pretrained:"):
-        return pretrained_path(spec.split(":", 1)[1])
-    path = Path(spec)
+    path = Path(resolve_spec(spec))
     if not path.is_file():
         raise ValueError(f"train.init_generator: no generator file {path}")
     return path
