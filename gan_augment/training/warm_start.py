@@ -4,8 +4,8 @@ Two uses: continuing a long run on a machine that does not have its checkpoints 
 ships the generator file, never the optimiser state; a cluster job's scratch disk is gone), and fine-tuning a
 shipped generator on one's own data. G - and with it its EMA - starts from the file's weights (the file holds
 the EMA, the better of the two); D and both optimisers start afresh. That costs more than it may seem: continuing
-the shipped 64 px CPU generator this way, the fresh projected D started at chance and needed ~3,000 steps (47 CPU
-minutes) to get back to where the checkpointed one had been, and G gained nothing meanwhile
+the shipped 64 px CPU generator this way, the fresh projected D started at chance and needed ~3,000 steps
+(47 minutes on 2 cores) to get back to where the checkpointed one had been, and G gained nothing meanwhile
 (benchmarks/results/warm_start_cpu64) - keep checkpoints when you can. The step counter continues from
 the file's step, so step-based schedules (EMA start, transitional conditioning) do not restart and the exported
 file's step counts every G update behind it.
