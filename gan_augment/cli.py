@@ -1,4 +1,4 @@
-"""``gan-augment`` command line: split | train | generate | evaluate | serve.
+"""``gan-augment`` command line: split | train | export-discriminator | generate | evaluate | serve.
 
 Each subcommand parses its arguments and calls one library function; the library does the work.
 """
@@ -105,6 +105,23 @@ def _cmd_train(args: argparse.Namespace) -> int:
         state = "finished" if result.finished else "paused (time limit) - rerun with --resume"
         print(f"{state} at step {result.step}; generator: {result.generator_path}; "
               f"{result.images_per_second:.1f} real images/s")
+    return 0
+
+
+def _add_export_discriminator(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export-discriminator", help="write a run's discriminator file from its last checkpoint",
+                       description="Runs write discriminator.safetensors beside their generator (continue them "
+                                   "elsewhere with train.init_generator + train.init_discriminator); this writes "
+                                   "it for a run made before that, from its last checkpoint.")
+    p.add_argument("run_dir", help="a training run's out folder (checkpoints/ and generator.safetensors)")
+    p.add_argument("--out", help="file to write (default RUN_DIR/discriminator.safetensors)")
+    p.set_defaults(func=_cmd_export_discriminator)
+
+
+def _cmd_export_discriminator(args: argparse.Namespace) -> int:
+    from .training.warm_start import export_discriminator
+
+    print(f"wrote {export_discriminator(args.run_dir, args.out)}")
     return 0
 
 
@@ -225,6 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     _add_split(sub)
     _add_train(sub)
+    _add_export_discriminator(sub)
     _add_generate(sub)
     _add_evaluate(sub)
     _add_serve(sub)

@@ -25,7 +25,7 @@ from ..generators import load_generator
 from ..models import GeneratorBase
 
 __all__ = ["PretrainedUnavailable", "list_pretrained", "pretrained_info", "pretrained_path", "load_pretrained",
-           "model_card", "PRETRAINED_DIR", "file_sha256", "resolve_spec"]
+           "model_card", "PRETRAINED_DIR", "file_sha256", "resolve_spec", "pretrained_discriminator_path"]
 
 PRETRAINED_DIR = Path(__file__).resolve().parent
 
@@ -87,6 +87,25 @@ def pretrained_path(name: str, *, root: str | os.PathLike | None = None, verify:
             raise PretrainedUnavailable(f"refusing {path}: its sha256 {got[:16]}... does not match its card's "
                                         f"{entry['sha256'][:16]}... (the file was changed or damaged); reinstall "
                                         "the package")
+    return path
+
+
+def pretrained_discriminator_path(name: str, *, root: str | os.PathLike | None = None) -> Path:
+    """The discriminator shipped beside generator ``name`` (index key ``discriminator``: file and sha256), for
+    continuing its training (``train.init_discriminator=pretrained:NAME``), after checking its sha256."""
+    root = Path(root) if root is not None else PRETRAINED_DIR
+    entry = pretrained_info(name, root=root).get("discriminator")
+    if not entry:
+        raise PretrainedUnavailable(f"pretrained generator {name!r} ships no discriminator (its training run ended "
+                                    "before the trainer exported one); warm-start its generator with a fresh D "
+                                    "(leave train.init_discriminator unset)")
+    path = root / entry["file"]
+    if not path.is_file():
+        raise PretrainedUnavailable(f"pretrained discriminator of {name!r}: {path} is missing (a partial install?)")
+    got = file_sha256(path)
+    if got != entry["sha256"]:
+        raise PretrainedUnavailable(f"refusing {path}: its sha256 {got[:16]}... does not match the index's "
+                                    f"{entry['sha256'][:16]}... (the file was changed or damaged)")
     return path
 
 

@@ -15,6 +15,8 @@ from .. import __version__
 from .. import distributed as gdist
 from .._io import atomic_path, write_text
 from ..generators import CHECKPOINT_FORMAT, load_checkpoint_file, save_generator
+from ..pretrained import file_sha256
+from .warm_start import save_discriminator, warm_start, warm_start_discriminator
 
 __all__ = ["CheckpointMixin", "RESUMABLE_CHANGES"]
 
@@ -91,9 +93,44 @@ class CheckpointMixin:
                               "config": self.cfg.to_dict()}}
         if self.init_from:  # where G started (and that file's own lineage): a benchmark checks every ancestor
             extra["init_from"] = self.init_from
-        return save_generator(self._sample_model(), self.out / "generator.safetensors", class_names=self.G.class_names,
+        path = save_generator(self._sample_model(), self.out / "generator.safetensors", class_names=self.G.class_names,
                               manifest_hash=self.data.manifest.hash, split=self.cfg.data.split, step=self.step,
                               extra=extra)
+        self._export_discriminator(path)
+        return path
+
+    def _export_discriminator(self, generator: Path) -> Path:
+        """D's trainable state beside the generator exported at the same step (``train.init_discriminator``)."""
+        state = {"augment_p": float(self.augment.p), "lecam": self.lecam.state_dict() if self.lecam else None}
+        return save_discriminator(self.D, self.out / "discriminator.safetensors", model=self.cfg.to_dict()["model"],
+                                  class_names=self.class_names, manifest_hash=self.data.manifest.hash,
+                                  split=self.cfg.data.split, step=self.step, generator_sha256=file_sha256(generator),
+                                  state=state)
+
+    def _warm_start(self) -> dict[str, Any]:
+        """``train.init_generator``: G and its EMA from a generator file; with ``train.init_discriminator`` D too,
+        from the file exported with it. Sets ``init_from`` (the lineage); returns D's training state (augmentation
+        probability, LeCam averages) for :meth:`_apply_d_state`."""
+        tc = self.cfg.train
+        if tc.init_discriminator and not tc.init_generator:
+            raise ValueError("train.init_discriminator needs train.init_generator: a discriminator continues the "
+                             "generator it was trained with (pass the generator file exported with it)")
+        if not tc.init_generator:
+            return {}
+        self.init_from = warm_start(self.G, tc.init_generator, self.class_names)
+        if self.ema is not None:
+            self.ema.module.load_state_dict(self.G.state_dict())
+        if not tc.init_discriminator:
+            return {}
+        self.init_from["discriminator"], d_state = warm_start_discriminator(
+            self.D, tc.init_discriminator, self.cfg.to_dict()["model"], self.class_names, self.init_from)
+        return d_state
+
+    def _apply_d_state(self, d_state: dict[str, Any]) -> None:
+        if self.ada is not None and "augment_p" in d_state:  # the augmentation strength D was trained at
+            self.augment.p = float(d_state["augment_p"])
+        if self.lecam is not None and d_state.get("lecam"):
+            self.lecam.load_state_dict(d_state["lecam"])
 
     def _find_resume_state(self) -> dict[str, Any] | None:
         ckpts = sorted(self.ckpt_dir.glob("ckpt_*.pt"))

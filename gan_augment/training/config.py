@@ -157,6 +157,9 @@ class TrainConfig:
     # a generator file or pretrained:NAME that G (and its EMA) starts from, D afresh, the step count continuing the
     # file's: to continue a run without its checkpoints, or to fine-tune a shipped generator (training/warm_start.py)
     init_generator: str | None = None
+    # with init_generator: the discriminator file exported with it (discriminator.safetensors of the same run and
+    # step, or pretrained:NAME) that D starts from instead of afresh
+    init_discriminator: str | None = None
 
 
 @dataclass

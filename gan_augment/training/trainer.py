@@ -32,7 +32,6 @@ from .config import GANConfig
 from .data import BatchMixin, GANData, IndexStream, cache_on_device, prepare_gan_data
 from .monitor import MonitorMixin, TrainingDiverged
 from .networks import attach_class_head, check_transition, condition_scale, network_kwargs, resolve_device
-from .warm_start import warm_start
 
 __all__ = ["Trainer", "TrainResult", "TrainingDiverged", "resolve_device", "train", "RESUMABLE_CHANGES"]
 
@@ -85,11 +84,9 @@ class Trainer(BatchMixin, CheckpointMixin, MonitorMixin):
         self.class_names = self.data.class_names
         self.num_classes = len(self.class_names) if config.model.conditional else 0
         self._build_models()
-        self.init_from = None  # train.init_generator: G and its EMA start from a trained generator, D afresh
-        if tc.init_generator and resume_state is None:
-            self.init_from = warm_start(self.G, tc.init_generator, self.class_names)
-            if self.ema is not None:
-                self.ema.module.load_state_dict(self.G.state_dict())
+        # train.init_generator / init_discriminator: G (+ EMA) and maybe D start from trained files (a resume does not)
+        self.init_from = None
+        d_state = self._warm_start() if resume_state is None else {}
         self.loss: GANLoss = self._build_loss()
         lc = config.loss
         self.lecam = LeCam(lc.lecam_lambda, decay=lc.lecam_decay) if lc.lecam_lambda > 0 else None
@@ -101,6 +98,7 @@ class Trainer(BatchMixin, CheckpointMixin, MonitorMixin):
         self.augment.shard = (self.dist.rank, self.dist.world_size)
         self.ada = (AdaptiveAugment(self.augment, target=ac.target, interval=ac.interval, speed_kimg=ac.speed_kimg,
                                     threshold=self.loss.threshold) if ac.adaptive else None)
+        self._apply_d_state(d_state)
         self.z_gen = torch.Generator(device=self.device)
         self.z_gen.manual_seed(tc.seed + 1)
         self.stream = IndexStream(self.data.labels, tc.batch_size, class_balance=config.data.class_balance,
