@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["run_metadata", "library_versions", "device_name"]
+__all__ = ["run_metadata", "library_versions", "device_name", "cpu_model", "utc_now"]
 
 _PACKAGES = ("gan-augment", "torch", "torchvision", "timm", "albumentations", "torchmetrics", "piq", "lpips",
              "scikit-learn", "numpy", "safetensors")
@@ -57,6 +57,10 @@ def _git(args: list[str], cwd: Path) -> str | None:
         return None
 
 
+def utc_now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def run_metadata(command: list[str] | None = None, device: str | torch.device | None = None) -> dict:
     """Commit (and whether the tree was dirty), command line, device, versions and UTC date."""
     repo = Path(__file__).resolve().parents[1]
@@ -73,5 +77,5 @@ def run_metadata(command: list[str] | None = None, device: str | torch.device | 
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "device": device_name(device),
         "versions": library_versions(),
-        "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "date": utc_now(),
     }

@@ -366,7 +366,27 @@ def test_results_name_the_commit_the_runs_started_from(tmp_path, monkeypatch):
     calls = iter(["c0ffee01", "deadbeef"])  # the tree moves on between the start and the report
     monkeypatch.setattr(provenance, "_git", lambda args, cwd: "" if "status" in args else next(calls, "deadbeef"))
     folder = make_image_folder(tmp_path / "d", {"a": 30, "b": 12}, size=(32, 32))
-    assert bench_main(_bench(tmp_path, "--data-dir", str(folder), "--arms", "plain", "--image-size", "32")) == 0
+    assert bench_main(_bench(tmp_path, "--data-dir", str(folder), "--arms", "plain", "--image-size", "32",
+                             "--seeds", "0,1")) == 0
     meta = json.loads((tmp_path / "bench" / "results.json").read_text())["meta"]
     assert meta["commit"] == "c0ffee01" and meta["dirty"] is False
     assert meta["started"] <= meta["date"] and bench.run_metadata is provenance.run_metadata
+    # each run's record names its own code and machine: a folder grows over invocations of several commits
+    runs = tmp_path / "bench" / "runs"
+    plain = json.loads((runs / "plain_seed0.json").read_text())["provenance"]
+    assert plain["commit"] == "c0ffee01" and plain["dirty"] is False and plain["started"] <= plain["finished"]
+    assert plain["device"] == provenance.device_name("cpu")
+    record = json.loads((runs / "plain_seed1.json").read_text())
+    del record["provenance"]  # as runs written before records named their commit
+    (runs / "plain_seed1.json").write_text(json.dumps(record))
+    calls = iter(["feedface"])
+    assert bench_main(_bench(tmp_path, "--data-dir", str(folder), "--arms", "plain,aug", "--image-size", "32",
+                             "--seeds", "0,1")) == 0
+    results = json.loads((tmp_path / "bench" / "results.json").read_text())
+    assert json.loads((runs / "aug_seed0.json").read_text())["provenance"]["commit"] == "feedface"
+    assert json.loads((runs / "plain_seed0.json").read_text())["provenance"]["commit"] == "c0ffee01"  # kept
+    groups = {g["commit"]: sorted(g["runs"]) for g in results["run_commits"]}
+    assert groups == {"feedface": ["aug seed 0", "aug seed 1"], "c0ffee01": ["plain seed 0"], None: ["plain seed 1"]}
+    report = (tmp_path / "bench" / "report.md").read_text()
+    assert "- commit `c0ffee01` on CPU" in report and "1 run (plain seed 0)" in report
+    assert "- code not recorded (finished before run records named their commit): 1 run (plain seed 1)" in report

@@ -18,13 +18,14 @@ from gan_augment.classifier_file import save_classifier
 from gan_augment.data import Manifest
 from gan_augment.generators import read_generator_metadata
 from gan_augment.pretrained import file_sha256
-from gan_augment.provenance import run_metadata
+from gan_augment.provenance import device_name, run_metadata, utc_now
 
 from .arms import ArmData
 from .judge import JUDGE, check_judge, judge_path, restore_judge
 from .protocol import (ARMS, BASELINES, PROTOCOL_KEYS, REPO, BenchmarkConfig, check_generator, prepare_manifest,
                        rare_classes_of, resolve_generator)
 from .report import aggregate, compare, plots, reference_summary, report_markdown
+from .runs_status import run_commits
 
 __all__ = ["Runner", "run_benchmark", "baselines_source"]
 
@@ -67,6 +68,7 @@ class Runner(ArmData):
         self.deadline = deadline  # time.monotonic() value after which no new run starts
         self.longest_run_s = 0.0  # the next run is assumed to take as long as the longest so far
         self.generator_id: dict | None = None  # path, sha256, step of the GAN arms' generator (in their records)
+        self.started: dict | None = None  # run_metadata() read when the benchmark started: each record's code
 
     def _check_time(self, what: str) -> None:
         """Pause (TimeoutError) when ``what`` would probably not finish before the deadline."""
@@ -133,6 +135,10 @@ class Runner(ArmData):
                   "pretrained": spec.pretrained, **info}
         if arm.startswith("gan"):  # so that a later run with another generator cannot reuse this record
             record["generator"] = self.generator_id
+        if self.started:  # a folder grown over many invocations has runs of several commits and machines
+            record["provenance"] = {**{k: self.started[k] for k in ("commit", "dirty")},
+                                    "started": self.started["date"], "finished": utc_now(),
+                                    "device": device_name(self.device)}
         write_json(result_path, record)
         gdist.barrier()
         return record
@@ -167,6 +173,7 @@ def run_benchmark(cfg: BenchmarkConfig, command: list[str] | None = None) -> dic
     baseline_runs = baselines_source(cfg, manifest, out) if cfg.baselines_from else None
     restore = check_judge(cfg, out, baseline_runs or out / "runs")  # refused here, before any work
     runner = Runner(cfg, manifest, out, deadline, baseline_runs)
+    runner.started = started
     judge = {"restored": restore_judge(runner, out, command)} if restore else {}
     runner.filter_classifier = judge_path(out, runner.baseline_runs)
     rare_names = rare_classes_of(runner.train_real.targets, runner.class_names, given=cfg.rare_classes,
@@ -238,6 +245,7 @@ def run_benchmark(cfg: BenchmarkConfig, command: list[str] | None = None) -> dic
         "comparison": compare(arms, runner.folder, runner.test_labels, rare, "full" if regime == "full" else "frac",
                                cfg.n_boot),
     }
+    results["run_commits"] = run_commits(records)
     if generator_info:
         results["generator"] = generator_info
     if baseline_runs is not None:

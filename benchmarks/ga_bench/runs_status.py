@@ -4,7 +4,20 @@ from __future__ import annotations
 
 from .protocol import ARMS, PRESETS
 
-__all__ = ["runs_status", "runs_lines"]
+__all__ = ["runs_status", "runs_lines", "run_commits"]
+
+
+def run_commits(records: dict[str, list[dict]]) -> list[dict]:
+    """The code and machine of each run shown, grouped: a folder grown over several invocations (sessions, machines,
+    commits) has runs of each. Records made before they named their commit count under ``commit: None``."""
+    groups: dict[tuple, dict] = {}
+    for arm, recs in records.items():
+        for r in recs:
+            prov = r.get("provenance") or {}
+            key = (prov.get("commit"), bool(prov.get("dirty")), prov.get("device"))
+            g = groups.setdefault(key, {"commit": key[0], "dirty": key[1], "device": key[2], "runs": []})
+            g["runs"].append(f"{arm} seed {r['seed']}")
+    return sorted(groups.values(), key=lambda g: (g["commit"] is None, -len(g["runs"])))
 
 
 def runs_status(results: dict) -> dict:
@@ -51,4 +64,11 @@ def runs_lines(results: dict) -> list[str]:
             lines[-1] += f" Missing baseline runs are run in `{cfg['baselines_from']}` (this folder only reads them)."
     else:
         lines.append("Every planned run is finished.")
+    code = []
+    for g in results.get("run_commits") or []:
+        where = (f"commit `{g['commit'][:12]}`{' (dirty tree)' if g['dirty'] else ''} on {g['device']}"
+                 if g["commit"] else "code not recorded (finished before run records named their commit)")
+        code.append(f"- {where}: {len(g['runs'])} run{'s' if len(g['runs']) > 1 else ''} ({', '.join(g['runs'])})")
+    if code:
+        lines += ["", "The code and machine of the runs in this report:", "", *code]
     return lines + [""]
