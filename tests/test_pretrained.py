@@ -252,6 +252,51 @@ def test_ship_a_trained_generator_then_load_it(tmp_path):
         ship(run, "toy-32", run / "metrics.json", dest=dest)
 
 
+def test_ship_a_generator_with_the_discriminator_written_beside_it(tmp_path):
+    from ga_bench.ship_generator import ship
+    from gan_augment.models import create_discriminator
+    from gan_augment.training.warm_start import save_discriminator
+
+    run = tmp_path / "run"
+    run.mkdir()
+    torch.manual_seed(0)
+    G = create_generator("fastgan", resolution=32, num_classes=2, base_channels=4, z_dim=8)
+    gen = save_generator(G, run / "generator.safetensors", class_names=["a", "b"], manifest_hash="h" * 64,
+                         split="train", step=50)
+    (run / "train_summary.json").write_text(json.dumps({"step": 50, "cpu_s_total": 60.0, "elapsed_s_total": 30.0,
+                                                        "device": "cpu"}))
+    block = {"fid": 60.0, "kid": 0.01, "precision": 0.7, "recall": 0.5, "c2st": 0.7}
+    (run / "metrics.json").write_text(json.dumps({"generator": {"manifest_hash": "h" * 64}, "distribution": {
+        "inception": {"overall": block, "per_class": {"a": block, "b": block}}}}))
+    D = create_discriminator("resnet", resolution=32, num_classes=2, base_channels=4)
+    model = {"discriminator": "resnet", "resolution": 32, "conditional": True, "d_channels": 4}
+    save_discriminator(D, run / "discriminator.safetensors", model=model, class_names=["a", "b"],
+                       manifest_hash="h" * 64, split="train", step=49, generator_sha256="0" * 64)
+    dest = tmp_path / "pretrained"
+    with pytest.raises(ValueError, match="was not written with .*generator.safetensors"):
+        ship(run, "toy-32", run / "metrics.json", dest=dest)
+    assert not dest.exists() or not any(dest.iterdir())  # refused before anything was copied
+    save_discriminator(D, run / "discriminator.safetensors", model=model, class_names=["a", "b"],
+                       manifest_hash="h" * 64, split="train", step=50, generator_sha256=pt.file_sha256(gen))
+    ship(run, "toy-32", run / "metrics.json", dest=dest)
+    info = pt.pretrained_info("toy-32", root=dest)
+    assert info["discriminator"]["file"] == "toy_32.disc.safetensors"
+    disc = pt.pretrained_discriminator_path("toy-32", root=dest)
+    assert pt.file_sha256(disc) == pt.file_sha256(run / "discriminator.safetensors") == info["discriminator"]["sha256"]
+    assert "train.init_discriminator=pretrained:toy-32" in pt.model_card("toy-32", root=dest)
+    # a run that continued a pair says that its D did not start afresh
+    origin = {"path": "a.safetensors", "sha256": "ab" * 32, "step": 20, "manifest_hash": "h" * 64, "split": "train"}
+    gen = save_generator(G, run / "generator.safetensors", class_names=["a", "b"], manifest_hash="h" * 64,
+                         split="train", step=50, extra={"init_from": {**origin, "lineage": [origin], "discriminator": {
+                             "path": "a.disc.safetensors", "sha256": "cd" * 32, "step": 20}}})
+    (run / "discriminator.safetensors").unlink()
+    ship(run, "toy-32", run / "metrics.json", dest=dest)
+    card = pt.model_card("toy-32", root=dest)
+    assert "the discriminator from the file written with it (`train.init_discriminator`: `a.disc.safetensors`)" in card
+    assert "discriminator" not in pt.pretrained_info("toy-32", root=dest)  # this run wrote none: none shipped
+    assert not (dest / "toy_32.disc.safetensors").exists()  # nor is the last one's left beside it
+
+
 def test_cli_takes_a_shipped_generator_by_name(tmp_path, capsys):
     from gan_augment.cli import main as cli_main
 

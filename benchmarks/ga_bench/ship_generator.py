@@ -19,6 +19,7 @@ from typing import Any
 from gan_augment._io import write_json, write_text
 from gan_augment.generators import read_generator_metadata
 from gan_augment.pretrained import PRETRAINED_DIR, file_sha256
+from gan_augment.training.warm_start import read_discriminator
 
 from .protocol import REPO
 
@@ -43,8 +44,11 @@ def _started_from(meta: dict) -> list[str]:
         return []
     chain = " <- ".join(f"`{e.get('path')}` (step {e.get('step')}, sha256 `{str(e.get('sha256'))[:12]}`)"
                         for e in reversed(init.get("lineage") or [init]))
+    d = init.get("discriminator")
+    how = (f"the discriminator from the file written with it (`train.init_discriminator`: `{d.get('path')}`), the "
+           "optimisers afresh" if d else "the discriminator and optimisers afresh")
     return [f"- **Started from** `{init.get('path')}` at step {init.get('step')} (`train.init_generator`: G and its EMA "
-            "from that file, the discriminator and optimisers afresh); the CPU-hours above are this run's only, the "
+            f"from that file, {how}); the CPU-hours above are this run's only, the "
             f"steps count from the start of the chain. Lineage, newest first: {chain}."]
 
 
@@ -119,6 +123,7 @@ def ship(run_dir: Path, name: str, metrics_path: Path, *, floor_path: Path | Non
     if metrics.get("generator", {}).get("manifest_hash") != meta.get("manifest_hash"):
         raise ValueError(f"{metrics_path} evaluates another generator (manifest hash differs)")
     summary = json.loads((run_dir / "train_summary.json").read_text())
+    paired = _paired_discriminator(run_dir, gen)  # checked before anything is copied
     floor = json.loads(floor_path.read_text()).get("floor") if floor_path else None
     file = f"{name.replace('-', '_')}.safetensors"
     dest.mkdir(parents=True, exist_ok=True)
@@ -136,14 +141,38 @@ def ship(run_dir: Path, name: str, metrics_path: Path, *, floor_path: Path | Non
             shown = evidence.resolve().relative_to(REPO).as_posix()
         except ValueError:
             shown = str(evidence)
-    write_text(dest / card, model_card_markdown(name, meta, summary, metrics, floor, sha, shown))
+    disc = {"file": f"{name.replace('-', '_')}.disc.safetensors"}
+    if paired is not None:
+        shutil.copyfile(paired, dest / disc["file"])
+        disc["sha256"] = file_sha256(dest / disc["file"])
+    else:  # a re-shipped name whose new run wrote no discriminator: the old one does not pair with it
+        (dest / disc.pop("file")).unlink(missing_ok=True)
+        disc = None
+    text = model_card_markdown(name, meta, summary, metrics, floor, sha, shown)
+    if disc:
+        text += (f"\nShips its discriminator too (`{disc['file']}`, sha256 `{disc['sha256'][:12]}`, written with this "
+                 "generator at the same step): continue its training on another machine with `--set "
+                 f"train.init_generator=pretrained:{name} --set train.init_discriminator=pretrained:{name}`.\n")
+    write_text(dest / card, text)
     index_path = dest / "index.json"
     index = json.loads(index_path.read_text()) if index_path.is_file() else {}
     index[name] = {"file": file, "sha256": sha, "card": card, "manifest_hash": meta.get("manifest_hash"),
                    "resolution": meta["resolution"], "classes": meta.get("class_names"), "step": meta.get("step"),
-                   "licence": "CC BY-NC-SA 4.0"}
+                   "licence": "CC BY-NC-SA 4.0", **({"discriminator": disc} if disc else {})}
     write_json(index_path, index)
     return dest / file
+
+
+def _paired_discriminator(run_dir: Path, gen: Path) -> Path | None:
+    """The run's ``discriminator.safetensors`` if it was written with ``gen`` (so the pair can be trained on:
+    ``train.init_discriminator=pretrained:NAME``); None when the run has none; an error for another step's."""
+    disc = run_dir / "discriminator.safetensors"
+    if not disc.is_file():
+        return None
+    if read_discriminator(disc)[0].get("generator_sha256") != file_sha256(gen):
+        raise ValueError(f"{disc} was not written with {gen} (another step or run): export the pair again "
+                         "(`gan-augment export-discriminator RUN_DIR`) or remove it to ship the generator alone")
+    return disc
 
 
 def main(argv: list[str] | None = None) -> int:
