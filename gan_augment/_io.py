@@ -1,4 +1,4 @@
-"""Small file helpers shared by every layer: atomic writes and content hashes."""
+"""Small file helpers shared by every layer: atomic writes, content hashes, safetensors metadata."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 from typing import IO, Any, Iterator
 
-__all__ = ["atomic_path", "atomic_open", "write_json", "write_text", "sha256_file"]
+__all__ = ["atomic_path", "atomic_open", "write_json", "write_text", "sha256_file", "safetensors_metadata"]
 
 
 @contextlib.contextmanager
@@ -65,6 +65,19 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
         for block in iter(lambda: fh.read(chunk), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def safetensors_metadata(path: str | os.PathLike) -> dict[str, Any]:
+    """The JSON this library writes under ``"gan_augment"`` in a safetensors header (generator, discriminator and
+    classifier files); ``{}`` for a safetensors file without it; ValueError naming the file for anything else."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            raw = (fh.metadata() or {}).get("gan_augment")
+    except (SafetensorError, OSError) as exc:
+        raise ValueError(f"{path} is not a safetensors file: {exc}") from None
+    return json.loads(raw) if raw else {}
 
 
 def _umask() -> int:

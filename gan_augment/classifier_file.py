@@ -13,11 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, safe_open, save_file
+from safetensors.torch import load_file, save_file
 from torch import nn
 
-from ._io import atomic_path
+from ._io import atomic_path, safetensors_metadata
 
 __all__ = ["save_classifier", "load_classifier", "build_classifier_module", "penultimate_and_logits",
            "CLASSIFIER_FORMAT"]
@@ -67,12 +66,7 @@ def load_classifier(path: str | os.PathLike, *, device: str | torch.device = "cp
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"classifier file {path} does not exist")
-    try:
-        with safe_open(str(path), framework="pt") as fh:
-            raw = (fh.metadata() or {}).get("gan_augment")
-    except (SafetensorError, OSError) as exc:
-        raise ValueError(f"{path} is not a safetensors file: {exc}") from None
-    meta = json.loads(raw) if raw else {}
+    meta = safetensors_metadata(path)
     if meta.get("format") != CLASSIFIER_FORMAT:
         raise ValueError(f"{path} is not a gan-augment classifier file")
     model = build_classifier_module(meta["family"], meta["name"], meta["num_classes"], int(meta.get("in_chans", 3)))

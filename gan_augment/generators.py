@@ -14,11 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, safe_open, save_file
+from safetensors.torch import load_file, save_file
 
 from . import __version__
-from ._io import atomic_path
+from ._io import atomic_path, safetensors_metadata
 from .models import GeneratorBase, create_generator
 
 __all__ = ["save_generator", "load_generator", "read_generator_metadata", "GENERATOR_FORMAT",
@@ -69,14 +68,9 @@ def read_generator_metadata(path: str | os.PathLike) -> dict[str, Any]:
         raise ValueError(f"generator file {path} does not exist")
     if path.suffix == ".pt":
         return _checkpoint_generator_meta(load_checkpoint_file(path), path)
-    try:
-        with safe_open(str(path), framework="pt") as fh:
-            raw = (fh.metadata() or {}).get("gan_augment")
-    except (SafetensorError, OSError) as exc:
-        raise ValueError(f"{path} is not a safetensors file: {exc}") from None
-    if raw is None:
+    meta = safetensors_metadata(path)
+    if not meta:
         raise ValueError(f"{path} is a safetensors file without gan-augment metadata (not a generator file)")
-    meta = json.loads(raw)
     if meta.get("format") != GENERATOR_FORMAT:
         raise ValueError(f"{path}: format {meta.get('format')!r} is not {GENERATOR_FORMAT!r}")
     return meta

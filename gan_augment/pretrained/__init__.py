@@ -13,7 +13,6 @@ check that the generator never saw its validation or test images. A file whose s
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any
 
 import torch
 
+from .._io import sha256_file
 from ..generators import load_generator
 from ..models import GeneratorBase
 
@@ -35,11 +35,7 @@ class PretrainedUnavailable(ValueError):
 
 
 def file_sha256(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return sha256_file(path)
 
 
 def _index(root: Path) -> dict[str, dict[str, Any]]:

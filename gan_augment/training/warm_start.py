@@ -23,11 +23,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, safe_open, save_file
+from safetensors.torch import load_file, save_file
 
 from .. import __version__
-from .._io import atomic_path
+from .._io import atomic_path, safetensors_metadata
 from ..generators import load_checkpoint_file, load_generator, read_generator_metadata
 from ..models import GeneratorBase
 from ..pretrained import file_sha256, pretrained_discriminator_path, resolve_spec
@@ -111,17 +110,14 @@ def read_discriminator(path: str | Path) -> tuple[dict[str, Any], dict[str, torc
     if not path.is_file():
         raise ValueError(f"train.init_discriminator: no discriminator file {path}")
     try:
-        with safe_open(str(path), framework="pt") as fh:
-            raw = (fh.metadata() or {}).get("gan_augment")
-        tensors = load_file(str(path))
-    except (SafetensorError, OSError) as exc:
-        raise ValueError(f"train.init_discriminator: {path} is not a safetensors file: {exc}") from None
-    meta = json.loads(raw) if raw else {}
+        meta = safetensors_metadata(path)
+    except ValueError as exc:
+        raise ValueError(f"train.init_discriminator: {exc}") from None
     if meta.get("format") != DISCRIMINATOR_FORMAT:
         raise ValueError(f"train.init_discriminator: {path} is not a discriminator file (format "
                          f"{meta.get('format')!r}; a run writes one as discriminator.safetensors beside its "
                          "generator, or `gan-augment export-discriminator RUN_DIR` from its last checkpoint)")
-    return meta, tensors
+    return meta, load_file(str(path))
 
 
 def export_discriminator(run_dir: str | Path, out: str | Path | None = None) -> Path:
