@@ -270,13 +270,13 @@ def test_ship_a_generator_with_the_discriminator_written_beside_it(tmp_path):
         "inception": {"overall": block, "per_class": {"a": block, "b": block}}}}))
     D = create_discriminator("resnet", resolution=32, num_classes=2, base_channels=4)
     model = {"discriminator": "resnet", "resolution": 32, "conditional": True, "d_channels": 4}
-    save_discriminator(D, run / "discriminator.safetensors", model=model, class_names=["a", "b"],
+    save_discriminator(D.state_dict(), run / "discriminator.safetensors", model=model, class_names=["a", "b"],
                        manifest_hash="h" * 64, split="train", step=49, generator_sha256="0" * 64)
     dest = tmp_path / "pretrained"
     with pytest.raises(ValueError, match="was not written with .*generator.safetensors"):
         ship(run, "toy-32", run / "metrics.json", dest=dest)
     assert not dest.exists() or not any(dest.iterdir())  # refused before anything was copied
-    save_discriminator(D, run / "discriminator.safetensors", model=model, class_names=["a", "b"],
+    save_discriminator(D.state_dict(), run / "discriminator.safetensors", model=model, class_names=["a", "b"],
                        manifest_hash="h" * 64, split="train", step=50, generator_sha256=pt.file_sha256(gen))
     ship(run, "toy-32", run / "metrics.json", dest=dest)
     info = pt.pretrained_info("toy-32", root=dest)

@@ -50,6 +50,7 @@ def test_a_run_exports_its_trainable_d_paired_with_its_generator(pair):
     assert _same(tensors, state["D"])  # the checkpoint's D, nothing more
     assert not any(k.startswith("projector") for k in tensors)  # the frozen part is rebuilt, never saved
     assert meta["model"]["discriminator"] == "projected" and meta["model"]["d_pretrained"] is False
+    assert "d_batch_norm" not in meta["model"]  # only the keys this discriminator takes
     assert meta["state"]["lecam"] == state["lecam"] and meta["state"]["lecam"]["ema_real"] is not None
     assert meta["class_names"] == ["a", "b", "c"] and meta["manifest_hash"] == state["manifest_hash"]
 
@@ -128,6 +129,9 @@ def test_pairs_that_do_not_fit_are_refused_naming_what_differs(tmp_path, folder,
     wider["model"]["d_channels"] = 16
     with pytest.raises(ValueError, match=r"model.d_channels \(8 there, 16 here\)"):
         Trainer(_cfg(wider))
+    unused = _recipe(tmp_path / "u", folder, steps=6, init_generator=str(gen), init_discriminator=str(disc))
+    unused["model"]["max_mult"] = 4  # a key neither FastGAN G nor the projected D takes: not a reason to refuse
+    assert Trainer(_cfg(unused)).init_from["discriminator"]["step"] == 3
     headed = _recipe(tmp_path / "h", folder, steps=6, init_generator=str(gen), init_discriminator=str(disc))
     headed["loss"]["class_lambda"] = 1.0  # adds an auxiliary classifier to D
     with pytest.raises(ValueError, match=r"do not fit this run's discriminator: missing \['class_head"):

@@ -102,10 +102,10 @@ class CheckpointMixin:
     def _export_discriminator(self, generator: Path) -> Path:
         """D's trainable state beside the generator exported at the same step (``train.init_discriminator``)."""
         state = {"augment_p": float(self.augment.p), "lecam": self.lecam.state_dict() if self.lecam else None}
-        return save_discriminator(self.D, self.out / "discriminator.safetensors", model=self.cfg.to_dict()["model"],
-                                  class_names=self.class_names, manifest_hash=self.data.manifest.hash,
-                                  split=self.cfg.data.split, step=self.step, generator_sha256=file_sha256(generator),
-                                  state=state)
+        return save_discriminator(self.D.state_dict(), self.out / "discriminator.safetensors",
+                                  model=self.cfg.to_dict()["model"], class_names=self.class_names,
+                                  manifest_hash=self.data.manifest.hash, split=self.cfg.data.split, step=self.step,
+                                  generator_sha256=file_sha256(generator), state=state)
 
     def _warm_start(self) -> dict[str, Any]:
         """``train.init_generator``: G and its EMA from a generator file; with ``train.init_discriminator`` D too,

@@ -30,9 +30,11 @@ from .._io import atomic_path, safetensors_metadata
 from ..generators import load_checkpoint_file, load_generator, read_generator_metadata
 from ..models import GeneratorBase
 from ..pretrained import file_sha256, pretrained_discriminator_path, resolve_spec
+from .config import config_from_dict
+from .networks import network_kwargs
 
 __all__ = ["warm_start", "resolve_init_generator", "DISCRIMINATOR_FORMAT", "save_discriminator", "read_discriminator",
-           "export_discriminator", "warm_start_discriminator"]
+           "export_discriminator", "warm_start_discriminator", "discriminator_identity"]
 
 _SAME = ("arch", "resolution", "channels", "z_dim", "num_classes")
 
@@ -83,21 +85,31 @@ def warm_start(G: GeneratorBase, spec: str, class_names: list[str]) -> dict[str,
 # pairing: a D trained against one G says little about another.
 
 DISCRIMINATOR_FORMAT = "gan-augment-discriminator"
-# model keys that shape D or what its weights mean beyond the state dict's names and shapes (a projected D's
-# backbone weights and projection are rebuilt from these, not saved)
-D_MODEL_KEYS = ("discriminator", "resolution", "conditional", "d_channels", "max_mult", "d_batch_norm",
-                "d_pretrained", "d_pixel_channels", "d_class_gain")
+# the discriminator's registry arguments (network_kwargs) under their model-section names
+_D_ARG_KEYS = {"base_channels": "d_channels", "max_mult": "max_mult", "batch_norm": "d_batch_norm",
+               "pretrained": "d_pretrained", "pixel_channels": "d_pixel_channels", "class_gain": "d_class_gain"}
 
 
-def save_discriminator(D: torch.nn.Module, path: str | Path, *, model: dict[str, Any], class_names: list[str],
-                       manifest_hash: str, split: str, step: int, generator_sha256: str,
+def discriminator_identity(model: dict[str, Any]) -> dict[str, Any]:
+    """The model-section keys that shape D or what its weights mean beyond the state dict's names and shapes (a
+    projected D's backbone weights and random projections are rebuilt from them, never saved): the
+    discriminator, resolution, conditioning and the registry arguments this discriminator takes."""
+    mc = config_from_dict({"model": model}).model
+    _, d_kwargs = network_kwargs(mc)
+    return {"discriminator": mc.discriminator, "resolution": mc.resolution, "conditional": mc.conditional,
+            **{_D_ARG_KEYS.get(k, k): v for k, v in d_kwargs.items()}}
+
+
+def save_discriminator(state_dict: dict[str, torch.Tensor], path: str | Path, *, model: dict[str, Any],
+                       class_names: list[str], manifest_hash: str, split: str, step: int, generator_sha256: str,
                        state: dict[str, Any] | None = None) -> Path:
-    """Write D's trainable state and what it fits (model section, classes, the generator file's sha256), atomically."""
+    """Write D's trainable state (``D.state_dict()``) and what it fits (the model section's D keys, classes, the
+    generator file's sha256), atomically."""
     meta = {"format": DISCRIMINATOR_FORMAT, "format_version": 1, "library_version": __version__,
-            "model": {k: model.get(k) for k in D_MODEL_KEYS}, "class_names": list(class_names),
+            "model": discriminator_identity(model), "class_names": list(class_names),
             "manifest_hash": manifest_hash, "split": split, "step": int(step),
             "generator_sha256": generator_sha256, "state": state or {}}
-    tensors = {k: v.detach().cpu().contiguous() for k, v in D.state_dict().items()}
+    tensors = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
     path = Path(path)
     with atomic_path(path, suffix=".safetensors") as tmp:
         save_file(tensors, str(tmp), metadata={"gan_augment": json.dumps(meta)})
@@ -138,20 +150,10 @@ def export_discriminator(run_dir: str | Path, out: str | Path | None = None) -> 
                          "not a pair (export the generator of that checkpoint first)")
     cfg = state["config"]
     train_state = {"augment_p": float(state["augment"]["p"]), "lecam": state.get("lecam")}
-    return save_discriminator(_StateOnly(state["D"]), out or run_dir / "discriminator.safetensors",
+    return save_discriminator(state["D"], out or run_dir / "discriminator.safetensors",
                               model=cfg["model"], class_names=state["class_names"],
                               manifest_hash=state["manifest_hash"], split=cfg["data"]["split"], step=state["step"],
                               generator_sha256=file_sha256(gen), state=train_state)
-
-
-class _StateOnly:
-    """A saved state dict standing in for the module it came from (save_discriminator reads ``state_dict()``)."""
-
-    def __init__(self, state: dict[str, torch.Tensor]):
-        self._state = state
-
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        return self._state
 
 
 def warm_start_discriminator(D: torch.nn.Module, spec: str, model: dict[str, Any], class_names: list[str],
@@ -167,11 +169,11 @@ def warm_start_discriminator(D: torch.nn.Module, spec: str, model: dict[str, Any
                          f"train.init_generator {generator['path']} is {generator['sha256'][:12]}... (step "
                          f"{generator['step']}): start both from one run's pair (generator.safetensors and "
                          "discriminator.safetensors written together)")
-    ours = {k: model.get(k) for k in D_MODEL_KEYS}
-    differ = [k for k in D_MODEL_KEYS if meta["model"].get(k) != ours[k]]
+    ours, theirs = discriminator_identity(model), meta.get("model") or {}
+    differ = [k for k in ours if theirs.get(k) != ours[k]]  # keys this D does not take are not compared
     if differ:
         raise ValueError(f"train.init_discriminator {spec}: its discriminator differs from this run's in "
-                         + "; ".join(f"model.{k} ({meta['model'].get(k)} there, {ours[k]} here)" for k in differ))
+                         + "; ".join(f"model.{k} ({theirs.get(k)} there, {ours[k]} here)" for k in differ))
     if list(meta.get("class_names") or []) != list(class_names):
         raise ValueError(f"train.init_discriminator {spec}: its classes {meta.get('class_names')} are not this "
                          f"run's {list(class_names)}")
