@@ -11,6 +11,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from gan_augment._io import safetensors_metadata
 from gan_augment.cli import main as cli_main
 from gan_augment.generators import load_generator, save_generator
 from gan_augment.pretrained import PretrainedUnavailable, file_sha256, pretrained_discriminator_path
@@ -67,19 +68,12 @@ def test_a_warm_start_takes_d_from_the_file_and_records_it(tmp_path, folder, pai
     assert trainer.init_from["discriminator"] == {"path": str(disc), "sha256": file_sha256(disc), "step": 3}
     result = trainer.fit()
     assert result.finished and result.step == 6
-    new_gen = json.loads(load_file_meta(result.generator_path))
+    new_gen = safetensors_metadata(result.generator_path)
     assert new_gen["init_from"]["discriminator"]["sha256"] == file_sha256(disc)
     # the new pair continues the chain the same way
     again = _recipe(tmp_path / "again", folder, steps=8, init_generator=str(result.generator_path),
                     init_discriminator=str(result.generator_path.parent / "discriminator.safetensors"))
     assert Trainer(_cfg(again)).step == 6
-
-
-def load_file_meta(path) -> str:
-    from safetensors.torch import safe_open
-
-    with safe_open(str(path), framework="pt") as fh:
-        return fh.metadata()["gan_augment"]
 
 
 def test_adaptive_augmentation_continues_at_the_strength_d_was_trained_at(tmp_path, folder):
@@ -159,5 +153,5 @@ def test_a_shipped_discriminator_is_hash_checked_like_its_generator(tmp_path, pa
         pretrained_discriminator_path("bare", root=root)
     tensors = load_file(str(disc))
     save_file({k: v + 1 if v.is_floating_point() else v for k, v in tensors.items()}, str(root / "g.disc.safetensors"))
-    with pytest.raises(PretrainedUnavailable, match="does not match the index"):
+    with pytest.raises(PretrainedUnavailable, match="does not match its card.s"):
         pretrained_discriminator_path("paired", root=root)

@@ -141,13 +141,12 @@ def ship(run_dir: Path, name: str, metrics_path: Path, *, floor_path: Path | Non
             shown = evidence.resolve().relative_to(REPO).as_posix()
         except ValueError:
             shown = str(evidence)
-    disc = {"file": f"{name.replace('-', '_')}.disc.safetensors"}
+    disc_file, disc = f"{name.replace('-', '_')}.disc.safetensors", None
     if paired is not None:
-        shutil.copyfile(paired, dest / disc["file"])
-        disc["sha256"] = file_sha256(dest / disc["file"])
+        shutil.copyfile(paired, dest / disc_file)
+        disc = {"file": disc_file, "sha256": file_sha256(dest / disc_file)}
     else:  # a re-shipped name whose new run wrote no discriminator: the old one does not pair with it
-        (dest / disc.pop("file")).unlink(missing_ok=True)
-        disc = None
+        (dest / disc_file).unlink(missing_ok=True)
     text = model_card_markdown(name, meta, summary, metrics, floor, sha, shown)
     if disc:
         text += (f"\nShips its discriminator too (`{disc['file']}`, sha256 `{disc['sha256'][:12]}`, written with this "

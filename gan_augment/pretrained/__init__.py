@@ -74,15 +74,16 @@ def pretrained_path(name: str, *, root: str | os.PathLike | None = None, verify:
     """Path of the shipped file of ``name``, after checking its sha256 against the index."""
     root = Path(root) if root is not None else PRETRAINED_DIR
     entry = pretrained_info(name, root=root)
-    path = root / entry["file"]
+    return _shipped_file(root / entry["file"], entry["sha256"] if verify else None, f"pretrained generator {name!r}")
+
+
+def _shipped_file(path: Path, sha256: str | None, what: str) -> Path:
+    """``path`` if it is there and (``sha256`` given) its bytes hash to the index's value."""
     if not path.is_file():
-        raise PretrainedUnavailable(f"pretrained generator {name!r}: {path} is missing (a partial install?)")
-    if verify:
-        got = file_sha256(path)
-        if got != entry["sha256"]:
-            raise PretrainedUnavailable(f"refusing {path}: its sha256 {got[:16]}... does not match its card's "
-                                        f"{entry['sha256'][:16]}... (the file was changed or damaged); reinstall "
-                                        "the package")
+        raise PretrainedUnavailable(f"{what}: {path} is missing (a partial install?)")
+    if sha256 is not None and (got := file_sha256(path)) != sha256:
+        raise PretrainedUnavailable(f"refusing {path}: its sha256 {got[:16]}... does not match its card's "
+                                    f"{sha256[:16]}... (the file was changed or damaged); reinstall the package")
     return path
 
 
@@ -95,14 +96,7 @@ def pretrained_discriminator_path(name: str, *, root: str | os.PathLike | None =
         raise PretrainedUnavailable(f"pretrained generator {name!r} ships no discriminator (its training run ended "
                                     "before the trainer exported one); warm-start its generator with a fresh D "
                                     "(leave train.init_discriminator unset)")
-    path = root / entry["file"]
-    if not path.is_file():
-        raise PretrainedUnavailable(f"pretrained discriminator of {name!r}: {path} is missing (a partial install?)")
-    got = file_sha256(path)
-    if got != entry["sha256"]:
-        raise PretrainedUnavailable(f"refusing {path}: its sha256 {got[:16]}... does not match the index's "
-                                    f"{entry['sha256'][:16]}... (the file was changed or damaged)")
-    return path
+    return _shipped_file(root / entry["file"], entry["sha256"], f"pretrained discriminator of {name!r}")
 
 
 def resolve_spec(spec: str) -> str:
