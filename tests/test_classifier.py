@@ -390,3 +390,18 @@ def test_results_name_the_commit_the_runs_started_from(tmp_path, monkeypatch):
     report = (tmp_path / "bench" / "report.md").read_text()
     assert "- commit `c0ffee01` on CPU" in report and "1 run (plain seed 0)" in report
     assert "- code not recorded (finished before run records named their commit): 1 run (plain seed 1)" in report
+
+
+def test_a_folder_refuses_runs_trained_for_other_epochs(tmp_path, capsys):
+    """Resuming with another schedule (a preset's epochs changed, or --epochs) must not mix two protocols."""
+    folder = make_image_folder(tmp_path / "d", {"a": 30, "b": 12}, size=(32, 32))
+    args = ["--data-dir", str(folder), "--arms", "plain", "--image-size", "32", "--seeds", "0"]
+    assert bench_main(_bench(tmp_path, *args)) == 0
+    record = tmp_path / "bench" / "runs" / "plain_seed0.json"
+    before = record.read_text()
+    bench = _bench(tmp_path, *args)
+    bench[bench.index("--epochs") + 1] = "2"
+    capsys.readouterr()
+    assert bench_main(bench) != 0
+    assert "plain_seed0.json: trained for 1 epochs, this benchmark trains 2" in capsys.readouterr().err
+    assert record.read_text() == before

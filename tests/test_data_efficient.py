@@ -163,6 +163,27 @@ def test_projected_pixel_head_scores_fine_detail_the_frozen_features_barely_see(
         create_discriminator("projected", resolution=64, pretrained=False, pixel_channels=-1)
 
 
+def test_backbone_scale_feeds_the_frozen_features_an_upsampled_image():
+    torch.manual_seed(0)
+    native = create_discriminator("projected", resolution=32, num_classes=3, base_channels=8, pretrained=False)
+    torch.manual_seed(0)  # the same random frozen backbone
+    D = create_discriminator("projected", resolution=32, num_classes=3, base_channels=8, pretrained=False,
+                             backbone_scale=2)
+    x = torch.rand(2, 3, 32, 32, requires_grad=True)
+    y = torch.tensor([0, 2])
+    logits = D(x * 2 - 1, y)
+    # the maps of a 64 px image (16 / 8 / 4 / 2), scored by heads sized to them: more positions than at 32 px
+    assert native(x * 2 - 1, y).shape == (2, sum(_positions(32 // s) for s in FEATURE_STRIDES))
+    assert logits.shape == (2, sum(_positions(64 // s) for s in FEATURE_STRIDES))
+    up = F.interpolate(x.detach() * 2 - 1, scale_factor=2, mode="bilinear", align_corners=False)
+    assert all(torch.allclose(a, b) for a, b in zip(D.projector(up), native.projector(up)))
+    logits.sum().backward()  # the generator's gradient reaches every pixel through the upsampling
+    assert (x.grad.abs().sum(1) > 0).float().mean() > 0.99
+    assert not any(n.startswith("projector") for n in D.state_dict())
+    with pytest.raises(ValueError, match="backbone_scale must be 1"):
+        create_discriminator("projected", resolution=32, pretrained=False, backbone_scale=3)
+
+
 def test_pixel_head_option_belongs_to_the_projected_discriminator(tmp_path, folder):
     d = tiny_config(tmp_path, folder)
     d["model"]["d_pixel_channels"] = 8  # the tiny config's D is not projected
@@ -171,6 +192,10 @@ def test_pixel_head_option_belongs_to_the_projected_discriminator(tmp_path, fold
     d["model"]["d_pixel_channels"] = 0
     d["model"]["d_class_gain"] = 8.0
     with pytest.raises(ValueError, match="model.d_class_gain is an option of discriminator 'projected'"):
+        Trainer(_cfg(d))
+    d["model"]["d_class_gain"] = 1.0
+    d["model"]["d_backbone_scale"] = 2
+    with pytest.raises(ValueError, match="model.d_backbone_scale is an option of discriminator 'projected'"):
         Trainer(_cfg(d))
     d = _recipe(tmp_path / "p", folder, steps=2)
     d["model"]["d_pixel_channels"] = 4

@@ -70,7 +70,7 @@ def test_every_shipped_generator_matches_its_card():
 # ------------------------------------------------------------------------------------------------ cpu64 preset
 def test_cpu64_preset_resolves_as_documented():
     cfg = build_config(parser().parse_args(["--preset", "cpu64"]))
-    assert (cfg.image_size, cfg.epochs, cfg.seeds, cfg.batch_size) == (64, 8, [0, 1, 2], 64)
+    assert (cfg.image_size, cfg.resolved_epochs(), cfg.seeds, cfg.batch_size) == (64, 8, [0, 1, 2], 64)
     assert cfg.arms == list(DEFAULT_ARMS) and len(cfg.arms) == 8
     assert cfg.max_train_images is None and cfg.max_eval_per_class is None and cfg.train_fraction == 1.0
     assert (cfg.split_seed, tuple(cfg.fractions)) == (0, (0.7, 0.15, 0.15))
@@ -79,8 +79,13 @@ def test_cpu64_preset_resolves_as_documented():
     assert cfg.out == "runs/balance_isic_cpu64" and cfg.gan_config == "configs/ham10000_64_cpu.yaml"
     frac = build_config(parser().parse_args(["--preset", "cpu64", "--train-fraction", "0.25"]))
     assert frac.train_fraction == 0.25 and frac.out == "runs/balance_isic_cpu64_frac025"
-    # the preset's epochs hold in both regimes; without a preset: 12 on the full split, 20 on a slice
-    assert cfg.resolved_epochs() == frac.resolved_epochs() == 8
+    # a slice trains as many optimiser steps as the full regime: 8 epochs of 7,011 images, 32 of a quarter;
+    # --epochs overrides both; without a preset: 12 on the full split, 20 on a slice
+    assert cfg.resolved_epochs() == 8 and frac.resolved_epochs() == 32
+    tenth = build_config(parser().parse_args(["--preset", "cpu64", "--train-fraction", "0.1"]))
+    assert tenth.resolved_epochs() == 80
+    given = build_config(parser().parse_args(["--preset", "cpu64", "--train-fraction", "0.25", "--epochs", "5"]))
+    assert given.resolved_epochs() == 5
     bare = build_config(parser().parse_args([]))
     assert bare.resolved_epochs() == 12
     assert build_config(parser().parse_args(["--train-fraction", "0.25"])).resolved_epochs() == 20

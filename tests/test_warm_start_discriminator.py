@@ -155,3 +155,18 @@ def test_a_shipped_discriminator_is_hash_checked_like_its_generator(tmp_path, pa
     save_file({k: v + 1 if v.is_floating_point() else v for k, v in tensors.items()}, str(root / "g.disc.safetensors"))
     with pytest.raises(PretrainedUnavailable, match="does not match its card.s"):
         pretrained_discriminator_path("paired", root=root)
+
+
+def test_a_file_written_before_an_option_existed_counts_as_its_default(tmp_path, folder, pair):
+    gen, disc, _ = pair
+    meta = safetensors_metadata(disc)
+    assert meta["model"]["d_backbone_scale"] == 1
+    del meta["model"]["d_backbone_scale"]  # as a discriminator file written before model.d_backbone_scale was one
+    old = tmp_path / "old.disc.safetensors"
+    save_file(load_file(str(disc)), str(old), metadata={"gan_augment": json.dumps(meta)})
+    same = _recipe(tmp_path / "s", folder, steps=6, init_generator=str(gen), init_discriminator=str(old))
+    assert Trainer(_cfg(same)).init_from["discriminator"]["step"] == 3
+    scaled = _recipe(tmp_path / "b", folder, steps=6, init_generator=str(gen), init_discriminator=str(old))
+    scaled["model"]["d_backbone_scale"] = 2
+    with pytest.raises(ValueError, match=r"model.d_backbone_scale \(1 there, 2 here\)"):
+        Trainer(_cfg(scaled))

@@ -85,9 +85,16 @@ class Runner(ArmData):
         return self.baseline_runs if arm in BASELINES else self.runs
 
     def read(self, arm: str, seed: int) -> dict | None:
-        """The record of a finished run, or None."""
+        """The record of a finished run, or None; a ValueError for one trained for other epochs than these."""
         path = self.folder(arm) / f"{arm}_seed{seed}.json"
-        return json.loads(path.read_text()) if path.is_file() else None
+        if not path.is_file():
+            return None
+        record = json.loads(path.read_text())
+        trained = len(record.get("history") or [])
+        if trained and trained != self.epochs:
+            raise ValueError(f"{path}: trained for {trained} epochs, this benchmark trains {self.epochs}: a folder "
+                             "holds one protocol (another --out, or delete its runs/ to start over)")
+        return record
 
     def train_model(self, arm: str, seed: int):
         """Train ``arm`` at ``seed`` (its own seed for the data order and the head); (model, spec, fit result,

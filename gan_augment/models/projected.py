@@ -21,6 +21,12 @@ Isola et al. 2017, next to the frozen features; ~40 MMAC per 64 px image, ~20 % 
 of the 64 px CPU recipe). At 64 px on HAM10000 it did not help (benchmarks/results/gan_recipes_cpu64/), so it
 is off by default.
 
+``backbone_scale`` (2 or 4) feeds the frozen backbone the image upsampled that many times (bilinear), as
+projected-gan does by resizing everything to 224 px: an ImageNet network sees lesions at 64 px much smaller than
+the objects it learnt on, and its stride-4 map of a 64 px image is 16x16. At 2 the maps are 32 / 16 / 8 / 4 and
+the heads grow one strided layer each; the backbone then costs 4x its native CPU time (Lite0 at 128 px: ~0.13
+GMAC per image and pass, against the 64 px CPU generator's ~0.23).
+
 Conditioning: each head adds a projection term ``class_gain * condition_scale * <embed(y), h> / sqrt(d)`` to its
 unconditional logit (Miyato & Koyama 2018), so transitional conditioning (Shahbazi et al. 2022) can ramp it in
 from 0. With the spectrally normalised embedding (unit largest singular value) and the 1 / sqrt(d) of the
@@ -184,7 +190,7 @@ class PixelHead(nn.Module):
 class ProjectedDiscriminator(ConditionScaleMixin, DiscriminatorBase):
     def __init__(self, *, resolution: int, num_classes: int = 0, channels: int = 3, base_channels: int = 64,
                  pretrained: bool = True, weights: str | None = None, projection_seed: int = 0,
-                 pixel_channels: int = 0, class_gain: float = 1.0):
+                 pixel_channels: int = 0, class_gain: float = 1.0, backbone_scale: int = 1):
         super().__init__()
         if resolution not in (32, 64, 128, 256):
             raise ValueError(f"unsupported resolution {resolution}; supported: [32, 64, 128, 256]")
@@ -194,12 +200,15 @@ class ProjectedDiscriminator(ConditionScaleMixin, DiscriminatorBase):
             raise ValueError(f"pixel_channels must be >= 0 (0 = no full-resolution head), got {pixel_channels}")
         if not class_gain > 0:
             raise ValueError(f"class_gain must be > 0 (the weight of the class term), got {class_gain}")
+        if backbone_scale not in (1, 2, 4):
+            raise ValueError(f"backbone_scale must be 1 (the image's own resolution), 2 or 4, got {backbone_scale}")
         self.class_gain = float(class_gain)
+        self.backbone_scale = int(backbone_scale)
         self.resolution, self.num_classes, self.channels = resolution, num_classes, channels
         self.register_buffer("condition_scale", torch.ones(()))
         projector = Projector(pretrained=pretrained, weights=weights, channels=channels, seed=projection_seed)
         object.__setattr__(self, "projector", projector)  # deliberately not a submodule (see the module doc)
-        self.heads = nn.ModuleList([Head(c, resolution // s, num_classes, base_channels)
+        self.heads = nn.ModuleList([Head(c, resolution * backbone_scale // s, num_classes, base_channels)
                                     for c, s in zip(projector.out_channels, FEATURE_STRIDES)])
         self.pixel_head = (PixelHead(channels, resolution, num_classes, pixel_channels, base_channels)
                            if pixel_channels else None)
@@ -224,7 +233,9 @@ class ProjectedDiscriminator(ConditionScaleMixin, DiscriminatorBase):
         self._check_inputs(x, y)
         if with_class and self.class_head is None:
             raise ValueError("with_class=True needs add_class_head() first")
-        feats = self.projector(x)
+        seen = x if self.backbone_scale == 1 else F.interpolate(x, scale_factor=self.backbone_scale,
+                                                                 mode="bilinear", align_corners=False)
+        feats = self.projector(seen)
         scale = self.condition_scale * self.class_gain
         logits = [head(f, y, scale) for head, f in zip(self.heads, feats)]
         if self.pixel_head is not None:
@@ -237,11 +248,11 @@ class ProjectedDiscriminator(ConditionScaleMixin, DiscriminatorBase):
 def projected_discriminator(*, resolution: int, num_classes: int = 0, channels: int = 3, base_channels: int = 64,
                             pretrained: bool = True, weights: str | None = None,
                             projection_seed: int = 0, pixel_channels: int = 0,
-                            class_gain: float = 1.0) -> ProjectedDiscriminator:
+                            class_gain: float = 1.0, backbone_scale: int = 1) -> ProjectedDiscriminator:
     """Projected GAN discriminator on frozen ImageNet EfficientNet-Lite0 features at the image's resolution
     (``pixel_channels > 0``: plus a trained head on the full-resolution image; ``class_gain``: weight of the
-    class projection term)."""
+    class projection term; ``backbone_scale``: the backbone sees the image upsampled this many times)."""
     return ProjectedDiscriminator(resolution=resolution, num_classes=num_classes, channels=channels,
                                   base_channels=base_channels, pretrained=pretrained, weights=weights,
                                   projection_seed=projection_seed, pixel_channels=pixel_channels,
-                                  class_gain=class_gain)
+                                  class_gain=class_gain, backbone_scale=backbone_scale)

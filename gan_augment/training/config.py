@@ -82,6 +82,9 @@ class ModelConfig:
     # projected discriminator: weight of each head's class projection term (1 = Miyato & Koyama's scaling, at
     # most ~1/8 of the unconditional term here; 8 lets the class weigh as much)
     d_class_gain: float = 1.0
+    # projected discriminator: the frozen backbone sees the image upsampled this many times (1, 2 or 4; 1 = at its
+    # own resolution, the cheapest on a CPU)
+    d_backbone_scale: int = 1
     # Transitional conditioning (Shahbazi et al. 2022): the class's weight in G and D ramps linearly from 0 at
     # G step [start] to 1 at [end]; before that the GAN learns all classes' images unconditionally.
     # fastgan / projected only; null = conditional from the first step.

@@ -39,8 +39,9 @@ def network_kwargs(mc: ModelConfig) -> tuple[dict[str, Any], dict[str, Any]]:
         d_kwargs["pretrained"] = mc.d_pretrained
         d_kwargs["pixel_channels"] = mc.d_pixel_channels
         d_kwargs["class_gain"] = mc.d_class_gain
+        d_kwargs["backbone_scale"] = mc.d_backbone_scale
     else:
-        for key, default in (("d_pixel_channels", 0), ("d_class_gain", 1.0)):
+        for key, default in (("d_pixel_channels", 0), ("d_class_gain", 1.0), ("d_backbone_scale", 1)):
             if getattr(mc, key) != default:
                 raise ValueError(f"model.{key} is an option of discriminator 'projected', not "
                                  f"{mc.discriminator!r}; set it to {default} or use the projected discriminator")

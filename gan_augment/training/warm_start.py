@@ -30,7 +30,7 @@ from .._io import atomic_path, safetensors_metadata
 from ..generators import load_checkpoint_file, load_generator, read_generator_metadata
 from ..models import GeneratorBase
 from ..pretrained import file_sha256, pretrained_discriminator_path, resolve_spec
-from .config import config_from_dict
+from .config import ModelConfig, config_from_dict
 from .networks import network_kwargs
 
 __all__ = ["warm_start", "resolve_init_generator", "DISCRIMINATOR_FORMAT", "save_discriminator", "read_discriminator",
@@ -87,7 +87,8 @@ def warm_start(G: GeneratorBase, spec: str, class_names: list[str]) -> dict[str,
 DISCRIMINATOR_FORMAT = "gan-augment-discriminator"
 # the discriminator's registry arguments (network_kwargs) under their model-section names
 _D_ARG_KEYS = {"base_channels": "d_channels", "max_mult": "max_mult", "batch_norm": "d_batch_norm",
-               "pretrained": "d_pretrained", "pixel_channels": "d_pixel_channels", "class_gain": "d_class_gain"}
+               "pretrained": "d_pretrained", "pixel_channels": "d_pixel_channels", "class_gain": "d_class_gain",
+               "backbone_scale": "d_backbone_scale"}
 
 
 def discriminator_identity(model: dict[str, Any]) -> dict[str, Any]:
@@ -170,6 +171,8 @@ def warm_start_discriminator(D: torch.nn.Module, spec: str, model: dict[str, Any
                          f"{generator['step']}): start both from one run's pair (generator.safetensors and "
                          "discriminator.safetensors written together)")
     ours, theirs = discriminator_identity(model), meta.get("model") or {}
+    # a key the file does not name was written before that option existed: it had the option's default
+    theirs = {**{k: v for k, v in vars(ModelConfig()).items() if k in ours}, **theirs}
     differ = [k for k in ours if theirs.get(k) != ours[k]]  # keys this D does not take are not compared
     if differ:
         raise ValueError(f"train.init_discriminator {spec}: its discriminator differs from this run's in "
