@@ -16,7 +16,7 @@ from gan_augment.data import Manifest, ManifestDataset
 from gan_augment.data.decode import resolve_channels
 from gan_augment.data.transforms import apply_transform
 
-from .protocol import UNIFORM_DRAW_ARMS, BenchmarkConfig
+from .protocol import UNIFORM_DRAW_ARMS, BenchmarkConfig, rare_classes_of
 
 __all__ = ["WithTransform", "ArmData", "relative_thresholds"]
 
@@ -148,8 +148,14 @@ class ArmData:
             info["targets"] = {self.class_names[c]: t for c, t in sampler.targets.items()}
             return self.loader(WithTransform(self.train_real, tf), sampler=sampler, drop_last=True), None, info
         # GAN arms
-        cap = cfg.light_synthetic_fraction if arm == "gan_light" else cfg.max_synthetic_fraction
-        balanced = GANBalancedDataset(self.train_real, self.generator, strategy=cfg.strategy,
+        cap = cfg.light_synthetic_fraction if arm in ("gan_light", "gan_rare") else cfg.max_synthetic_fraction
+        strategy = cfg.strategy
+        if arm == "gan_rare":  # synthetic images for the rare classes only, up to the largest class's count
+            rare = rare_classes_of(self.train_real.targets, self.class_names, given=cfg.rare_classes,
+                                   share=cfg.rare_share)
+            strategy = {c: int(np.bincount(self.train_real.targets).max()) for c in rare}
+            info["synthetic_classes"] = rare
+        balanced = GANBalancedDataset(self.train_real, self.generator, strategy=strategy,
                                       max_synthetic_fraction=cap, transform=tf,
                                       bank_size=cfg.bank_size, device=self.device, seed=seed,
                                       accept=self._filter() if arm == "gan_filtered" else None)
