@@ -25,7 +25,9 @@ is off by default.
 projected-gan does by resizing everything to 224 px: an ImageNet network sees lesions at 64 px much smaller than
 the objects it learnt on, and its stride-4 map of a 64 px image is 16x16. At 2 the maps are 32 / 16 / 8 / 4 and
 the heads grow one strided layer each; the backbone then costs 4x its native CPU time (Lite0 at 128 px: ~0.13
-GMAC per image and pass, against the 64 px CPU generator's ~0.23).
+GMAC per image and pass, against the 64 px CPU generator's ~0.23): the 64 px CPU recipe trains at half the speed
+(25 against 51 real images/s on 2 cores). At equal CPU time it gave better FID / KID / recall, the same probe
+(benchmarks/results/d_backbone_scale_cpu64/).
 
 Conditioning: each head adds a projection term ``class_gain * condition_scale * <embed(y), h> / sqrt(d)`` to its
 unconditional logit (Miyato & Koyama 2018), so transitional conditioning (Shahbazi et al. 2022) can ramp it in
