@@ -104,14 +104,14 @@ def test_one_seed_report_on_non_ham_classes_gives_numbers_but_no_verdict(tmp_pat
     before = sorted(p.name for p in (out / "runs").iterdir())
     assert bench_main(["--preset", "quick", "--data-dir", str(folder), "--out", str(out), "--report-only",
                        "--arms", "plain,aug,aug_oversample", "--seeds", "0,1", "--image-size", "32",
-                       "--no-progress", "--num-workers", "0"]) == 0
+                       "--epochs", "1", "--no-progress", "--num-workers", "0"]) == 0
     assert sorted(p.name for p in (out / "runs").iterdir()) == before
     only = json.loads((out / "results.json").read_text())
     assert set(only["arms"]) == {"plain", "aug"} and only["arms"]["aug"]["seeds"] == [0]
     assert "Missing: seed 0: `aug_oversample`" in (out / "report.md").read_text()
     assert bench_main(["--preset", "quick", "--data-dir", str(folder), "--out", str(out), "--report-only",
-                       "--arms", "aug_weighted", "--seeds", "0", "--image-size", "32", "--no-progress",
-                       "--num-workers", "0"]) == 2
+                       "--arms", "aug_weighted", "--seeds", "0", "--image-size", "32", "--epochs", "1",
+                       "--no-progress", "--num-workers", "0"]) == 2
 
 
 def test_each_gan_arm_is_compared_on_the_seeds_it_shares_with_the_best_baseline(tmp_path):
@@ -160,3 +160,29 @@ def test_report_names_the_closest_arm_and_why_when_none_meets_the_goal():
     assert "No GAN arm met the goal" not in lines and "df 5% (real 0%)" in lines
     met = {**near, "meets_goal": True}
     assert _closest({"gan": met}, gen) == []
+
+
+def test_the_resume_line_names_what_the_missing_runs_need():
+    """A slice with a preset's shipped generator (trained on the whole split) cannot resume its GAN arms with the
+    bare command: the report says so and gives the baselines' command; a folder with GAN runs names its generator."""
+    from ga_bench.runs_status import runs_lines
+
+    cfg = {"preset": "cpu64", "out": "benchmarks/results/x", "train_fraction": 0.25, "arms": ["plain", "aug"],
+           "seeds": [0, 1, 2], "generator": "pretrained:ham10000-64", "generator_from_full_split": False}
+    done = [["plain", s] for s in (0, 1, 2)] + [["aug", 0]]
+    results = {"config": cfg, "runs_finished": done, "arms": {"plain": {"seeds": [0, 1, 2]}, "aug": {"seeds": [0]}}}
+    text = "\n".join(runs_lines(results))
+    assert "`python benchmarks/balance_isic.py --preset cpu64 --out benchmarks/results/x --train-fraction 0.25`" in text
+    assert "The GAN arms need a generator trained on this folder's `manifest.csv`" in text
+    assert "`pretrained:ham10000-64` was trained on the whole training split" in text
+    assert "until then `--arms aug,aug_oversample,aug_weighted` runs the missing baselines." in text
+    # GAN runs already made with a generator: the resume command passes it, and no such advice
+    results["generator"] = {"path": "runs/gan_frac025/generator.safetensors"}
+    text = "\n".join(runs_lines(results))
+    assert "--train-fraction 0.25 --generator runs/gan_frac025/generator.safetensors`" in text
+    assert "need a generator" not in text
+    # the full split: the shipped generator is this split's, nothing to add
+    full = {**results, "config": {**cfg, "train_fraction": 1.0}}
+    del full["generator"]
+    text = "\n".join(runs_lines(full))
+    assert "need a generator" not in text and "--generator" not in text

@@ -53,8 +53,11 @@ def runs_lines(results: dict) -> list[str]:
         lines.append(f"Finished but not in this report (it was written for a subset): {fmt(st['left_out'])}.")
     if st["missing"]:
         frac = cfg.get("train_fraction", 1.0)
+        gan_missing = any(a.startswith("gan") for a, _ in st["missing"])
+        generator = (results.get("generator") or {}).get("path")  # the folder's GAN runs refuse any other
         cmd = (f"python benchmarks/balance_isic.py --preset {cfg['preset']} --out {cfg['out']}"
                + (f" --train-fraction {frac:g}" if frac < 1 else "")
+               + (f" --generator {generator}" if gan_missing and generator else "")
                + (f" --baselines-from {cfg['baselines_from']}" if cfg.get("baselines_from") else ""))
         lines += [f"Missing: {fmt(st['missing'])}.", "",
                   f"Resume (finished runs are kept, never redone): `{cmd}`; `--arms` / `--seeds` run a subset, "
@@ -62,6 +65,15 @@ def runs_lines(results: dict) -> list[str]:
                   "every finished run."]
         if cfg.get("baselines_from"):
             lines[-1] += f" Missing baseline runs are run in `{cfg['baselines_from']}` (this folder only reads them)."
+        sliced = frac < 1 or cfg.get("max_train_images")
+        given = cfg.get("generator") and not cfg.get("generator_from_full_split")  # a preset's shipped one
+        if gan_missing and not generator and sliced and given:
+            baselines = ",".join(a for a in ARMS if not a.startswith("gan") and a in {m for m, _ in st["missing"]})
+            lines[-1] += (" The GAN arms need a generator trained on this folder's `manifest.csv` "
+                          f"(`{cfg['generator']}` was trained on the whole training split, which a slice refuses): "
+                          "train one and pass it "
+                          "with `--generator FILE`" + (f"; until then `--arms {baselines}` runs the missing baselines."
+                                                       if baselines else "."))
     else:
         lines.append("Every planned run is finished.")
     code = []
