@@ -71,9 +71,8 @@ def runs_lines(results: dict) -> list[str]:
             baselines = ",".join(a for a in ARMS if not a.startswith("gan") and a in {m for m, _ in st["missing"]})
             lines[-1] += (" The GAN arms need a generator trained on this folder's `manifest.csv` "
                           f"(`{cfg['generator']}` was trained on the whole training split, which a slice refuses): "
-                          "train one and pass it "
-                          "with `--generator FILE`" + (f"; until then `--arms {baselines}` runs the missing baselines."
-                                                       if baselines else "."))
+                          "train one and pass it with `--generator FILE`"
+                          + (f"; until then `--arms {baselines}` runs the missing baselines." if baselines else "."))
     else:
         lines.append("Every planned run is finished.")
     code = []
