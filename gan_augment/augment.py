@@ -146,7 +146,10 @@ class AdaptiveAugment:
 
     If r_t > target, D is getting too sure about the training images (overfitting): raise p; else lower it.
     The step size lets p move from 0 to 1 in ``speed_kimg`` thousand real images (Karras et al. 2020 use 500;
-    our small data sets and short runs use 100 by default).
+    our small data sets and short runs use 100 by default). A discriminator with many logits per image (the
+    projected D scores every position of every scale) gives each logit a vote in r_t, but the step is sized by
+    the number of *images*: before, it counted logits, so with the 64 px projected D (hundreds of positions per
+    image) p could swing from 0 to 1 within a few D steps.
     """
 
     def __init__(self, augment: DiffAugment, *, target: float = 0.6, interval: int = 4, speed_kimg: float = 100.0,
@@ -154,7 +157,8 @@ class AdaptiveAugment:
         self.augment = augment
         self.target, self.interval, self.speed_kimg, self.threshold = target, interval, speed_kimg, threshold
         self._sum: torch.Tensor | None = None
-        self._count = 0
+        self._count = 0  # logits (votes)
+        self._images = 0
         self._calls = 0
         self.last_rt: float | None = None
 
@@ -162,26 +166,30 @@ class AdaptiveAugment:
         s = torch.sign(real_logits.detach().float() - self.threshold).sum()
         self._sum = s if self._sum is None else self._sum + s
         self._count += real_logits.numel()  # (N,) or (N, K) logits: every logit casts a vote
+        self._images += real_logits.shape[0] if real_logits.dim() else 1
         self._calls += 1
         if self._calls % self.interval == 0:
             self._adjust()
 
     def _adjust(self) -> None:
         # One sync per interval, not per step; under torchrun the sign sum and count cover every rank's images.
-        total = torch.stack([self._sum.float(), torch.tensor(float(self._count), device=self._sum.device)])
+        total = torch.stack([self._sum.float(), torch.tensor(float(self._count), device=self._sum.device),
+                             torch.tensor(float(self._images), device=self._sum.device)])
         if get_info().enabled:
             torch.distributed.all_reduce(total)
-        s, count = total.tolist()
+        s, count, images = total.tolist()
         rt = s / max(count, 1.0)
-        step = count / (self.speed_kimg * 1000.0)
+        step = images / (self.speed_kimg * 1000.0)
         self.augment.p = float(min(max(self.augment.p + (step if rt > self.target else -step), 0.0), 1.0))
         self.last_rt = rt
-        self._sum, self._count = None, 0
+        self._sum, self._count, self._images = None, 0, 0
 
     def state_dict(self) -> dict[str, Any]:
         return {"sum": 0.0 if self._sum is None else float(self._sum.item()), "count": self._count,
-                "calls": self._calls, "last_rt": self.last_rt}
+                "images": self._images, "calls": self._calls, "last_rt": self.last_rt}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self._count, self._calls, self.last_rt = int(state["count"]), int(state["calls"]), state["last_rt"]
+        # a checkpoint written before images were counted separately counted one logit per image
+        self._images = int(state.get("images", state["count"]))
         self._sum = torch.tensor(float(state["sum"])) if self._count else None

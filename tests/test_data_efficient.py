@@ -261,12 +261,23 @@ def test_lecam_penalises_logits_beyond_the_other_sides_average():
         LeCam(-1.0)
 
 
-def test_ada_counts_every_logit_of_a_multi_logit_discriminator():
+def test_ada_counts_every_logit_as_a_vote_but_steps_by_images():
     aug = DiffAugment("color", p=0.5)
-    ada = AdaptiveAugment(aug, target=0.6, interval=1, speed_kimg=1.0)
-    ada.accumulate(torch.ones(4, 13))  # all positive: r_t = 1 (not 13)
-    assert ada.last_rt == pytest.approx(1.0)
-    assert aug.p == pytest.approx(0.5 + 52 / 1000)
+    ada = AdaptiveAugment(aug, target=0.6, interval=2, speed_kimg=1.0)
+    logits = torch.ones(4, 13)
+    logits[:, :4] = -1.0  # 9 of 13 positions say "real": r_t = 5/13, below the target, though most votes agree
+    ada.accumulate(logits)
+    ada.accumulate(logits)
+    assert ada.last_rt == pytest.approx(5 / 13)
+    # 8 images seen: p falls by 8 / 1000 - not by the 104 logits' worth (the old, 13x too fast step)
+    assert aug.p == pytest.approx(0.5 - 8 / 1000)
+    ada.accumulate(torch.ones(4, 13))
+    state = ada.state_dict()
+    assert state["images"] == 4 and state["count"] == 52
+    resumed = AdaptiveAugment(DiffAugment("color", p=aug.p), target=0.6, interval=2, speed_kimg=1.0)
+    resumed.load_state_dict(state)
+    resumed.accumulate(torch.ones(4, 13))  # r_t = 1: p rises by 8 images' worth, the 4 before the checkpoint too
+    assert resumed.augment.p == pytest.approx(0.5 - 8 / 1000 + 8 / 1000)
 
 
 # ------------------------------------------------------------------------------------------------ trainer
