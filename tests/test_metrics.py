@@ -17,6 +17,7 @@ from gan_augment.metrics import (
     METRIC_DIRECTIONS,
     LPIPSUnavailable,
     class_fidelity,
+    colour_comparison,
     create_feature_extractor,
     distribution_metrics,
     fid,
@@ -300,6 +301,9 @@ def test_evaluate_cli_writes_all_outputs(tmp_path, monkeypatch, capsys):
     assert spec["radius"] == list(range(1, 16)) and len(spec["generated_minus_real"]) == 15
     assert spec["n_real"] == 12 and spec["n_fake"] == 12 and 0 <= spec["probe"] <= 1
     assert "Fine detail: power spectrum" in (out / "metrics.md").read_text()
+    colour = metrics["colour"]  # per-image channel statistics of the same images
+    assert set(colour["generated_minus_real"]) == {"R", "G", "B"} and 0 <= colour["probe"] <= 1
+    assert "Colour: per-image channel statistics" in (out / "metrics.md").read_text()
     cf = metrics["class_fidelity"]  # GAN-test in the first feature space
     assert cf["feature_space"] == "lite0" and set(cf["generated"]) == {"a", "b"} and cf["n_train"] == 12
     assert all(0 <= v <= 1 for v in [*cf["generated"].values(), *cf["real_heldout"].values()])
@@ -315,6 +319,11 @@ def test_evaluate_cli_writes_all_outputs(tmp_path, monkeypatch, capsys):
     assert cli_main(["evaluate", str(gpath), "--manifest", str(mpath), "--split", "train", "--out",
                      str(tmp_path / "x")]) == 2
     assert "held-out split" in capsys.readouterr().err
+    # a refused evaluation leaves nothing on disk, not even an empty --out folder
+    assert cli_main(["evaluate", str(tmp_path / "missing.safetensors"), "--manifest", str(mpath), "--out",
+                     str(tmp_path / "y")]) == 2
+    assert "missing.safetensors" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
 
 
 def test_real_images_of_a_split_missing_a_class(tmp_path):
@@ -344,3 +353,29 @@ def test_spectrum_comparison_flags_smooth_images_and_passes_real_ones():
     assert blurred["generated_minus_real"][0] > blurred["generated_minus_real"][-1]  # the deficit grows with radius
     with pytest.raises(ValueError, match="one shape"):
         spectrum_comparison(real, real[:, :, :16, :16])
+
+
+def test_colour_comparison_finds_a_colour_cast_and_passes_two_draws_of_one_distribution():
+    g = torch.Generator().manual_seed(0)
+    # images with a per-image brightness and contrast, like photographs: two draws of one distribution
+    tone = 60 + 120 * torch.rand(240, 1, 1, 1, generator=g)
+    spread = 10 + 40 * torch.rand(240, 1, 1, 1, generator=g)
+    base = (tone + spread * torch.randn(240, 3, 16, 16, generator=g)).clamp(0, 255)
+    real, other = base[:120].to(torch.uint8), base[120:].to(torch.uint8)
+    reddish = other.clone()
+    reddish[:, 0] = (other[:, 0].float() + 25).clamp(0, 255).to(torch.uint8)  # a red cast of 25 grey levels
+    same = colour_comparison(real, other)
+    cast = colour_comparison(real, reddish)
+    assert same["probe"] < 0.7 and cast["probe"] > 0.9
+    assert set(cast["generated_minus_real"]) == {"R", "G", "B"} and cast["statistics"] == ["mean", "std", "p10",
+                                                                                          "p50", "p90"]
+    assert 20 < cast["generated_minus_real"]["R"]["mean"] - same["generated_minus_real"]["R"]["mean"] < 26
+    assert cast["generated_minus_real"]["G"] == same["generated_minus_real"]["G"]  # only red moved
+    assert abs(cast["real"]["R"]["mean"] - float(real[:, 0].float().mean())) < 0.01
+    assert cast["n_real"] == 120 and cast["n_fake"] == 120
+    grey = colour_comparison(real[:, :1], other[:, :1])
+    assert set(grey["real"]) == {"channel 0"}
+    with pytest.raises(ValueError, match="one scale"):
+        colour_comparison(real, other.float())
+    with pytest.raises(ValueError, match="one shape"):
+        colour_comparison(real, other[:, :, :8])

@@ -20,7 +20,7 @@ from ..generators import load_generator
 from ..plots import save_class_grid
 from ..provenance import run_metadata
 from .features import cached_features, create_feature_extractor
-from .fidelity import METRIC_DIRECTIONS, class_fidelity, distribution_metrics, spectrum_comparison
+from .fidelity import METRIC_DIRECTIONS, class_fidelity, colour_comparison, distribution_metrics, spectrum_comparison
 from .memorisation import memorisation_test
 from .reference import LPIPSUnavailable, load_lpips, nearest_indices, reference_metrics
 
@@ -118,8 +118,7 @@ def evaluate_generator(
     """Sample ``per_class`` images per class and compare them with the manifest's ``split`` (held out) and its
     ``train`` split (memorisation, nearest-real pairs). Writes ``metrics.json``, ``metrics.md``,
     ``samples_vs_real.png`` and ``nearest_training.png`` under ``out``; returns the metrics dict."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = Path(out)  # created only once every metric is computed: a refused or failed run leaves nothing there
     cache = Path(cache_dir) if cache_dir is not None else None
     G = load_generator(generator, device=device)
     manifest = manifest if isinstance(manifest, Manifest) else Manifest.read(manifest)
@@ -222,11 +221,14 @@ def evaluate_generator(
         mem["feature_space"] = name
         result["memorisation"] = mem
         order = np.argsort(pairs["distance"])[:panel_pairs]
-        _nn_panel(fake, train.images, [pairs["train"][i] for i in order], order, [pairs["distance"][i] for i in order],
-                  out / "nearest_training.png")
     else:
         result["memorisation"] = {"unavailable": "no feature space available"}
     result["spectrum"] = spectrum_comparison(held.images, fake)
+    result["colour"] = colour_comparison(held.images, fake)
+    out.mkdir(parents=True, exist_ok=True)
+    if first_feats is not None:
+        _nn_panel(fake, train.images, [pairs["train"][i] for i in order], order, [pairs["distance"][i] for i in order],
+                  out / "nearest_training.png")
     _grids(fake, fake_labels, held, class_names, out / "samples_vs_real.png")
     write_json(out / "metrics.json", result)
     write_text(out / "metrics.md", metrics_markdown(result))
@@ -302,6 +304,18 @@ def metrics_markdown(r: dict[str, Any]) -> str:
                   "detail; -0.3 = half the power: too smooth; positive: noise or grid artefacts). A linear probe on "
                   f"the spectra alone tells generated from real images with balanced accuracy {sp['probe']:.3f} "
                   f"({sp['n_real']} real / {sp['n_fake']} generated).", ""]
+    if "colour" in r:
+        co = r["colour"]
+        stats = co["statistics"]
+        lines += ["## Colour: per-image channel statistics (no network involved)", "",
+                  "| channel | " + " | ".join(f"real {k}" for k in stats) + " | "
+                  + " | ".join(f"generated - real {k}" for k in stats) + " |",
+                  "|---|" + "---:|" * (2 * len(stats))]
+        lines += [f"| {ch} | " + " | ".join(f"{co['real'][ch][k]:.1f}" for k in stats) + " | "
+                  + " | ".join(f"{v[k]:+.1f}" for k in stats) + " |" for ch, v in co["generated_minus_real"].items()]
+        lines += ["", f"A linear probe on these {len(stats) * len(co['real'])} numbers per image alone tells generated "
+                  f"from real images with balanced accuracy {co['probe']:.3f} ({co['n_real']} real / {co['n_fake']} "
+                  "generated; 0.5 = indistinguishable).", ""]
     if "classification_accuracy_on_synthetic" in r:
         cas = r["classification_accuracy_on_synthetic"]
         real = r["classification_accuracy_on_real_heldout"]
