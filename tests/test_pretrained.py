@@ -222,7 +222,7 @@ def test_ship_a_trained_generator_then_load_it(tmp_path):
     metrics = {"generator": {"manifest_hash": "h" * 64},
                "distribution": {"inception": {"overall": block, "per_class": {"a": block, "b": block}}},
                "memorisation": {"overall": {"p_value": 0.8, "flagged": False}},
-               "spectrum": {"high_band_gap": -0.31, "probe": 0.973},
+               "spectrum": {"high_band_gap": -0.31, "probe": 0.973}, "colour": {"probe": 0.604},
                "class_fidelity": {"feature_space": "inception", "mean_generated": 0.35, "mean_real_heldout": 0.53,
                                   "generated": {"a": 0.6, "b": 0.1}, "real_heldout": {"a": 0.4, "b": 0.66}}}
     (run / "metrics.json").write_text(json.dumps(metrics))
@@ -238,6 +238,7 @@ def test_ship_a_trained_generator_then_load_it(tmp_path):
     assert "2.0 CPU-hours" in card and "| this generator | 60.0 | 10.0 | 0.70 | 0.50 | 70 % |" in card
     assert "CC BY-NC-SA 4.0" in card and pt.file_sha256(path) in card
     assert "-0.31 (0 = real images' detail" in card and "from real 97 % of the time" in card
+    assert "those numbers alone tells generated from real 60 % of the time" in card
     assert "it gives 35 % of generated images their own class, 53 % of real validation images" in card
     assert "Per class, generated / real: a 60 / 40 %, b 10 / 66 %." in card
     G2 = pt.load_pretrained("toy-32", root=dest)

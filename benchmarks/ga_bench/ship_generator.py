@@ -91,6 +91,10 @@ def model_card_markdown(name: str, meta: dict, summary: dict, metrics: dict, flo
         lines += [f"**Fine detail** (power spectrum, generated - real, log10, upper half of the frequencies): "
                   f"{sp['high_band_gap']:+.2f} (0 = real images' detail, -0.3 = half the power); a linear probe "
                   f"on the spectra alone tells generated from real {100 * sp['probe']:.0f} % of the time.", ""]
+    if "colour" in metrics:
+        co = metrics["colour"]
+        lines += [f"**Colour** (per image and channel: mean, spread, 10 / 50 / 90th percentiles): a linear probe on "
+                  f"those numbers alone tells generated from real {100 * co['probe']:.0f} % of the time.", ""]
     if "class_fidelity" in metrics:
         cf = metrics["class_fidelity"]
         real = cf.get("real_heldout", {})
