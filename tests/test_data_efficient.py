@@ -184,6 +184,45 @@ def test_backbone_scale_feeds_the_frozen_features_an_upsampled_image():
         create_discriminator("projected", resolution=32, pretrained=False, backbone_scale=3)
 
 
+def test_minibatch_std_lets_each_head_see_how_much_its_group_of_images_varies():
+    from gan_augment.models.projected import minibatch_std
+
+    g = torch.Generator().manual_seed(0)
+    h = torch.randn(8, 5, 3, 3, generator=g)
+    out = minibatch_std(h, 4)
+    assert out.shape == (8, 6, 3, 3) and torch.equal(out[:, :5], h)
+    # 8 images in groups of 4, members i, i + 2, i + 4, i + 6 (StyleGAN's layout): two values, one per group
+    ref = [h[j::2].std(0, unbiased=False).mean() for j in (0, 1)]
+    for i in range(8):
+        assert torch.allclose(out[i, 5], ref[i % 2].expand(3, 3), atol=1e-4)
+    assert minibatch_std(h[:6], 4).shape == (6, 6, 3, 3)  # 6 images: groups of 3
+    assert minibatch_std(h[:1], 4)[:, 5].max() < 1e-3  # a group of one: nothing varies
+    assert minibatch_std(h[:1].repeat(8, 1, 1, 1), 4)[:, 5].max() < 1e-3  # eight copies of one image: neither
+
+    def pair(group):
+        torch.manual_seed(0)  # the same random frozen backbone and heads
+        return create_discriminator("projected", resolution=32, num_classes=3, base_channels=8, pretrained=False,
+                                    mbstd_group=group).eval()
+
+    D, D0 = pair(4), pair(0)
+    x = torch.rand(8, 3, 32, 32, generator=g) * 2 - 1
+    y = torch.zeros(8, dtype=torch.long)
+    x2 = x.clone()
+    x2[1] = -x2[1]  # a member of the group of images 1, 3, 5, 7
+    with torch.no_grad():
+        base, changed = D(x, y), D(x2, y)
+        assert not torch.allclose(changed[3], base[3], atol=1e-5)  # another member's score moves with it
+        assert torch.allclose(changed[2], base[2]) and torch.allclose(changed[0], base[0])  # the other group's not
+        assert torch.allclose(D0(x2, y)[3], D0(x, y)[3])  # without it every image is scored alone
+    # the layout is the same but for one more input channel of each head's last conv
+    s, s0 = D.state_dict(), D0.state_dict()
+    assert s.keys() == s0.keys()
+    grown = [k for k in s if s[k].shape != s0[k].shape]
+    assert grown and all(s[k].shape[1] == s0[k].shape[1] + 1 for k in grown if k.endswith("original"))
+    with pytest.raises(ValueError, match="mbstd_group must be >= 0"):
+        create_discriminator("projected", resolution=32, pretrained=False, mbstd_group=-1)
+
+
 def test_pixel_head_option_belongs_to_the_projected_discriminator(tmp_path, folder):
     d = tiny_config(tmp_path, folder)
     d["model"]["d_pixel_channels"] = 8  # the tiny config's D is not projected
@@ -197,6 +236,15 @@ def test_pixel_head_option_belongs_to_the_projected_discriminator(tmp_path, fold
     d["model"]["d_backbone_scale"] = 2
     with pytest.raises(ValueError, match="model.d_backbone_scale is an option of discriminator 'projected'"):
         Trainer(_cfg(d))
+    d["model"]["d_backbone_scale"] = 1
+    d["model"]["d_mbstd_group"] = 4
+    with pytest.raises(ValueError, match="model.d_mbstd_group is an option of discriminator 'projected'"):
+        Trainer(_cfg(d))
+    d = _recipe(tmp_path / "m", folder, steps=2)
+    d["model"]["d_mbstd_group"] = 4
+    trainer = Trainer(_cfg(d))
+    assert all(head.mbstd_group == 4 for head in trainer.D.heads)
+    trainer.fit()
     d = _recipe(tmp_path / "p", folder, steps=2)
     d["model"]["d_pixel_channels"] = 4
     result = Trainer(_cfg(d)).fit()

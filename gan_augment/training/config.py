@@ -85,6 +85,9 @@ class ModelConfig:
     # projected discriminator: the frozen backbone sees the image upsampled this many times (1, 2 or 4; 1 = at its
     # own resolution, the cheapest on a CPU)
     d_backbone_scale: int = 1
+    # projected discriminator: each head also sees the minibatch standard deviation of its features over groups of
+    # this many images (Karras et al. 2018; a generator whose images vary too little is told apart by it); 0 = off
+    d_mbstd_group: int = 0
     # Transitional conditioning (Shahbazi et al. 2022): the class's weight in G and D ramps linearly from 0 at
     # G step [start] to 1 at [end]; before that the GAN learns all classes' images unconditionally.
     # fastgan / projected only; null = conditional from the first step.

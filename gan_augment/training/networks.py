@@ -40,8 +40,11 @@ def network_kwargs(mc: ModelConfig) -> tuple[dict[str, Any], dict[str, Any]]:
         d_kwargs["pixel_channels"] = mc.d_pixel_channels
         d_kwargs["class_gain"] = mc.d_class_gain
         d_kwargs["backbone_scale"] = mc.d_backbone_scale
+        if mc.d_mbstd_group:  # only when on: discriminator files written before the option stay the same identity
+            d_kwargs["mbstd_group"] = mc.d_mbstd_group
     else:
-        for key, default in (("d_pixel_channels", 0), ("d_class_gain", 1.0), ("d_backbone_scale", 1)):
+        for key, default in (("d_pixel_channels", 0), ("d_class_gain", 1.0), ("d_backbone_scale", 1),
+                             ("d_mbstd_group", 0)):
             if getattr(mc, key) != default:
                 raise ValueError(f"model.{key} is an option of discriminator 'projected', not "
                                  f"{mc.discriminator!r}; set it to {default} or use the projected discriminator")

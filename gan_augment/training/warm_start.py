@@ -88,7 +88,7 @@ DISCRIMINATOR_FORMAT = "gan-augment-discriminator"
 # the discriminator's registry arguments (network_kwargs) under their model-section names
 _D_ARG_KEYS = {"base_channels": "d_channels", "max_mult": "max_mult", "batch_norm": "d_batch_norm",
                "pretrained": "d_pretrained", "pixel_channels": "d_pixel_channels", "class_gain": "d_class_gain",
-               "backbone_scale": "d_backbone_scale"}
+               "backbone_scale": "d_backbone_scale", "mbstd_group": "d_mbstd_group"}
 
 
 def discriminator_identity(model: dict[str, Any]) -> dict[str, Any]:
