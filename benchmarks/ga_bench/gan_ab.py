@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -26,14 +25,12 @@ from typing import Any
 
 import numpy as np
 
+from .cpu_budget import Paused, collect_run, pausable, train_for_cpu
+
 REPO = Path(__file__).resolve().parents[2]
 BASE_CONFIG = REPO / "configs" / "ham10000_64_cpu.yaml"
 PER_CLASS, MAX_REAL_PER_CLASS = 50, 200  # the shipped generators' evaluation
 D_TAIL_STEPS = 250  # D's hinge loss is reported as its mean over an arm's last this many logged steps
-
-
-class Paused(Exception):
-    """The wall-clock limit was reached; rerun the same command to continue."""
 
 
 def parse_arm(text: str) -> tuple[str, list[str]]:
@@ -54,35 +51,14 @@ def _log(run_dir: Path) -> list[dict[str, Any]]:
     return [json.loads(x) for x in path.read_text().splitlines() if x.strip()] if path.is_file() else []
 
 
-def _cpu_done(run_dir: Path) -> float:
-    summary = run_dir / "train_summary.json"
-    return float(json.loads(summary.read_text()).get("cpu_s_total", 0.0)) if summary.is_file() else 0.0
-
-
 def train_arm(base: Path, overrides: list[str], run_dir: Path, *, start: str, start_discriminator: str | None,
               cpu_minutes: float, deadline: float | None) -> bool:
-    """Train (or resume) one arm until its loop has used ``cpu_minutes`` of CPU time; False if it already had."""
-    from gan_augment.training import Trainer, load_config
-
-    if _cpu_done(run_dir) >= cpu_minutes * 60:
-        return False
-    resume = (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").glob("ckpt_*.pt"))
-    if run_dir.exists() and not resume:
-        shutil.rmtree(run_dir)  # a start that wrote no checkpoint: begin again
-    sets = [*overrides, f"out={run_dir}", f"train.init_generator={start}", "train.steps=10000000",
-            f"train.cpu_time_limit_minutes={cpu_minutes}", "train.progress=false"]
+    """Train (or resume) one arm from ``start`` until its loop has used ``cpu_minutes`` of CPU time; False if it
+    already had."""
+    sets = [*overrides, f"train.init_generator={start}", "train.steps=10000000", "train.progress=false"]
     if start_discriminator:
         sets.append(f"train.init_discriminator={start_discriminator}")
-    if deadline is not None:
-        left = (deadline - time.monotonic()) / 60
-        if left < 2:
-            raise Paused(f"{run_dir.name}: no time left before the limit")
-        sets.append(f"train.time_limit_minutes={left - 1:.2f}")
-    trainer = Trainer(load_config(base, sets), resume=resume)
-    trainer.fit()
-    if trainer.cpu_s < cpu_minutes * 60:
-        raise Paused(f"{run_dir.name}: paused at {trainer.cpu_s / 60:.1f} of {cpu_minutes:g} CPU-minutes")
-    return True
+    return train_for_cpu(base, sets, run_dir, cpu_minutes, deadline)
 
 
 def evaluation_record(metrics: dict[str, Any], features: str = "inception") -> dict[str, Any]:
@@ -127,18 +103,8 @@ def _evaluate(generator: Path | str, manifest: Path, out: Path, seed: int, setup
 
 def _collect(run_dir: Path, dest: Path) -> None:
     """What is committed of an arm: its config, log, curves, grid, summary and each evaluation's metrics."""
-    from gan_augment.plots import compact_pngs
-
-    dest.mkdir(parents=True, exist_ok=True)
-    for name in ("config.yaml", "log.jsonl", "loss_curves.png", "samples_per_class.png", "train_summary.json"):
-        if (run_dir / name).is_file():
-            shutil.copy2(run_dir / name, dest / name)
-    for ev in sorted(run_dir.glob("eval_val_seed*")):
-        (dest / ev.name).mkdir(exist_ok=True)
-        for name in ("metrics.json", "metrics.md", "samples_vs_real.png"):
-            if (ev / name).is_file():
-                shutil.copy2(ev / name, dest / ev.name / name)
-    compact_pngs(dest, max_bytes=300_000)
+    collect_run(run_dir, dest, {ev.name: ("metrics.json", "metrics.md", "samples_vs_real.png")
+                                for ev in sorted(run_dir.glob("eval_val_seed*"))})
 
 
 def run_ab(out: Path, *, arms: list[tuple[str, list[str]]], start: str, cpu_minutes: float,
@@ -170,7 +136,7 @@ def run_ab(out: Path, *, arms: list[tuple[str, list[str]]], start: str, cpu_minu
     ab.setdefault("meta", run_metadata(device="cpu"))
     ab.setdefault("arms", {})
     ab.setdefault("start", {})
-    try:
+    with pausable(ab, "gan_ab"):
         for name, overrides in arms:
             rec = ab["arms"].setdefault(name, {"overrides": overrides, "evaluations": {}})
             if rec["overrides"] != overrides:
@@ -197,11 +163,6 @@ def run_ab(out: Path, *, arms: list[tuple[str, list[str]]], start: str, cpu_minu
                     ab["start"][str(seed)] = evaluation_record(metrics, features)
             write_json(ab_path, ab)
             write_text(out / "README.md", ab_markdown(ab))
-    except Paused as exc:
-        print(f"gan_ab: {exc}; rerun the same command to continue", file=sys.stderr)
-        ab["paused"] = str(exc)
-    else:
-        ab.pop("paused", None)
     write_json(ab_path, ab)
     write_text(out / "README.md", ab_markdown(ab))
     return ab

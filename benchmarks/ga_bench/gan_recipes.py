@@ -16,7 +16,6 @@ never redone.
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -24,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from .cpu_budget import Paused, collect_run, cpu_done, pausable, train_for_cpu
 from .gan_recipes_report import _plot, study_markdown
 
 REPO = Path(__file__).resolve().parents[2]
@@ -91,39 +91,14 @@ PER_CLASS = 50  # generated images per class at each point (InceptionV3 runs at 
 MAX_REAL_PER_CLASS = 200  # validation / training images per class the metrics compare with
 
 
-class Paused(Exception):
-    """The study's wall-clock limit was reached; rerun the same command to continue."""
-
-
 def _manifest_for(run_dir: Path) -> Path:
     return run_dir / "manifest.csv"
 
 
-def _cpu_done(run_dir: Path) -> float:
-    summary = run_dir / "train_summary.json"
-    return float(json.loads(summary.read_text()).get("cpu_s_total", 0.0)) if summary.is_file() else 0.0
-
-
 def train_to(key: str, run_dir: Path, budget_min: float, deadline: float | None) -> float:
     """Train (or resume) ``key`` until the loop has used ``budget_min`` CPU-minutes; returns its CPU seconds."""
-    from gan_augment.training import Trainer, load_config
-
-    if _cpu_done(run_dir) >= budget_min * 60:
-        return _cpu_done(run_dir)
-    resume = (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").glob("ckpt_*.pt"))
-    if run_dir.exists() and not resume:
-        shutil.rmtree(run_dir)
-    overrides = [*COMMON, *VARIANTS[key][1], f"out={run_dir}", f"train.cpu_time_limit_minutes={budget_min}"]
-    if deadline is not None:
-        left = (deadline - time.monotonic()) / 60
-        if left < 2:
-            raise Paused(f"{key}: no time left before the limit")
-        overrides.append(f"train.time_limit_minutes={left - 1:.2f}")
-    trainer = Trainer(load_config(BASE_CONFIG, overrides), resume=resume)
-    trainer.fit()
-    if trainer.cpu_s < budget_min * 60:
-        raise Paused(f"{key}: paused at {trainer.cpu_s / 60:.1f} of {budget_min} CPU-minutes (wall-clock limit)")
-    return trainer.cpu_s
+    train_for_cpu(BASE_CONFIG, [*COMMON, *VARIANTS[key][1]], run_dir, budget_min, deadline, name=key)
+    return cpu_done(run_dir)
 
 
 def real_floor(manifest_path: Path, class_names: list[str], cache_dir: Path | None) -> dict[str, Any]:
@@ -285,7 +260,7 @@ def run_study(out: Path, *, variants: list[str], points: tuple[float, ...] = POI
     if filled:
         study["meta"]["class_fidelity_backfill"] = {**run_metadata(device="cpu"), "points": filled}
         write_json(study_path, study)
-    try:
+    with pausable(study, "gan_recipes"):
         for key in variants:
             desc, overrides = VARIANTS[key]
             rec = study["variants"].setdefault(key, {"description": desc, "overrides": overrides, "points": {}})
@@ -316,11 +291,6 @@ def run_study(out: Path, *, variants: list[str], points: tuple[float, ...] = POI
                 write_json(study_path, study)
                 write_text(out / "README.md", study_markdown(study))
                 print(f"{key} @ {label} CPU-min: {rec['points'][label]['overall']}", flush=True)
-    except Paused as exc:
-        print(f"gan_recipes: {exc}; rerun the same command to continue", file=sys.stderr)
-        study["paused"] = str(exc)
-    else:
-        study.pop("paused", None)
     write_json(study_path, study)
     write_text(out / "README.md", study_markdown(study))
     _plot(study, out / "fid_vs_cpu.png")
@@ -330,19 +300,9 @@ def run_study(out: Path, *, variants: list[str], points: tuple[float, ...] = POI
 def _collect(key: str, run_dir: Path, dest: Path, *, final: str | None) -> None:
     """Copy what is committed: the log, the loss curves, the per-class grid, each point's metrics and, for the
     ``final`` point only, its image panels - big grids as palette PNGs (``compact_pngs``)."""
-    from gan_augment.plots import compact_pngs
-
-    dest.mkdir(parents=True, exist_ok=True)
-    for name in ("log.jsonl", "loss_curves.png", "samples_per_class.png", "config.yaml", "train_summary.json"):
-        if (run_dir / name).is_file():
-            shutil.copy2(run_dir / name, dest / name)
-    for ev in sorted(run_dir.glob("eval_*")):
-        (dest / ev.name).mkdir(exist_ok=True)
-        panels = ("samples_vs_real.png", "nearest_training.png") if ev.name == f"eval_{final}" else ()
-        for name in ("metrics.json", "metrics.md") + panels:
-            if (ev / name).is_file():
-                shutil.copy2(ev / name, dest / ev.name / name)
-    compact_pngs(dest, max_bytes=300_000)
+    panels = ("samples_vs_real.png", "nearest_training.png")
+    collect_run(run_dir, dest, {ev.name: ("metrics.json", "metrics.md") + (panels if ev.name == f"eval_{final}" else ())
+                                for ev in sorted(run_dir.glob("eval_*"))})
 
 
 def main(argv: list[str] | None = None) -> int:
