@@ -34,7 +34,7 @@ Variety: ``mbstd_group > 0`` gives each head the minibatch standard deviation (K
 holds how much the head's features vary across a group of that many images of the batch (real and fake batches
 go through D separately), so a generator whose images of a batch are too alike is told apart by that alone. The
 64 px generators' recall (0.4-0.6 against real images' 0.85) says their images vary too little, and a D on frozen
-features sees one image at a time. Off by default (0); costs nothing measurable.
+features sees one image at a time. Off by default (0); a few reductions per head (not timed).
 
 Conditioning: each head adds a projection term ``class_gain * condition_scale * <embed(y), h> / sqrt(d)`` to its
 unconditional logit (Miyato & Koyama 2018), so transitional conditioning (Shahbazi et al. 2022) can ramp it in
