@@ -7,7 +7,7 @@ import json
 import pytest
 import yaml
 
-from ga_bench.gan_ab import ab_markdown, parse_arm, run_ab
+from ga_bench.gan_ab import ab_markdown, main, parse_arm, run_ab
 from gan_augment.training import Trainer
 from gan_augment.weights import lite0_weights_path
 
@@ -69,3 +69,44 @@ def test_two_arms_from_one_start_same_budget_judged_alike_and_never_redone(tmp_p
         run_ab(out, arms=[("control", [])], **{**kw, "cpu_minutes": 0.05})
     with pytest.raises(ValueError, match="was run with"):
         run_ab(out, arms=[("mbstd", ["model.d_mbstd_group=4"])], **kw)
+
+
+def _ab_record() -> dict:
+    ev = {"overall": {"fid": 60.0, "kid": 0.01, "precision": 0.8, "recall": 0.6, "c2st": 0.86},
+          "per_class": {"df": {"c2st": 0.8, "kid": 0.02}}}
+    meta = {"commit": "0123456789abcdef", "dirty": False, "device": "cpu (Test CPU)", "date": "2026-12-01T10:00:00Z",
+            "command": "benchmarks/gan_ab.py --out x"}
+    return {"setup": {"base_config": "configs/x.yaml", "start": "pretrained:x", "start_step": 10,
+                      "start_discriminator": None, "cpu_minutes": 45, "per_class": 50, "max_real_per_class": 200,
+                      "features": "inception"},
+            "start": {"0": ev},
+            "arms": {"control": {"overrides": [], "evaluations": {"0": ev},
+                                 "training": {"start_step": 10, "end_step": 20, "steps": 10, "meta": meta}}}}
+
+
+def test_report_only_rewrites_the_readme_with_the_note_and_provenance(tmp_path, capsys):
+    out = tmp_path / "ab"
+    out.mkdir()
+    (out / "ab.json").write_text(json.dumps(_ab_record()))
+    assert main(["--out", str(out), "--report-only", "--note", "**Question.** Does X help?"]) == 0
+    md = (out / "README.md").read_text()
+    assert md.index("**Question.** Does X help?") < md.index("| arm | overrides |")
+    assert "| control | 0123456789 | cpu (Test CPU) | 2026-12-01T10:00:00Z | `benchmarks/gan_ab.py --out x` |" in md
+    assert json.loads((out / "ab.json").read_text())["note"] == "**Question.** Does X help?"
+    # without --note the stored note stays; nothing else in ab.json changes
+    assert main(["--out", str(out), "--report-only"]) == 0
+    assert (out / "README.md").read_text() == md
+    assert json.loads((out / "ab.json").read_text()) == {**_ab_record(), "note": "**Question.** Does X help?"}
+
+
+def test_report_only_refuses_a_folder_without_an_ab(tmp_path, capsys):
+    assert main(["--out", str(tmp_path / "none"), "--report-only"]) == 2
+    assert "ab.json does not exist" in capsys.readouterr().err
+    assert not (tmp_path / "none").exists()
+
+
+def test_training_needs_start_arms_and_budget(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["--out", str(tmp_path / "ab"), "--arm", "control="])
+    assert "--start, --cpu-minutes required" in capsys.readouterr().err
+    assert not (tmp_path / "ab").exists()

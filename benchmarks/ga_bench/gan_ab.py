@@ -111,7 +111,7 @@ def run_ab(out: Path, *, arms: list[tuple[str, list[str]]], start: str, cpu_minu
            eval_seeds: list[int], base: Path = BASE_CONFIG, runs_dir: Path | None = None,
            start_discriminator: str | None = None, time_limit_minutes: float | None = None,
            per_class: int = PER_CLASS, max_real_per_class: int = MAX_REAL_PER_CLASS,
-           features: str = "inception") -> dict[str, Any]:
+           features: str = "inception", note: str | None = None) -> dict[str, Any]:
     from gan_augment._io import write_json, write_text
     from gan_augment.generators import read_generator_metadata
     from gan_augment.pretrained import resolve_spec
@@ -136,6 +136,8 @@ def run_ab(out: Path, *, arms: list[tuple[str, list[str]]], start: str, cpu_minu
     ab.setdefault("meta", run_metadata(device="cpu"))
     ab.setdefault("arms", {})
     ab.setdefault("start", {})
+    if note is not None:  # the question the A/B asks, shown above its tables; the last one given stands
+        ab["note"] = note
     with pausable(ab, "gan_ab"):
         for name, overrides in arms:
             rec = ab["arms"].setdefault(name, {"overrides": overrides, "evaluations": {}})
@@ -187,6 +189,8 @@ def ab_markdown(ab: dict[str, Any]) -> str:
              + f", {s['cpu_minutes']:g} minutes of the training loop's own CPU time. Evaluated on the validation "
              f"split ({s['per_class']} generated images per class against up to {s['max_real_per_class']} real "
              f"ones, {s.get('features', 'inception')} features) at evaluation seeds {sl}.", ""]
+    if ab.get("note"):
+        lines += [ab["note"], ""]
     if ab.get("paused"):
         lines += [f"**Paused**: {ab['paused']} - rerun the same command to continue.", ""]
     lines += ["| arm | overrides | G steps | wall | real images/s | D hinge loss, last steps (chance) | "
@@ -232,27 +236,61 @@ def ab_markdown(ab: dict[str, Any]) -> str:
               "per-image colour statistics alone. Memorisation: Mann-Whitney p that generated images lie closer to "
               "training images than held-out real ones do (flagged below 0.01 with more than 5 % below the held-out "
               "1st percentile).", ""]
+    lines += ["## Provenance", "", "| arm | trained at commit | machine | recorded (UTC) | command |",
+              "|---|---|---|---|---|"]
+    for name, a in ab["arms"].items():
+        m = (a.get("training") or {}).get("meta") or {}
+        commit = m.get("commit", "?")[:10] + (" (dirty)" if m.get("dirty") else "")
+        lines.append(f"| {name} | {commit} | {m.get('device', '?')} | {m.get('date', '?')} | "
+                     f"`{m.get('command', '?')}` |")
+    lines.append("")
     return "\n".join(lines)
+
+
+def report_only(out: Path, note: str | None = None) -> int:
+    """Rewrite ``out/README.md`` from ``out/ab.json`` (setting its note first when one is given)."""
+    from gan_augment._io import write_json, write_text
+
+    ab_path = out / "ab.json"
+    if not ab_path.is_file():
+        print(f"gan_ab: {ab_path} does not exist: nothing to report", file=sys.stderr)
+        return 2
+    ab = json.loads(ab_path.read_text())
+    if note is not None:
+        ab["note"] = note
+        write_json(ab_path, ab)
+    write_text(out / "README.md", ab_markdown(ab))
+    print((out / "README.md").read_text())
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, required=True, help="results folder (ab.json, README.md, each arm's files)")
-    p.add_argument("--start", required=True, help="generator file or pretrained:NAME every arm starts from")
+    p.add_argument("--start", help="generator file or pretrained:NAME every arm starts from")
     p.add_argument("--start-discriminator", help="discriminator file or pretrained:NAME (default: a fresh D)")
-    p.add_argument("--arm", action="append", required=True, help="NAME=key=value,... (NAME= for the control); "
-                                                                  "repeat for each arm")
-    p.add_argument("--cpu-minutes", type=float, required=True, help="each arm's budget of training-loop CPU time")
+    p.add_argument("--arm", action="append", help="NAME=key=value,... (NAME= for the control); repeat for each arm")
+    p.add_argument("--cpu-minutes", type=float, help="each arm's budget of training-loop CPU time")
     p.add_argument("--eval-seeds", default="0,1")
     p.add_argument("--base", type=Path, default=BASE_CONFIG)
     p.add_argument("--runs", type=Path, help="where the arms train (default runs/gan_ab/<out's name>)")
     p.add_argument("--time-limit-minutes", type=float, help="pause cleanly after this wall time; rerun to continue")
+    p.add_argument("--note", help="the question this A/B asks, kept in ab.json and shown above the tables")
+    p.add_argument("--report-only", action="store_true",
+                   help="rewrite README.md from --out's ab.json (with --note: set the note first); trains nothing")
     args = p.parse_args(argv)
+    if args.report_only:
+        return report_only(args.out, args.note)
+    missing = [flag for flag, v in (("--start", args.start), ("--arm", args.arm), ("--cpu-minutes", args.cpu_minutes))
+               if v is None]
+    if missing:
+        p.error(f"{', '.join(missing)} required (unless --report-only)")
     try:
         arms = [parse_arm(a) for a in args.arm]
         run_ab(args.out, arms=arms, start=args.start, cpu_minutes=args.cpu_minutes,
                eval_seeds=[int(x) for x in args.eval_seeds.split(",")], base=args.base, runs_dir=args.runs,
-               start_discriminator=args.start_discriminator, time_limit_minutes=args.time_limit_minutes)
+               start_discriminator=args.start_discriminator, time_limit_minutes=args.time_limit_minutes,
+               note=args.note)
     except (ValueError, FileNotFoundError) as exc:
         print(f"gan_ab: {exc}", file=sys.stderr)
         return 2
