@@ -33,7 +33,7 @@ def test_speed_quick_writes_ratios(tmp_path, capsys, monkeypatch):
     folder = make_image_folder(tmp_path / "imgs", {"a": 40, "b": 20, "c": 12}, size=(72, 64))
     out = tmp_path / "speed"
     assert speed_main(["--quick", "--data-dir", str(folder), "--out", str(out), "--device", "cpu",
-                       "--num-workers", "0"]) == 0
+                       "--num-workers", "0", "--parts", "gan,sampling,classifier,features"]) == 0
     r = json.loads((out / "speed.json").read_text())
     assert r["mode"] == "quick" and r["meta"]["command"].startswith("python benchmarks/speed.py --quick")
     assert list(r["gan_training"]) == ["resnet", "fastgan_projected", "dcgan"]
@@ -54,6 +54,40 @@ def test_speed_quick_writes_ratios(tmp_path, capsys, monkeypatch):
     md = (out / "speed.md").read_text()
     assert "goal >= 0.8" in md and "goal <= 1.15" in md
     assert "GANBalancedDataset" in capsys.readouterr().out
+    assert "compile" not in r and "train.compile" not in md  # a part not asked for is not run
+
+
+def test_per_step_cost_skips_start_up_windows():
+    records = [{"step": 5, "cpu_s": 90.0, "elapsed_s": 60.0},   # compilation
+               {"step": 10, "cpu_s": 100.0, "elapsed_s": 66.0},
+               {"step": 15, "cpu_s": 105.0, "elapsed_s": 69.0},
+               {"step": 20, "cpu_s": 112.0, "elapsed_s": 73.0}]
+    r = speed.per_step_cost(records, skip=2)  # timed: steps 10 -> 20
+    assert r["steps"] == 10 and r["windows"] == 2 and r["start_up_wall_s"] == 66.0
+    assert r["cpu_s_per_step"] == pytest.approx(1.2) and r["wall_s_per_step"] == pytest.approx(0.7)
+    assert speed.per_step_cost(records, skip=1)["cpu_s_per_step"] == pytest.approx(22 / 15)
+    with pytest.raises(ValueError, match="at least 1 logged window after the first 4"):
+        speed.per_step_cost(records, skip=4)
+    with pytest.raises(ValueError, match="skip must be >= 1"):
+        speed.per_step_cost(records, skip=0)
+
+
+@pytest.mark.slow  # compiles G (tens of seconds on 2 cores)
+def test_speed_compile_part_times_eager_and_compiled_g(tmp_path, monkeypatch):
+    small = {**speed.SETTINGS["quick"], "compile_images": 24, "compile_steps": 8, "compile_log_every": 2,
+             "compile_skip": 1}
+    monkeypatch.setitem(speed.SETTINGS, "quick", small)
+    folder = make_image_folder(tmp_path / "imgs", {"a": 12, "b": 12}, size=(72, 64))
+    out = tmp_path / "speed"
+    assert speed_main(["--quick", "--data-dir", str(folder), "--out", str(out), "--device", "cpu",
+                       "--parts", "compile"]) == 0
+    c = json.loads((out / "speed.json").read_text())["compile"]
+    assert c["config"] == "configs/ham10000_64_cpu.yaml" and c["setup"]["generator"] == "fastgan"
+    for variant in ("eager", "compiled"):
+        assert c[variant]["steps"] == 6 and c[variant]["windows"] == 3 and c[variant]["cpu_s_per_step"] > 0
+        assert c[variant]["start_up_wall_s"] > 0  # 8 steps logged every 2: the window ending at step 2 skipped
+    assert c["ratio_cpu_s_per_step"] == pytest.approx(c["compiled"]["cpu_s_per_step"] / c["eager"]["cpu_s_per_step"])
+    assert "| **compiled / eager** |" in (out / "speed.md").read_text()
 
 
 def test_speed_refuses_a_missing_data_dir(tmp_path, capsys):

@@ -8,6 +8,9 @@
 3. A classifier epoch (Lite0, AdamW, the benchmark's albumentations pipeline) on GANBalancedDataset vs on the
    real images alone, same loader settings; plus the DataLoader alone (no model) for both.
 4. FID feature extraction images/s (the offline TF-2015 InceptionV3 if installed, else Lite0 features).
+5. ``train.compile``: the training loop's CPU seconds and wall seconds per step of the FastGAN + projected
+   recipe (``configs/ham10000_64_cpu.yaml`` with ``--quick``, the 256 px one otherwise) with G eager and with G
+   compiled by ``torch.compile``, after the start-up (compilation) windows.
 
 ``--quick`` shrinks everything to CPU scale (GAN at 64 px, a few steps, classifier at 64 px on 256 images).
 """
@@ -52,10 +55,14 @@ REPO = Path(__file__).resolve().parents[2]
 SETTINGS = {
     "quick": {"gan_resolution": 64, "gan_batch": 16, "gan_steps": 8, "gan_log_every": 2, "bare_steps": 4,
               "gan_images": 64, "sample_n": 16, "sample_batch": 8, "cls_size": 64, "cls_items": 256,
-              "cls_batch": 32, "bank_size": 256, "bank_resolution": 64, "feature_n": 32, "feature_batch": 16},
+              "cls_batch": 32, "bank_size": 256, "bank_resolution": 64, "feature_n": 32, "feature_batch": 16,
+              "compile_config": "configs/ham10000_64_cpu.yaml", "compile_images": 512, "compile_steps": 60,
+              "compile_log_every": 5, "compile_skip": 2},
     "full": {"gan_resolution": 256, "gan_batch": None, "gan_steps": 60, "gan_log_every": 10, "bare_steps": 30,
              "gan_images": 1024, "sample_n": 8192, "sample_batch": 512, "cls_size": 256, "cls_items": None,
-             "cls_batch": 64, "bank_size": 2000, "bank_resolution": 256, "feature_n": 2048, "feature_batch": 128},
+             "cls_batch": 64, "bank_size": 2000, "bank_resolution": 256, "feature_n": 2048, "feature_batch": 128,
+             "compile_config": "configs/ham10000_fastgan_256.yaml", "compile_images": 1024, "compile_steps": 100,
+             "compile_log_every": 10, "compile_skip": 2},
 }
 GAN_RECIPES = {"resnet": "configs/ham10000_256.yaml", "fastgan_projected": "configs/ham10000_fastgan_256.yaml",
                "dcgan": "configs/medimagegan_sngan_256.yaml"}
@@ -112,6 +119,47 @@ def gan_training_speed(arch: str, manifest: Path, s: dict, device: str, work: Pa
     bare = out["bare"]["images_per_second"]
     out["ratio_minimal_over_bare"] = out["trainer_minimal"]["images_per_second"] / bare
     out["ratio_recipe_over_bare"] = out["trainer_recipe"]["images_per_second"] / bare
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ train.compile
+def per_step_cost(records: list[dict[str, Any]], *, skip: int) -> dict[str, Any]:
+    """CPU seconds (the training loop's process time, all threads) and wall seconds per G step over the logged
+    windows after the first ``skip`` (start-up: data caching, compilation), from consecutive log records."""
+    if skip < 1:
+        raise ValueError(f"skip must be >= 1 (the first window holds the start-up), got {skip}")
+    recs = records[skip - 1:]  # window i ends at record i: the timed span starts where the last skipped one ends
+    if len(recs) < 2:
+        raise ValueError(f"need at least 1 logged window after the first {skip}, got {max(len(recs) - 1, 0)}")
+    steps = recs[-1]["step"] - recs[0]["step"]
+    return {"steps": steps, "windows": len(recs) - 1,
+            "cpu_s_per_step": (recs[-1]["cpu_s"] - recs[0]["cpu_s"]) / steps,
+            "wall_s_per_step": (recs[-1]["elapsed_s"] - recs[0]["elapsed_s"]) / steps,
+            "start_up_wall_s": recs[0]["elapsed_s"]}
+
+
+def compile_speed(manifest: Path, s: dict, device: str, work: Path) -> dict[str, Any]:
+    """The recipe's training steps with G eager and with G compiled (``train.compile``), same data and seed."""
+    from gan_augment.training import Trainer, load_config
+
+    base = ["train.epochs=null", f"data.manifest={manifest}", "data.metadata=null", "data.image_dir=null",
+            "data.image_folder=null", "data.medmnist=null", f"data.max_images={s['compile_images']}",
+            f"train.steps={s['compile_steps']}", f"train.log_every={s['compile_log_every']}",
+            f"train.sample_every={10 * s['compile_steps']}", f"train.checkpoint_every={10 * s['compile_steps']}",
+            "train.progress=false", "train.tensorboard=false", "train.time_limit_minutes=null",
+            "train.cpu_time_limit_minutes=null", f"train.device={device}"]
+    out: dict[str, Any] = {"config": s["compile_config"]}
+    for variant, flag in (("eager", "false"), ("compiled", "true")):
+        cfg = load_config(REPO / s["compile_config"], [*base, f"out={work / 'compile' / variant}",
+                                                       f"train.compile={flag}"])
+        trainer = Trainer(cfg)
+        trainer.fit()
+        out[variant] = per_step_cost(trainer.read_log(), skip=s["compile_skip"])
+        out["setup"] = {"generator": cfg.model.generator, "discriminator": cfg.model.discriminator,
+                        "resolution": cfg.model.resolution, "batch_size": cfg.train.batch_size,
+                        "threads": torch.get_num_threads()}
+    for key in ("cpu_s_per_step", "wall_s_per_step"):
+        out[f"ratio_{key}"] = out["compiled"][key] / out["eager"][key]
     return out
 
 
@@ -194,7 +242,7 @@ def feature_speed(s: dict, device: str) -> dict[str, Any]:
 
 # ------------------------------------------------------------------------------------------------ driver
 def run_speed_benchmark(*, data_dir: Path, out: Path, device: str, quick: bool, num_workers: int = 2,
-                        parts: tuple[str, ...] = ("gan", "sampling", "classifier", "features"),
+                        parts: tuple[str, ...] = ("gan", "sampling", "classifier", "features", "compile"),
                         command: list[str] | None = None) -> dict[str, Any]:
     """Measure, write ``speed.json`` + ``speed.md`` under ``out`` and return the results."""
     s = SETTINGS["quick" if quick else "full"]
@@ -202,7 +250,7 @@ def run_speed_benchmark(*, data_dir: Path, out: Path, device: str, quick: bool, 
                               "mode": "quick" if quick else "full", "settings": s, "data": str(data_dir)}
     with tempfile.TemporaryDirectory(prefix="gan_augment_speed_") as tmp:
         work = Path(tmp)
-        manifest = _manifest(data_dir, work) if {"gan", "classifier"} & set(parts) else None
+        manifest = _manifest(data_dir, work) if {"gan", "classifier", "compile"} & set(parts) else None
         if "gan" in parts:
             result["gan_training"] = {arch: gan_training_speed(arch, manifest, s, device, work) for arch in GAN_RECIPES}
         if "sampling" in parts:
@@ -211,6 +259,8 @@ def run_speed_benchmark(*, data_dir: Path, out: Path, device: str, quick: bool, 
             result["classifier_epoch"] = classifier_epoch_speed(manifest, s, device, num_workers)
         if "features" in parts:
             result["features"] = feature_speed(s, device)
+        if "compile" in parts:
+            result["compile"] = compile_speed(manifest, s, device, work)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "speed.json", result)
     write_text(out / "speed.md", markdown(result))
@@ -269,6 +319,19 @@ def markdown(r: dict) -> str:
         f = r["features"]
         lines += ["## FID feature extraction", "", f"{f['extractor']} on {f['device']}: {_ips(f)} img/s "
                   f"({f['images']} images of 256 px, batch {f['batch_size']}; {f['note']}).", ""]
+    if "compile" in r:
+        c, st = r["compile"], r["compile"]["setup"]
+        lines += ["## `train.compile`: G eager vs compiled (torch.compile)", "",
+                  f"{c['config']}: {st['generator']} G / {st['discriminator']} D at {st['resolution']} px, batch "
+                  f"{st['batch_size']}, {st['threads']} threads; per G step over the logged windows after the "
+                  "start-up ones (CPU: the training loop's process time over all threads).", "",
+                  "| G | steps timed | CPU s / step | wall s / step | start-up wall s |", "|---|---:|---:|---:|---:|"]
+        for variant in ("eager", "compiled"):
+            v = c[variant]
+            lines.append(f"| {variant} | {v['steps']} | {v['cpu_s_per_step']:.3f} | {v['wall_s_per_step']:.3f} | "
+                         f"{v['start_up_wall_s']:.1f} |")
+        lines += [f"| **compiled / eager** | | **{c['ratio_cpu_s_per_step']:.2f}** | "
+                  f"**{c['ratio_wall_s_per_step']:.2f}** | |", ""]
     return "\n".join(lines)
 
 
@@ -280,11 +343,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--quick", action="store_true", help="CPU-sized settings (a few minutes on 2 cores)")
     p.add_argument("--num-workers", type=int, default=2)
-    p.add_argument("--parts", default="gan,sampling,classifier,features",
-                   help="comma-separated subset of gan,sampling,classifier,features")
+    p.add_argument("--parts", default="gan,sampling,classifier,features,compile",
+                   help="comma-separated subset of gan,sampling,classifier,features,compile")
     args = p.parse_args(argv)
     parts = tuple(x.strip() for x in args.parts.split(",") if x.strip())
-    unknown = [x for x in parts if x not in ("gan", "sampling", "classifier", "features")]
+    unknown = [x for x in parts if x not in ("gan", "sampling", "classifier", "features", "compile")]
     if unknown:
         print(f"speed: unknown parts {unknown}", file=sys.stderr)
         return 2
