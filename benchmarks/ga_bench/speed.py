@@ -325,7 +325,7 @@ def markdown(r: dict) -> str:
                   f"{c['config']}: {st['generator']} G / {st['discriminator']} D at {st['resolution']} px, batch "
                   f"{st['batch_size']}, {st['threads']} threads; per G step over the logged windows after the "
                   "start-up ones (CPU: the training loop's process time over all threads).", "",
-                  "| G | steps timed | CPU s / step | wall s / step | start-up wall s |", "|---|---:|---:|---:|---:|"]
+                  "| G | steps timed | CPU s / step | wall s / step | wall s before the timed steps |", "|---|---:|---:|---:|---:|"]
         for variant in ("eager", "compiled"):
             v = c[variant]
             lines.append(f"| {variant} | {v['steps']} | {v['cpu_s_per_step']:.3f} | {v['wall_s_per_step']:.3f} | "
