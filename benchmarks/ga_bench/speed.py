@@ -87,15 +87,22 @@ def _manifest(data_dir: Path, work: Path) -> Path:
 
 
 # ------------------------------------------------------------------------------------------------ GAN training
+def timing_overrides(manifest: Path, *, images: int, steps: int, log_every: int, device: str) -> list[str]:
+    """``--set`` overrides that turn a recipe config into a short timing run: the manifest's first ``images``
+    training images, ``steps`` steps logged every ``log_every``, no samples, checkpoints, progress bar,
+    TensorBoard or time limits."""
+    return ["train.epochs=null", f"data.manifest={manifest}", "data.metadata=null", "data.image_dir=null",
+            "data.image_folder=null", "data.medmnist=null", f"data.max_images={images}", f"train.steps={steps}",
+            f"train.log_every={log_every}", f"train.sample_every={10 * steps}", f"train.checkpoint_every={10 * steps}",
+            "train.progress=false", "train.tensorboard=false", "train.time_limit_minutes=null",
+            "train.cpu_time_limit_minutes=null", f"train.device={device}"]
+
+
 def gan_training_speed(arch: str, manifest: Path, s: dict, device: str, work: Path) -> dict[str, Any]:
     from gan_augment.training import Trainer, load_config
 
-    base = ["train.epochs=null", f"data.manifest={manifest}", "data.metadata=null", "data.image_dir=null",
-            "data.image_folder=null", "data.medmnist=null", f"data.max_images={s['gan_images']}",
-            f"model.resolution={s['gan_resolution']}", f"train.steps={s['gan_steps']}",
-            f"train.log_every={s['gan_log_every']}", f"train.sample_every={10 * s['gan_steps']}",
-            f"train.checkpoint_every={10 * s['gan_steps']}", "train.progress=false", "train.tensorboard=false",
-            "train.time_limit_minutes=null", f"train.device={device}", "train.ema_start=0"]
+    base = [*timing_overrides(manifest, images=s["gan_images"], steps=s["gan_steps"], log_every=s["gan_log_every"],
+                              device=device), f"model.resolution={s['gan_resolution']}", "train.ema_start=0"]
     if s["gan_batch"]:
         base.append(f"train.batch_size={s['gan_batch']}")
     out: dict[str, Any] = {"config": GAN_RECIPES[arch]}
@@ -142,12 +149,8 @@ def compile_speed(manifest: Path, s: dict, device: str, work: Path) -> dict[str,
     """The recipe's training steps with G eager and with G compiled (``train.compile``), same data and seed."""
     from gan_augment.training import Trainer, load_config
 
-    base = ["train.epochs=null", f"data.manifest={manifest}", "data.metadata=null", "data.image_dir=null",
-            "data.image_folder=null", "data.medmnist=null", f"data.max_images={s['compile_images']}",
-            f"train.steps={s['compile_steps']}", f"train.log_every={s['compile_log_every']}",
-            f"train.sample_every={10 * s['compile_steps']}", f"train.checkpoint_every={10 * s['compile_steps']}",
-            "train.progress=false", "train.tensorboard=false", "train.time_limit_minutes=null",
-            "train.cpu_time_limit_minutes=null", f"train.device={device}"]
+    base = timing_overrides(manifest, images=s["compile_images"], steps=s["compile_steps"],
+                            log_every=s["compile_log_every"], device=device)
     out: dict[str, Any] = {"config": s["compile_config"]}
     for variant, flag in (("eager", "false"), ("compiled", "true")):
         cfg = load_config(REPO / s["compile_config"], [*base, f"out={work / 'compile' / variant}",
@@ -325,7 +328,8 @@ def markdown(r: dict) -> str:
                   f"{c['config']}: {st['generator']} G / {st['discriminator']} D at {st['resolution']} px, batch "
                   f"{st['batch_size']}, {st['threads']} threads; per G step over the logged windows after the "
                   "start-up ones (CPU: the training loop's process time over all threads).", "",
-                  "| G | steps timed | CPU s / step | wall s / step | wall s before the timed steps |", "|---|---:|---:|---:|---:|"]
+                  "| G | steps timed | CPU s / step | wall s / step | wall s before the timed steps |",
+                  "|---|---:|---:|---:|---:|"]
         for variant in ("eager", "compiled"):
             v = c[variant]
             lines.append(f"| {variant} | {v['steps']} | {v['cpu_s_per_step']:.3f} | {v['wall_s_per_step']:.3f} | "
