@@ -27,10 +27,21 @@ class GeneratorBase(nn.Module):
     class_names: list[str] | None = None
     arch: str = ""
     arch_args: dict = {}
+    # a generator with noise inputs (per-pixel noise maps besides z) sets this and implements set_noise_seeds
+    uses_noise: bool = False
+    # arch_args a generator file may lack and still start this generator (``train.init_generator``):
+    # {name: (value a file without it has, regex of the parameters the option adds, or None)}
+    start_compatible_args: dict = {}
 
     @property
     def conditional(self) -> bool:
         return self.num_classes > 0
+
+    def set_noise_seeds(self, seeds: list[int] | None) -> None:
+        """Per-image seeds for the noise inputs during ``sample`` (``None``: back to the noise generator)."""
+
+    def set_noise_generator(self, rng: torch.Generator | None) -> None:
+        """The ``torch.Generator`` noise inputs are drawn from in training (``None``: the global RNG)."""
 
     def _check_inputs(self, z: torch.Tensor, y: torch.Tensor | None) -> None:
         if z.ndim != 2 or z.shape[1] != self.z_dim:
@@ -55,8 +66,9 @@ class GeneratorBase(nn.Module):
     ) -> torch.Tensor:
         """Draw ``n`` images of class ``class_`` (index, name, or one per image), in batches.
 
-        Latents are drawn on the CPU from ``seed`` (or ``generator``), so the same seed gives the same images
-        on any device. ``output="uint8"`` gives (N, C, H, W) uint8, ``"float"`` gives [-1, 1] floats. The
+        Latents (and, for a generator with noise inputs, one noise seed per image) are drawn on the CPU from
+        ``seed`` (or ``generator``), so the same seed gives the same images on any device and at any batch size.
+        ``output="uint8"`` gives (N, C, H, W) uint8, ``"float"`` gives [-1, 1] floats. The
         network runs in eval mode (running BatchNorm statistics) and is put back in its previous mode.
         ``amp=True`` runs it under bf16 autocast on CUDA (faster; pixels may differ by a grey level or so).
         """
@@ -70,6 +82,7 @@ class GeneratorBase(nn.Module):
         labels = resolve_classes(self, class_, n)
         device = torch.device(device) if device is not None else next(self.parameters()).device
         z_all = torch.randn(n, self.z_dim, generator=generator)
+        noise_seeds = torch.randint(0, 2**62, (n,), generator=generator).tolist() if self.uses_noise else None
         was_training = self.training
         self.eval()
         outs = []
@@ -79,11 +92,15 @@ class GeneratorBase(nn.Module):
             for start in range(0, n, batch_size):
                 z = z_all[start:start + batch_size].to(device, non_blocking=True)
                 y = labels[start:start + batch_size].to(device, non_blocking=True) if labels is not None else None
+                if noise_seeds is not None:
+                    self.set_noise_seeds(noise_seeds[start:start + batch_size])
                 with autocast:
                     x = self(z, y).float()
                 outs.append(gan_to_uint8(x).cpu() if output == "uint8" else x.cpu())
         finally:
             self.train(was_training)
+            if noise_seeds is not None:
+                self.set_noise_seeds(None)
         if not outs:
             dtype = torch.uint8 if output == "uint8" else torch.float32
             return torch.empty(0, self.channels, self.resolution, self.resolution, dtype=dtype)

@@ -75,6 +75,10 @@ class ModelConfig:
     max_mult: int = 8
     d_batch_norm: bool = True  # dcgan / sngan discriminators only
     g_spectral_norm: bool = False  # resnet generator only (BigGAN puts SN in G too)
+    # fastgan generator only: per-pixel noise injection after each upsampling conv (learned strengths from 0)
+    g_noise: bool = False
+    # fastgan generator only: 2x upsampling in its blocks, "nearest" (FastGAN's) or "bilinear"
+    g_upsample: str = "nearest"
     d_pretrained: bool = True  # projected discriminator: ImageNet Lite0 backbone (False: random frozen one)
     # projected discriminator: width of a trained head on the full-resolution image (the frozen features start
     # at stride 4, so they see little of the finest detail); 0 = off

@@ -123,12 +123,19 @@ class MonitorMixin:
         was = model.training
         model.eval()
         z, y = self._fixed
+        noise = getattr(model, "uses_noise", False)  # fixed noise maps too, and the training RNG left untouched
         outs = []
-        for i in range(0, len(z), 64):
-            with self.autocast:
-                x = model(z[i:i + 64].to(self.device), y[i:i + 64].to(self.device) if y is not None else None)
-            outs.append(gan_to_uint8(x.float()).cpu())
-        model.train(was)
+        try:
+            for i in range(0, len(z), 64):
+                if noise:
+                    model.set_noise_seeds(list(range(i, min(i + 64, len(z)))))
+                with self.autocast:
+                    x = model(z[i:i + 64].to(self.device), y[i:i + 64].to(self.device) if y is not None else None)
+                outs.append(gan_to_uint8(x.float()).cpu())
+        finally:
+            if noise:
+                model.set_noise_seeds(None)
+            model.train(was)
         return torch.cat(outs)
 
     def _save_samples(self, writer) -> None:

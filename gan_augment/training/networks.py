@@ -31,6 +31,18 @@ def network_kwargs(mc: ModelConfig) -> tuple[dict[str, Any], dict[str, Any]]:
         g_kwargs["max_mult"] = mc.max_mult
     if mc.generator == "resnet":
         g_kwargs["spectral_norm"] = mc.g_spectral_norm
+    if mc.generator == "fastgan":  # only when on: generator files written before the options keep their arch_args
+        if mc.g_upsample not in ("nearest", "bilinear"):
+            raise ValueError(f"model.g_upsample must be 'nearest' or 'bilinear', got {mc.g_upsample!r}")
+        if mc.g_noise:
+            g_kwargs["noise"] = True
+        if mc.g_upsample != "nearest":
+            g_kwargs["upsample"] = mc.g_upsample
+    else:
+        for key, default in (("g_noise", False), ("g_upsample", "nearest")):
+            if getattr(mc, key) != default:
+                raise ValueError(f"model.{key} is an option of generator 'fastgan', not {mc.generator!r}; set it "
+                                 f"to {default!r} or use the fastgan generator")
     if mc.discriminator in ("dcgan", "sngan", "resnet"):
         d_kwargs["max_mult"] = mc.max_mult
     if mc.discriminator in ("dcgan", "sngan"):

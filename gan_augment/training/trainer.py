@@ -101,6 +101,9 @@ class Trainer(BatchMixin, CheckpointMixin, MonitorMixin):
         self._apply_d_state(d_state)
         self.z_gen = torch.Generator(device=self.device)
         self.z_gen.manual_seed(tc.seed + 1)
+        # a generator with noise inputs draws its maps from a stream of their own, reseeded every step (_step_noise)
+        self.noise_gen = torch.Generator(device=self.device) if self.G.uses_noise else None
+        self.G.set_noise_generator(self.noise_gen)
         self.stream = IndexStream(self.data.labels, tc.batch_size, class_balance=config.data.class_balance,
                                   seed=tc.seed)
         self.total_steps = self._total_steps()
@@ -177,6 +180,13 @@ class Trainer(BatchMixin, CheckpointMixin, MonitorMixin):
     def condition_scale(self, step: int) -> float:
         """Weight of the class in G and D at G step ``step`` (1 unless ``model.cond_transition`` ramps it)."""
         return condition_scale(self.cfg.model.cond_transition, step)
+
+    def _step_noise(self) -> None:
+        """Reseed the noise maps' stream from (seed, step, rank): a resumed run draws the maps an unbroken one did,
+        and each process of a multi-process run draws its own."""
+        if self.noise_gen is not None:
+            seed = (int(self.cfg.train.seed) * 1_000_003 + self.step) * 4_099 + self.dist.rank
+            self.noise_gen.manual_seed(seed % 2**63)
 
     def _apply_condition_scale(self) -> None:
         if self.cfg.model.cond_transition is not None:
@@ -315,6 +325,7 @@ class Trainer(BatchMixin, CheckpointMixin, MonitorMixin):
         try:
             while self.step < self.total_steps:
                 self._apply_condition_scale()
+                self._step_noise()
                 y_last = None
                 for _ in range(tc.n_dis):
                     real, y_last = next(batches)

@@ -19,6 +19,7 @@ images even when the last run was trained on the right split.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +57,17 @@ def warm_start(G: GeneratorBase, spec: str, class_names: list[str]) -> dict[str,
     theirs = {k: getattr(source, k) for k in _SAME}
     ours = {k: getattr(G, k) for k in _SAME}
     differ = [k for k in _SAME if theirs[k] != ours[k]]
-    if json.dumps(source.arch_args, sort_keys=True) != json.dumps(G.arch_args, sort_keys=True):
+    # options this generator has and the file was written without are allowed: noise inputs (their strengths start
+    # at 0, so G starts as the file's generator) and the upsampling mode (no weights; the images change a little)
+    compat = getattr(G, "start_compatible_args", {}) or {}
+    added = {k for k, (default, _) in compat.items()
+             if source.arch_args.get(k, default) == default and G.arch_args.get(k, default) != default}
+
+    def plain(args: dict) -> str:  # an option at its default is the same generator whether or not it is written
+        return json.dumps({k: v for k, v in args.items() if k not in added and not (k in compat and v == compat[k][0])},
+                          sort_keys=True)
+
+    if plain(source.arch_args) != plain(G.arch_args):
         differ.append("arch_args")
         theirs["arch_args"], ours["arch_args"] = source.arch_args, G.arch_args
     if differ:
@@ -67,7 +78,15 @@ def warm_start(G: GeneratorBase, spec: str, class_names: list[str]) -> dict[str,
         raise ValueError(f"train.init_generator {spec}: its classes {meta.get('class_names')} are not this run's "
                          f"{list(class_names)} (same names in the same order): a class-conditional generator's "
                          "rows would draw the wrong class")
-    G.load_state_dict(source.state_dict(), strict=True)
+    if added:
+        new_params = [re.compile(compat[k][1]) for k in sorted(added) if compat[k][1]]
+        missing, unexpected = G.load_state_dict(source.state_dict(), strict=False)
+        stray = [m for m in missing if not any(r.fullmatch(m) for r in new_params)]
+        if unexpected or stray:
+            raise ValueError(f"train.init_generator {spec}: its weights do not fit this run's generator with "
+                             f"{sorted(added)} added (missing {stray}, unexpected {list(unexpected)})")
+    else:
+        G.load_state_dict(source.state_dict(), strict=True)
     own = {"path": spec, "sha256": file_sha256(path), "step": int(meta.get("step") or 0),
            "manifest_hash": meta.get("manifest_hash"), "split": meta.get("split")}
     lineage = list((meta.get("init_from") or {}).get("lineage") or []) + [own]
