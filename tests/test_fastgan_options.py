@@ -4,6 +4,8 @@ and that a generator file written without them starts a generator with them (``t
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -66,6 +68,20 @@ def test_sample_with_noise_is_a_function_of_the_seed_at_any_batch_size():
     assert all(up.noise.fixed_seeds is None for up in G.ups)  # training draws from the global RNG again
     _set_strengths(G, 0.0)  # the same seed without noise: the same latents, other pixels
     assert not torch.equal(G.sample(6, 0, seed=3), a)
+
+
+def test_concurrent_sampling_threads_each_get_their_own_seeds_noise():
+    G = _g(noise=True)
+    _set_strengths(G, 0.5)
+    expected = {seed: G.sample(5, seed % 2, seed=seed, batch_size=2) for seed in range(8)}
+    got: dict[int, torch.Tensor] = {}
+    threads = [threading.Thread(target=lambda s=seed: got.__setitem__(s, G.sample(5, s % 2, seed=s, batch_size=2)))
+               for seed in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(torch.equal(got[s], expected[s]) for s in expected)
 
 
 def test_bilinear_upsampling_differs_from_nearest_with_the_same_weights():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 from typing import Sequence
 
 import torch
@@ -11,6 +12,8 @@ from torch import nn
 from ..data.transforms import gan_to_uint8
 
 __all__ = ["GeneratorBase", "DiscriminatorBase", "resolve_classes"]
+
+_SAMPLE_LOCK = threading.RLock()  # see GeneratorBase.sample
 
 
 class GeneratorBase(nn.Module):
@@ -83,11 +86,18 @@ class GeneratorBase(nn.Module):
         device = torch.device(device) if device is not None else next(self.parameters()).device
         z_all = torch.randn(n, self.z_dim, generator=generator)
         noise_seeds = torch.randint(0, 2**62, (n,), generator=generator).tolist() if self.uses_noise else None
-        was_training = self.training
-        self.eval()
-        outs = []
         autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if amp and device.type == "cuda"
                     else contextlib.nullcontext())
+        # The eval/train mode and the noise seeds are state on the modules for the duration of a call: one call at a
+        # time (a threaded server such as `gan-augment serve` answers requests concurrently; the network itself
+        # already uses every core, so little is lost).
+        with _SAMPLE_LOCK:
+            return self._sample_batches(z_all, labels, noise_seeds, batch_size, device, output, autocast)
+
+    def _sample_batches(self, z_all, labels, noise_seeds, batch_size, device, output, autocast) -> torch.Tensor:
+        n, outs = len(z_all), []
+        was_training = self.training
+        self.eval()
         try:
             for start in range(0, n, batch_size):
                 z = z_all[start:start + batch_size].to(device, non_blocking=True)
