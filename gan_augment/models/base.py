@@ -30,7 +30,7 @@ class GeneratorBase(nn.Module):
     class_names: list[str] | None = None
     arch: str = ""
     arch_args: dict = {}
-    # a generator with noise inputs (per-pixel noise maps besides z) sets this and implements set_noise_seeds
+    # a generator with noise inputs (per-pixel noise maps besides z) sets this and implements the two set_noise_*
     uses_noise: bool = False
     # arch_args a generator file may lack and still start this generator (``train.init_generator``):
     # {name: (value a file without it has, regex of the parameters the option adds, or None)}
