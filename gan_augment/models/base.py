@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 from typing import Sequence
 
@@ -14,6 +15,14 @@ from ..data.transforms import gan_to_uint8
 __all__ = ["GeneratorBase", "DiscriminatorBase", "resolve_classes"]
 
 _SAMPLE_LOCK = threading.RLock()  # see GeneratorBase.sample
+
+
+def _new_sample_lock() -> None:  # a forked DataLoader worker must not inherit a lock another thread held
+    global _SAMPLE_LOCK
+    _SAMPLE_LOCK = threading.RLock()
+
+
+os.register_at_fork(after_in_child=_new_sample_lock)
 
 
 class GeneratorBase(nn.Module):

@@ -7,6 +7,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..models.fastgan import UPSAMPLE_MODES
 from ..models.layers import ConditionScaleMixin
 from .config import LossConfig, ModelConfig
 
@@ -32,8 +33,8 @@ def network_kwargs(mc: ModelConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     if mc.generator == "resnet":
         g_kwargs["spectral_norm"] = mc.g_spectral_norm
     if mc.generator == "fastgan":  # only when on: generator files written before the options keep their arch_args
-        if mc.g_upsample not in ("nearest", "bilinear"):
-            raise ValueError(f"model.g_upsample must be 'nearest' or 'bilinear', got {mc.g_upsample!r}")
+        if mc.g_upsample not in UPSAMPLE_MODES:
+            raise ValueError(f"model.g_upsample must be one of {list(UPSAMPLE_MODES)}, got {mc.g_upsample!r}")
         if mc.g_noise:
             g_kwargs["noise"] = True
         if mc.g_upsample != "nearest":
