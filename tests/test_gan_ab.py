@@ -7,7 +7,7 @@ import json
 import pytest
 import yaml
 
-from ga_bench.gan_ab import ab_markdown, main, parse_arm, run_ab
+from ga_bench.gan_ab import ab_markdown, expand_train_seeds, main, paired_differences, parse_arm, run_ab, split_seed
 from gan_augment.training import Trainer
 from gan_augment.weights import lite0_weights_path
 
@@ -109,4 +109,101 @@ def test_training_needs_start_arms_and_budget(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["--out", str(tmp_path / "ab"), "--arm", "control="])
     assert "--start, --cpu-minutes required" in capsys.readouterr().err
+    assert not (tmp_path / "ab").exists()
+
+
+def test_train_seeds_run_every_arm_at_each_seed_keeping_the_base_seeds_name():
+    assert split_seed(["model.g_noise=true", "train.seed=1"]) == (("model.g_noise=true",), "1")
+    assert split_seed(["model.g_noise=true"]) == (("model.g_noise=true",), None)
+    arms = expand_train_seeds([("control", []), ("noise", ["model.g_noise=true"])], [0, 1], base_seed=0)
+    assert arms == [("control", []), ("control_seed1", ["train.seed=1"]),
+                    ("noise", ["model.g_noise=true"]), ("noise_seed1", ["model.g_noise=true", "train.seed=1"])]
+    assert expand_train_seeds([("c", [])], [2, 5], base_seed=5) == [("c_seed2", ["train.seed=2"]), ("c", [])]
+    with pytest.raises(ValueError, match="sets train.seed itself"):
+        expand_train_seeds([("noise", ["train.seed=3"])], [0, 1], base_seed=0)
+    with pytest.raises(ValueError, match="distinct"):
+        expand_train_seeds([("c", [])], [1, 1], base_seed=0)
+
+
+def _paired_record() -> dict:
+    def ev(fid, probe, recall=0.5):
+        return {"overall": {"fid": fid, "kid": fid / 5000, "recall": recall, "c2st": probe}, "spectral_gap": -0.1}
+
+    def arm(overrides, e0, e1):
+        return {"overrides": overrides, "evaluations": {"0": e0, "1": e1}}
+
+    rec = _ab_record()
+    rec["base_train_seed"] = 0
+    rec["arms"] = {
+        # the control: FID 64 at seed 0 (two repeats, 63 and 65), 66 at seed 1 -> range 2
+        "control": arm([], ev(62, 0.90), ev(64, 0.90)), "control_again": arm([], ev(64, 0.90), ev(66, 0.90)),
+        "control_seed1": arm(["train.seed=1"], ev(66, 0.89), ev(66, 0.89)),
+        "control_noisy": arm([], ev(90, 0.99), ev(90, 0.99)),  # left out by pair_exclude
+        # a lever better by 5 and 3 FID points (both > the range 2), probe -1 and +1 (signs disagree)
+        "lever": arm(["model.x=1"], ev(59, 0.89), ev(59, 0.89)),
+        "lever_seed1": arm(["model.x=1", "train.seed=1"], ev(63, 0.90), ev(63, 0.90)),
+        # one training seed only, and a seed the control never ran
+        "other": arm(["model.y=2"], ev(70, 0.95), ev(70, 0.95)),
+        "other_seed7": arm(["model.y=2", "train.seed=7"], ev(70, 0.95), ev(70, 0.95)),
+    }
+    rec["pair_exclude"] = ["control_noisy"]
+    return rec
+
+
+def test_levers_are_paired_with_the_control_at_the_same_training_seed():
+    pd = paired_differences(_paired_record())
+    assert pd["base_seed"] == "0" and pd["excluded"] == ["control_noisy"]
+    assert pd["control"] == {"0": ["control", "control_again"], "1": ["control_seed1"]}
+    assert pd["yardstick"]["FID"] == pytest.approx(2.0) and pd["yardstick"]["probe %"] == pytest.approx(1.0)
+    lever, other = pd["levers"]
+    assert lever["lever"] == ["model.x=1"] and lever["arms"] == {"0": ["lever"], "1": ["lever_seed1"]}
+    fid = lever["metrics"]["FID"]
+    assert fid["per_seed"] == {"0": pytest.approx(-5.0), "1": pytest.approx(-3.0)}
+    assert fid["mean"] == pytest.approx(-4.0) and fid["same_sign"] and fid["clears_yardstick"]
+    assert fid["direction"] == "better"
+    probe = lever["metrics"]["probe %"]
+    assert probe["per_seed"] == {"0": pytest.approx(-1.0), "1": pytest.approx(1.0)}
+    assert not probe["same_sign"] and not probe["clears_yardstick"]
+    assert lever["metrics"]["recall"]["per_seed"] == {"0": pytest.approx(0.0), "1": pytest.approx(0.0)}
+    assert lever["metrics"]["recall"]["direction"] == "equal"
+    # one seed: a difference, no verdict; the seed-7 run has no control to pair with
+    assert other["metrics"]["FID"]["per_seed"] == {"0": pytest.approx(6.0)}
+    assert not other["metrics"]["FID"]["clears_yardstick"] and other["unpaired"] == ["other_seed7"]
+    md = ab_markdown(_paired_record())
+    assert ("| `model.x=1` | 0: lever vs control, control_again; 1: lever_seed1 vs control_seed1 | "
+            "**-5.0 / -3.0 (mean -4.0)** |") in md
+    assert "| -1.0 / +1.0 (mean +0.0) |" in md and "| `model.y=2` | 0: other vs control, control_again | +6.0 |" in md
+    assert "| control's range across training seeds | 0: control, control_again; 1: control_seed1 | 2.0 |" in md
+    assert "Left out of the pairing: control_noisy. No control at their training seed: other_seed7." in md
+    # an A/B of one control and no lever has no paired section
+    assert "Paired by training seed" not in ab_markdown(_ab_record())
+
+
+def test_report_only_sets_the_arms_left_out_of_the_pairing(tmp_path, capsys):
+    out = tmp_path / "ab"
+    out.mkdir()
+    rec = _paired_record()
+    rec.pop("pair_exclude")
+    (out / "ab.json").write_text(json.dumps(rec))
+    assert main(["--out", str(out), "--report-only"]) == 0
+    assert "| control, control_again, control_noisy; 1" not in (out / "README.md").read_text()
+    assert "0: control, control_again, control_noisy; 1: control_seed1" in (out / "README.md").read_text()
+    assert main(["--out", str(out), "--report-only", "--pair-exclude", "control_noisy"]) == 0
+    assert json.loads((out / "ab.json").read_text())["pair_exclude"] == ["control_noisy"]
+    assert "Left out of the pairing: control_noisy." in (out / "README.md").read_text()
+    before = (out / "ab.json").read_text()
+    assert main(["--out", str(out), "--report-only", "--pair-exclude", "nope"]) == 2
+    assert "--pair-exclude nope: no such arm" in capsys.readouterr().err
+    assert (out / "ab.json").read_text() == before
+
+
+def test_bad_train_seeds_or_pair_exclude_are_refused_before_anything_runs(tmp_path, capsys):
+    common = ["--out", str(tmp_path / "ab"), "--start", "pretrained:ham10000-64", "--cpu-minutes", "1",
+              "--arm", "control=", "--arm", "x=model.d_channels=8"]
+    assert main([*common, "--train-seeds", "0,a"]) == 2
+    assert "--train-seeds '0,a': expected integers" in capsys.readouterr().err
+    assert main([*common, "--arm", "y=train.seed=3", "--train-seeds", "0,1"]) == 2
+    assert "--arm y sets train.seed itself" in capsys.readouterr().err
+    assert main([*common, "--train-seeds", "0,1", "--pair-exclude", "x_seed2"]) == 2
+    assert "--pair-exclude ['x_seed2']: not an arm of this command" in capsys.readouterr().err
     assert not (tmp_path / "ab").exists()
