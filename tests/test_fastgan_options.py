@@ -167,3 +167,18 @@ def test_a_noise_recipe_trains_resumes_bit_identically_and_draws_fixed_grids(tmp
     resumed = Trainer(recipe(tmp_path / "r"), resume=True).fit()
     again = load_file(str(resumed.generator_path))
     assert all(torch.equal(weights[k], again[k]) for k in weights)
+
+
+def test_a_refused_option_leaves_no_run_folder_behind(tmp_path, folder):
+    d = _recipe(tmp_path, folder)  # out = tmp_path / "run", not there yet
+    d["model"].update({"generator": "resnet", "g_noise": True})
+    with pytest.raises(ValueError, match="model.g_noise is an option of generator 'fastgan', not 'resnet'"):
+        Trainer(_cfg(d))
+    assert not (tmp_path / "run").exists() and tmp_path.is_dir()
+    # a folder that existed before the call (the user's own) stays, with what was in it
+    mine = tmp_path / "run"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep")
+    with pytest.raises(ValueError, match="model.g_noise"):
+        Trainer(_cfg(d))
+    assert (mine / "notes.txt").read_text() == "keep"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import shutil
 import sys
 import time
 from collections import deque
@@ -58,6 +59,18 @@ class Trainer(BatchMixin, CheckpointMixin, MonitorMixin):
     """
 
     def __init__(self, config: GANConfig, *, resume: bool = False):
+        out = Path(config.out)
+        created = not out.exists()
+        try:
+            self._setup(config, resume)
+        except BaseException:
+            # a refused config or data (an option the model lacks, a bad manifest) leaves nothing on disk: the
+            # folder this call made goes again; one that was there before (the user's, a run to resume) stays
+            if created:
+                shutil.rmtree(out, ignore_errors=True)
+            raise
+
+    def _setup(self, config: GANConfig, resume: bool) -> None:
         self.cfg = config
         tc = config.train
         self.out = Path(config.out)
