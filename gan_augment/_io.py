@@ -10,7 +10,8 @@ import tempfile
 from pathlib import Path
 from typing import IO, Any, Iterator
 
-__all__ = ["atomic_path", "atomic_open", "write_json", "write_text", "sha256_file", "safetensors_metadata"]
+__all__ = ["atomic_path", "atomic_open", "folder_removed_on_failure", "write_json", "write_text", "sha256_file",
+           "safetensors_metadata"]
 
 
 @contextlib.contextmanager
@@ -43,6 +44,21 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", **kwargs: Any) -> Iter
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
+
+
+@contextlib.contextmanager
+def folder_removed_on_failure(path: str | os.PathLike) -> Iterator[None]:
+    """If the block fails, remove ``path`` - but only when it did not exist before the block (a folder that was
+    there, the user's own or a run to resume, stays as it was)."""
+    created = not Path(path).exists()
+    try:
+        yield
+    except BaseException:
+        if created:
+            import shutil
+
+            shutil.rmtree(path, ignore_errors=True)
+        raise
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:

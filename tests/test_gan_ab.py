@@ -7,7 +7,8 @@ import json
 import pytest
 import yaml
 
-from ga_bench.gan_ab import ab_markdown, expand_train_seeds, main, paired_differences, parse_arm, run_ab, split_seed
+from ga_bench.ab_pairs import expand_train_seeds, paired_differences, split_seed
+from ga_bench.gan_ab import ab_markdown, main, parse_arm, run_ab
 from gan_augment.training import Trainer
 from gan_augment.weights import lite0_weights_path
 

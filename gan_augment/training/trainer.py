@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import shutil
 import sys
 import time
 from collections import deque
@@ -24,6 +23,7 @@ from timm.utils import ModelEmaV3
 from tqdm.auto import tqdm
 
 from .. import distributed as gdist
+from .._io import folder_removed_on_failure
 from ..augment import AdaptiveAugment, DiffAugment
 from ..losses import GANLoss, LeCam, SpectralDiscriminator, create_loss, mode_seeking_loss, r1_penalty
 from ..models import create_discriminator, create_generator
@@ -59,25 +59,15 @@ class Trainer(BatchMixin, CheckpointMixin, MonitorMixin):
     """
 
     def __init__(self, config: GANConfig, *, resume: bool = False):
-        out = Path(config.out)
-        created = not out.exists()
-        try:
+        with folder_removed_on_failure(config.out):  # a refused config or data leaves no folder this call made
             self._setup(config, resume)
-        except BaseException:
-            # a refused config or data (an option the model lacks, a bad manifest) leaves nothing on disk: the
-            # folder this call made goes again; one that was there before (the user's, a run to resume) stays
-            if created:
-                shutil.rmtree(out, ignore_errors=True)
-            raise
 
     def _setup(self, config: GANConfig, resume: bool) -> None:
         self.cfg = config
         tc = config.train
         self.out = Path(config.out)
         self.out.mkdir(parents=True, exist_ok=True)
-        self.ckpt_dir = self.out / "checkpoints"
-        self.sample_dir = self.out / "samples"
-        self.log_path = self.out / "log.jsonl"
+        self.ckpt_dir, self.sample_dir, self.log_path = (self.out / n for n in ("checkpoints", "samples", "log.jsonl"))
         resolve_device(tc.device)  # validates the name with a clear message
         self.dist, self.device = gdist.init_from_env(tc.device)
         self.main = self.dist.is_main
@@ -183,8 +173,7 @@ class Trainer(BatchMixin, CheckpointMixin, MonitorMixin):
         self.D_step = self.D
         self.ema = (ModelEmaV3(self.G, decay=tc.ema_decay, update_after_step=tc.ema_start, exclude_buffers=True)
                     if tc.ema_decay > 0 else None)
-        betas = tuple(tc.betas)
-        if len(betas) != 2:
+        if len(betas := tuple(tc.betas)) != 2:
             raise ValueError(f"train.betas needs two numbers, got {tc.betas}")
         fused = {"fused": True} if self.is_cuda else {}  # one kernel per step on CUDA; CPU keeps the default
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=tc.lr_g, betas=betas, **fused)
@@ -195,8 +184,7 @@ class Trainer(BatchMixin, CheckpointMixin, MonitorMixin):
         return condition_scale(self.cfg.model.cond_transition, step)
 
     def _step_noise(self) -> None:
-        """Reseed the noise maps' stream from (seed, step, rank): a resumed run draws the maps an unbroken one did,
-        and each process of a multi-process run draws its own."""
+        """Reseed the noise maps' stream from (seed, step, rank): a resume draws the maps an unbroken run did."""
         if self.noise_gen is not None:
             seed = (int(self.cfg.train.seed) * 1_000_003 + self.step) * 4_099 + self.dist.rank
             self.noise_gen.manual_seed(seed % 2**63)
@@ -207,10 +195,8 @@ class Trainer(BatchMixin, CheckpointMixin, MonitorMixin):
                 set_condition_scale(net, self.condition_scale(self.step))
 
     def _build_loss(self) -> GANLoss:
-        lc = self.cfg.loss
-        kwargs = {"wgan": {"clip": lc.clip}, "wgan-gp": {"gp_lambda": lc.gp_lambda}}.get(
-            lc.name.lower().replace("_", "-"), {})
-        return create_loss(lc.name, **kwargs)
+        lc, name = self.cfg.loss, self.cfg.loss.name.lower().replace("_", "-")
+        return create_loss(lc.name, **{"wgan": {"clip": lc.clip}, "wgan-gp": {"gp_lambda": lc.gp_lambda}}.get(name, {}))
 
     def _total_steps(self) -> int:
         tc = self.cfg.train
