@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, Sequence
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, RandomSampler
 
-from classifier import CLASSIFIERS, build_transform, normalisation
+from classifier import CLASSIFIERS, build_transform, normalisation, predict
 from gan_augment import GANBalancedDataset, MinorityOversampler
 from gan_augment import distributed as gdist
 from gan_augment.classifier_file import load_classifier
@@ -148,8 +149,14 @@ class ArmData:
             info["targets"] = {self.class_names[c]: t for c, t in sampler.targets.items()}
             return self.loader(WithTransform(self.train_real, tf), sampler=sampler, drop_last=True), None, info
         # GAN arms
-        cap = cfg.light_synthetic_fraction if arm in ("gan_light", "gan_rare") else cfg.max_synthetic_fraction
-        strategy = cfg.strategy
+        cap = (cfg.light_synthetic_fraction if arm in ("gan_light", "gan_rare", "gan_matched")
+               else cfg.max_synthetic_fraction)
+        strategy, bank_size = cfg.strategy, cfg.bank_size
+        if arm == "gan_matched":  # the same synthetic share in every class, the largest included
+            counts = np.bincount(self.train_real.targets, minlength=len(self.class_names))
+            strategy = {c: int(n) + int(math.floor(cap / (1 - cap) * n + 1e-9)) for c, n in enumerate(counts) if n}
+            # every synthetic image in the bank, so the rare classes get gan_light's images (same seed, same counts)
+            bank_size = max(bank_size, sum(strategy[c] - int(counts[c]) for c in strategy))
         if arm == "gan_rare":  # synthetic images for the rare classes only, up to the largest class's count
             rare = rare_classes_of(self.train_real.targets, self.class_names, given=cfg.rare_classes,
                                    share=cfg.rare_share)
@@ -157,7 +164,7 @@ class ArmData:
             info["synthetic_classes"] = rare
         balanced = GANBalancedDataset(self.train_real, self.generator, strategy=strategy,
                                       max_synthetic_fraction=cap, transform=tf,
-                                      bank_size=cfg.bank_size, device=self.device, seed=seed,
+                                      bank_size=bank_size, device=self.device, seed=seed,
                                       accept=self._filter() if arm == "gan_filtered" else None)
         info["synthetic"], info["synthetic_cap"] = balanced.class_counts(), cap
         if balanced.filter_stats:
@@ -173,3 +180,29 @@ class ArmData:
             info["targets"] = {self.class_names[c]: t for c, t in sampler.targets.items()}
         weights = self._class_weights(balanced.get_labels()) if arm == "gan_weighted" else None
         return self.loader(balanced, sampler=sampler, drop_last=True), weights, info
+
+    def synthetic_test(self, model, seed: int) -> dict | None:
+        """What a trained classifier calls fresh generated images of every class (``synthetic_test_per_class``
+        each, from another seed than any training bank), beside what it calls the real test images.
+
+        A GAN arm's classifier learns from synthetic images of some classes only (``gan_light``: all but the
+        largest). If "looks generated" is easy to see, it can stand for "one of those classes": then the synthetic
+        images of the largest class are called something else far more often than its real ones are. Per class:
+        the share of its synthetic images given that class (``recall``) and the share given each class (a row of
+        a confusion matrix)."""
+        n = self.cfg.synthetic_test_per_class
+        if not n or self.generator is None:
+            return None
+        cfg, names = self.cfg, self.class_names
+        counts = np.bincount(self.train_real.targets, minlength=len(names))
+        eval_tf = build_transform(cfg.image_size, augment=False, mean=self.mean, std=self.std)
+        fresh = GANBalancedDataset(self.train_real, self.generator, strategy={c: int(k) + n for c, k in
+                                   enumerate(counts) if k}, max_synthetic_fraction=None, transform=eval_tf,
+                                   bank_size=n * len(names), device=self.device, seed=1_000_000 + seed)
+        synthetic = torch.utils.data.Subset(fresh, range(len(self.train_real), len(fresh)))
+        probs, labels = predict(model, self.loader(synthetic), device=self.device)
+        pred = probs.argmax(axis=1)
+        rows = {names[c]: {names[k]: float(np.mean(pred[labels == c] == k)) for k in range(len(names))}
+                for c in sorted(set(labels.tolist()))}
+        return {"per_class": n, "seed": 1_000_000 + seed,
+                "recall": {c: row[c] for c, row in rows.items()}, "predicted": rows}

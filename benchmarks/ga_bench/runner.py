@@ -142,6 +142,8 @@ class Runner(ArmData):
                   "pretrained": spec.pretrained, **info}
         if arm.startswith("gan"):  # so that a later run with another generator cannot reuse this record
             record["generator"] = self.generator_id
+            if (check := self.synthetic_test(model, seed)) is not None:
+                record["synthetic_test"] = check
         if self.started:  # a folder grown over many invocations has runs of several commits and machines
             record["provenance"] = {**{k: self.started[k] for k in ("commit", "dirty")},
                                     "started": self.started["date"], "finished": utc_now(),
