@@ -14,6 +14,7 @@ _EXPORTS = {
     "GANBalancedDataset": "gan_augment.balanced",
     "MinorityOversampler": "gan_augment.balanced",
     "DistributedMinorityOversampler": "gan_augment.balanced",
+    "synthetic_share": "gan_augment.balanced",
     "ShardedSampler": "gan_augment.distributed",
     "load_generator": "gan_augment.generators",
     "save_generator": "gan_augment.generators",

@@ -11,7 +11,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
 from gan_augment import DistributedMinorityOversampler, GANBalancedDataset, MinorityOversampler
-from gan_augment.balanced import resolve_labels, sampling_targets, synthetic_counts
+from gan_augment.balanced import resolve_labels, sampling_targets, synthetic_counts, synthetic_share
 from gan_augment.balanced.dataset import GIVE_UP_ROUNDS
 from gan_augment.data import ManifestDataset, scan_image_folder, split_scan
 from gan_augment.generators import save_generator
@@ -84,6 +84,25 @@ def test_synthetic_cap():
     assert synthetic_counts(real, targets, 0.9) == {0: 0, 1: 30, 2: 45}  # 9:1 cap not binding
     assert synthetic_counts(real, targets, 0.8) == {0: 0, 1: 30, 2: 20}  # 4:1
     assert synthetic_counts(real, targets, 0.0) == {0: 0, 1: 0, 2: 0}
+
+
+def test_synthetic_share_gives_every_class_the_same_share_the_largest_included():
+    y = np.array(LABELS)  # 50 / 20 / 5
+    assert sampling_targets(y, synthetic_share(0.5), NAMES) == {0: 100, 1: 40, 2: 10}
+    assert sampling_targets(y, synthetic_share(0.2), NAMES) == {0: 62, 1: 25, 2: 6}  # floor(n / 4)
+    real = {0: 50, 1: 20, 2: 5}
+    # the cap at the same fraction never trims it (same rounding)
+    for f in (0.2, 0.5, 0.75):
+        assert synthetic_counts(real, synthetic_share(f)(y), f) == synthetic_counts(real, synthetic_share(f)(y), None)
+    for bad in (0, 1, 1.5, -0.1):
+        with pytest.raises(ValueError, match=r"synthetic share of each class must be in \(0, 1\)"):
+            synthetic_share(bad)
+    bal = GANBalancedDataset(PILDataset(), cond_generator(), strategy=synthetic_share(0.5), device="cpu",
+                             return_synthetic_flag=True)
+    counts = bal.class_counts()
+    assert {c: (v["real"], v["synthetic"]) for c, v in counts.items()} == {"nv": (50, 50), "mel": (20, 20),
+                                                                          "df": (5, 5)}
+    assert sum(int(bal[i][2]) for i in range(len(bal)) if bal[i][1] == 0) == 50  # the majority's synthetic half
 
 
 # ------------------------------------------------------------------------------------------------ labels

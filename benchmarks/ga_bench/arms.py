@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any, Sequence
 
 import numpy as np
@@ -10,7 +9,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, RandomSampler
 
 from classifier import CLASSIFIERS, build_transform, normalisation, predict
-from gan_augment import GANBalancedDataset, MinorityOversampler
+from gan_augment import GANBalancedDataset, MinorityOversampler, synthetic_share
 from gan_augment import distributed as gdist
 from gan_augment.classifier_file import load_classifier
 from gan_augment.data import Manifest, ManifestDataset
@@ -153,10 +152,9 @@ class ArmData:
                else cfg.max_synthetic_fraction)
         strategy, bank_size = cfg.strategy, cfg.bank_size
         if arm == "gan_matched":  # the same synthetic share in every class, the largest included
-            counts = np.bincount(self.train_real.targets, minlength=len(self.class_names))
-            strategy = {c: int(n) + int(math.floor(cap / (1 - cap) * n + 1e-9)) for c, n in enumerate(counts) if n}
+            strategy = synthetic_share(cap)
             # every synthetic image in the bank, so the rare classes get gan_light's images (same seed, same counts)
-            bank_size = max(bank_size, sum(strategy[c] - int(counts[c]) for c in strategy))
+            bank_size = max(bank_size, sum(strategy(self.train_real.targets).values()) - len(self.train_real))
         if arm == "gan_rare":  # synthetic images for the rare classes only, up to the largest class's count
             rare = rare_classes_of(self.train_real.targets, self.class_names, given=cfg.rare_classes,
                                    share=cfg.rare_share)

@@ -6,14 +6,16 @@
 
 ``strategy`` reads like imbalanced-learn's ``sampling_strategy`` for over-sampling: ``"not majority"``
 (default), ``"minority"``, ``"not minority"``, ``"all"``, a float ratio, a dict ``{class: target count}`` or a
-callable ``labels -> dict``. Targets are counts *after* balancing; classes already at or above their target get
-nothing. Labels are discovered like torchsampler does, but ``Subset`` is read through its indices (torchsampler
-reads the parent's labels, a known bug).
+callable ``labels -> dict`` - e.g. :func:`synthetic_share`, the same share of generated images in every class, the
+largest included, so that "looks generated" cannot stand for "a rare class". Targets are counts *after* balancing;
+classes already at or above their target get nothing. Labels are discovered like torchsampler does, but ``Subset``
+is read through its indices (torchsampler reads the parent's labels, a known bug).
 """
 
 from .dataset import GANBalancedDataset
 from .samplers import DistributedMinorityOversampler, MinorityOversampler
-from .strategy import STRATEGY_NAMES, resolve_class_names, resolve_labels, sampling_targets, synthetic_counts
+from .strategy import (STRATEGY_NAMES, resolve_class_names, resolve_labels, sampling_targets, synthetic_counts,
+                       synthetic_share)
 
 __all__ = [
     "GANBalancedDataset",
@@ -24,4 +26,5 @@ __all__ = [
     "resolve_class_names",
     "sampling_targets",
     "synthetic_counts",
+    "synthetic_share",
 ]

@@ -12,7 +12,7 @@ import torch
 from torch.utils.data import ConcatDataset, Dataset, Subset
 
 __all__ = ["Strategy", "STRATEGY_NAMES", "class_key", "resolve_labels", "resolve_class_names", "sampling_targets",
-           "synthetic_counts"]
+           "synthetic_counts", "synthetic_share"]
 
 Strategy = str | float | Mapping | Callable[[np.ndarray], Mapping]
 STRATEGY_NAMES = ("not majority", "auto", "minority", "not minority", "all")
@@ -119,6 +119,28 @@ def sampling_targets(labels: np.ndarray, strategy: Strategy, class_names: Sequen
             targets[c] = int(target)
     else:
         raise ValueError(f"unsupported strategy {strategy!r}")
+    return targets
+
+
+def synthetic_share(fraction: float) -> Callable[[np.ndarray], dict[int, int]]:
+    """A strategy that gives *every* class, the largest included, the same share of synthetic images:
+    ``fraction`` of each class's items after balancing (0.5: one generated image per real one). Pass it as
+    ``strategy=`` (a callable ``labels -> {class: target count}``); it adds images without evening out the class
+    counts, so pair it with a class-balanced sampler (:class:`MinorityOversampler`) or class weights.
+
+    Why: with the usual strategies the largest class gets no synthetic images, so wherever a classifier can tell
+    generated images from real ones, "looks generated" also means "not the largest class" - a shortcut it can
+    learn instead of the lesion. With the same share everywhere the look of a generated image says nothing about
+    its class."""
+    f = float(fraction)
+    if not 0 < f < 1:
+        raise ValueError(f"synthetic_share: the synthetic share of each class must be in (0, 1), got {fraction}")
+
+    def targets(labels: np.ndarray) -> dict[int, int]:
+        counts = Counter(int(y) for y in np.asarray(labels).reshape(-1))
+        # the same rounding as synthetic_counts' cap, so max_synthetic_fraction=fraction never trims a class
+        return {c: n + int(math.floor(f / (1 - f) * n + 1e-9)) for c, n in sorted(counts.items())}
+
     return targets
 
 
