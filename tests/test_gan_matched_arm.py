@@ -54,13 +54,23 @@ def test_gan_matched_gives_every_class_the_same_synthetic_share_and_runs_are_tes
         for c, row in t["predicted"].items():
             assert sum(row.values()) == pytest.approx(1.0)
             assert t["recall"][c] == row[c] and all(round(v * 10, 6) == int(round(v * 10)) for v in row.values())
-    aug = json.loads((runs / "aug_seed0.json").read_text())
-    assert "synthetic_test" not in aug  # baselines have no generator to test on
+    aug = json.loads((runs / "aug_seed0.json").read_text())  # a baseline beside GAN arms: the control
+    assert aug["synthetic_test"]["per_class"] == 10 and set(aug["synthetic_test"]["recall"]) == {"a", "b", "c"}
+    assert aug["synthetic_test"]["generator_sha256"] == matched["synthetic_test"]["generator_sha256"] == \
+        matched["generator"]["sha256"]
     results = json.loads((out / "results.json").read_text())
     assert results["arms"]["gan_matched"]["synthetic_test"]["recall"]["a"] == [matched["synthetic_test"]["recall"]["a"]]
     report = (out / "report.md").read_text()
-    assert "What each GAN arm's classifier calls fresh generated images" in report
-    section = report.split("What each GAN arm's classifier calls fresh generated images")[1]
+    assert "What each arm's classifier calls fresh generated images" in report
+    section = report.split("What each arm's classifier calls fresh generated images")[1]
     row = next(line for line in section.splitlines() if line.startswith("| gan_matched | 0 |"))
     a = matched["synthetic_test"]["recall"]["a"] * 100
     assert row.split(" | ")[2] == f"{a:.0f} / {matched['test']['per_class_recall']['a'] * 100:.0f}"
+
+    # a GAN arm at another seed: the generator check is done, so no judge (`aug` at that seed) is trained for it
+    assert bench_main(_args(out, data, "--arms", "gan_light", "--seeds", "1", "--generator", str(g),
+                            "--bank-size", "200", "--synthetic-test-per-class", "10")) == 0
+    assert (runs / "gan_light_seed1.json").is_file() and not (runs / "aug_seed1.json").exists()
+    # baselines alone (no GAN arm, no generator): nothing to test them on
+    assert bench_main(_args(out, data, "--arms", "aug_oversample", "--seeds", "0")) == 0
+    assert "synthetic_test" not in json.loads((runs / "aug_oversample_seed0.json").read_text())

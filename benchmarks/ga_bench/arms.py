@@ -15,6 +15,7 @@ from gan_augment.classifier_file import load_classifier
 from gan_augment.data import Manifest, ManifestDataset
 from gan_augment.data.decode import resolve_channels
 from gan_augment.data.transforms import apply_transform
+from gan_augment.pretrained import file_sha256
 
 from .protocol import UNIFORM_DRAW_ARMS, BenchmarkConfig, rare_classes_of
 
@@ -184,7 +185,8 @@ class ArmData:
         each, from another seed than any training bank), beside what it calls the real test images.
 
         A GAN arm's classifier learns from synthetic images of some classes only (``gan_light``: all but the
-        largest). If "looks generated" is easy to see, it can stand for "one of those classes": then the synthetic
+        largest); a baseline's saw none (the control: how a classifier that never learned "looks generated"
+        calls them). If "looks generated" is easy to see, it can stand for "one of those classes": then the synthetic
         images of the largest class are called something else far more often than its real ones are. Per class:
         the share of its synthetic images given that class (``recall``) and the share given each class (a row of
         a confusion matrix)."""
@@ -202,5 +204,5 @@ class ArmData:
         pred = probs.argmax(axis=1)
         rows = {names[c]: {names[k]: float(np.mean(pred[labels == c] == k)) for k in range(len(names))}
                 for c in sorted(set(labels.tolist()))}
-        return {"per_class": n, "seed": 1_000_000 + seed,
+        return {"per_class": n, "seed": 1_000_000 + seed, "generator_sha256": file_sha256(self.generator),
                 "recall": {c: row[c] for c, row in rows.items()}, "predicted": rows}

@@ -140,16 +140,17 @@ def _closest(comp: dict, gen: dict | None, *, verdict: bool = True) -> list[str]
 
 
 def _synthetic_test_lines(arms: dict, classes: list[str]) -> list[str]:
-    """Each GAN arm's classifiers on fresh generated images of every class, beside their recall on real ones."""
+    """Each arm's classifiers on fresh generated images of every class, beside their recall on real ones."""
     tested = {arm: a["synthetic_test"] for arm, a in arms.items() if "synthetic_test" in a}
     if not tested:
         return []
-    lines = ["", "### What each GAN arm's classifier calls fresh generated images", "",
+    lines = ["", "### What each arm's classifier calls fresh generated images", "",
              "Recall on generated images of each class (new draws, another seed than the training bank; "
              f"{next(iter(tested.values()))['per_class']} per class) / on the real test images, %, mean over the "
-             "seeds shown. A class the arm gave no synthetic images (`gan_light`: the largest) whose generated images "
-             "are called something else far more often than its real ones shows the classifier using \"looks "
-             "generated\" as a clue to the class.", "", "| arm | seeds | " + " | ".join(classes) + " |",
+             "seeds shown. A baseline's classifier saw no generated image (the control). A class the arm gave no "
+             "synthetic images (`gan_light`: the largest) whose generated images it calls something else far more "
+             "often than the control does shows the classifier using \"looks generated\" as a clue to the class.",
+             "", "| arm | seeds | " + " | ".join(classes) + " |",
              "|---|---|" + "---:|" * len(classes)]
     for arm, t in tested.items():
         cells = [f"{np.mean(t['recall'][c]) * 100:.0f} / {np.mean(t['real_recall'][c]) * 100:.0f}" for c in classes]

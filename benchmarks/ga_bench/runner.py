@@ -142,8 +142,8 @@ class Runner(ArmData):
                   "pretrained": spec.pretrained, **info}
         if arm.startswith("gan"):  # so that a later run with another generator cannot reuse this record
             record["generator"] = self.generator_id
-            if (check := self.synthetic_test(model, seed)) is not None:
-                record["synthetic_test"] = check
+        if self.generator is not None and (check := self.synthetic_test(model, seed)) is not None:
+            record["synthetic_test"] = check  # baselines too, when the generator is known before they run
         if self.started:  # a folder grown over many invocations has runs of several commits and machines
             record["provenance"] = {**{k: self.started[k] for k in ("commit", "dirty")},
                                     "started": self.started["date"], "finished": utc_now(),
@@ -194,6 +194,9 @@ def run_benchmark(cfg: BenchmarkConfig, command: list[str] | None = None) -> dic
     if ("gan_filtered" in gan_arms) and "aug" not in order:
         order.append("aug")  # the filter and the generator check need the real-trained classifier
 
+    if cfg.generator and gan_arms:  # resolved and checked above: the baselines' classifiers are tested on its images
+        runner.generator = cfg.generator
+
     def finished(arm: str, seeds) -> list[dict]:  # every run trained or read; under --report-only the done ones
         return [r for r in (runner.run(arm, s) for s in seeds) if r is not None]
 
@@ -201,8 +204,9 @@ def run_benchmark(cfg: BenchmarkConfig, command: list[str] | None = None) -> dic
         records[arm] = finished(arm, cfg.seeds)
     generator_info = None
     if gan_arms:
-        if not records.get("aug"):
-            records["aug"] = finished("aug", cfg.seeds[:1])
+        if not records.get("aug") and ("gan_filtered" in gan_arms
+                                       or not (out / "generator_check" / "metrics.json").is_file()):
+            records["aug"] = finished("aug", cfg.seeds[:1])  # the judge: trained here unless read or not needed
         if cfg.report_only and not cfg.generator:
             raise ValueError("--report-only with GAN arms needs --generator (the generator their runs used)")
         if cfg.generator:
