@@ -104,8 +104,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--check-features", choices=["inception", "lite0"])
     p.add_argument("--check-per-class", type=int, help="generated (and at most real) images per class in the "
                                                        "generator check (100)")
-    p.add_argument("--synthetic-test-per-class", type=int, help="fresh generated images per class each GAN run's "
-                   "classifier is also tested on, beside the real test images (100; 0 skips)")
+    p.add_argument("--synthetic-test-per-class", type=int, help="fresh generated images per class every classifier "
+                   "trained beside GAN arms is also tested on, beside the real test images (100; 0 skips)")
     p.add_argument("--no-progress", dest="progress", action="store_false", default=None)
     p.add_argument("--time-limit-minutes", type=float,
                    help="pause between (arm, seed) runs (and the GAN at a checkpoint) once a next run would "

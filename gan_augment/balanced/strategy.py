@@ -131,7 +131,8 @@ def synthetic_share(fraction: float) -> Callable[[np.ndarray], dict[int, int]]:
     Why: with the usual strategies the largest class gets no synthetic images, so wherever a classifier can tell
     generated images from real ones, "looks generated" also means "not the largest class" - a shortcut it can
     learn instead of the lesion. With the same share everywhere the look of a generated image says nothing about
-    its class."""
+    its class. Measured on HAM10000 at 64 px (the benchmark's ``gan_matched`` arm against ``gan_light``): the
+    shortcut was there but small, and removing it did not make the classifier better."""
     f = float(fraction)
     if not 0 < f < 1:
         raise ValueError(f"synthetic_share: the synthetic share of each class must be in (0, 1), got {fraction}")
