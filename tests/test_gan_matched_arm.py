@@ -63,3 +63,13 @@ def test_gan_matched_gives_every_class_the_same_synthetic_share_and_runs_are_tes
     # baselines alone (no GAN arm, no generator): nothing to test them on
     assert bench_main(_args(out, data, "--arms", "aug_oversample", "--seeds", "0")) == 0
     assert "synthetic_test" not in json.loads((runs / "aug_oversample_seed0.json").read_text())
+
+
+def test_negative_synthetic_test_size_is_refused_before_any_work(tmp_path, capsys):
+    from .conftest import make_image_folder
+
+    data = make_image_folder(tmp_path / "d", {"a": 12, "b": 12}, size=(32, 32))
+    out = tmp_path / "bench"
+    assert bench_main(_args(out, data, "--synthetic-test-per-class", "-5")) == 2
+    assert "--synthetic-test-per-class must be >= 0 (0 skips the test), got -5" in capsys.readouterr().err
+    assert not out.exists()  # refused before the output folder is made

@@ -162,6 +162,9 @@ def run_benchmark(cfg: BenchmarkConfig, command: list[str] | None = None) -> dic
     unknown = [a for a in cfg.arms if a not in ARMS]
     if unknown:
         raise ValueError(f"unknown arms {unknown}; choose from {list(ARMS)}")
+    if cfg.synthetic_test_per_class < 0:
+        raise ValueError("--synthetic-test-per-class must be >= 0 (0 skips the test), got "
+                         f"{cfg.synthetic_test_per_class}")
     limit = cfg.time_limit_minutes
     deadline = time.monotonic() + limit * 60 if limit else None  # counted from the start, caching included
     started = run_metadata(command)  # the code the runs used: the tree may change before the report is written
