@@ -53,6 +53,7 @@ class FitConfig:
     seed: int = 0
     progress: bool = True
     desc: str = "fit"
+    final_epochs: int = 0  # the last epochs train on ``fit``'s ``final_loader`` (e.g. real images only)
 
 
 @dataclass
@@ -129,10 +130,21 @@ def _broadcast_floats(*values: float, device: torch.device) -> list[float]:
 
 
 def fit(model: nn.Module, train_loader: DataLoader, val_loader: DataLoader | None, class_names: Sequence[str],
-        cfg: FitConfig) -> tuple[nn.Module, FitResult]:
+        cfg: FitConfig, *, final_loader: DataLoader | None = None) -> tuple[nn.Module, FitResult]:
     """Train with AdamW + warm-up/cosine; return the weights of the epoch with the best validation balanced
-    accuracy (the model is left holding them) and the history. Without ``val_loader`` the last epoch is kept."""
+    accuracy (the model is left holding them) and the history. Without ``val_loader`` the last epoch is kept.
+
+    With ``final_loader`` and ``cfg.final_epochs`` = k > 0 the last k epochs draw from ``final_loader`` instead
+    (one optimiser, one schedule over all epochs): e.g. real + synthetic images first, real images only at the
+    end, at the low learning rates the cosine schedule has reached there."""
     from timm.scheduler import CosineLRScheduler
+
+    if not 0 <= cfg.final_epochs <= cfg.epochs:
+        raise ValueError(f"{cfg.desc}: final_epochs must be in [0, epochs={cfg.epochs}], got {cfg.final_epochs}")
+    if (final_loader is None) != (cfg.final_epochs == 0):
+        raise ValueError(f"{cfg.desc}: final_epochs={cfg.final_epochs} needs a final_loader, and a final_loader "
+                         "needs final_epochs > 0")
+    first_final = cfg.epochs - cfg.final_epochs
 
     info, device = gdist.init_from_env(cfg.device)
     if device.type == "cuda":
@@ -150,7 +162,7 @@ def fit(model: nn.Module, train_loader: DataLoader, val_loader: DataLoader | Non
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
                                   **({"fused": True} if device.type == "cuda" else {}))
     steps_per_epoch = max(1, len(train_loader))
-    total = cfg.epochs * steps_per_epoch
+    total = first_final * steps_per_epoch + cfg.final_epochs * (len(final_loader) if final_loader is not None else 0)
     warmup = int(round(cfg.warmup_epochs * steps_per_epoch))
     scheduler = CosineLRScheduler(optimizer, t_initial=max(total - warmup, 1), warmup_t=warmup,
                                   warmup_lr_init=cfg.lr * 1e-3, warmup_prefix=True, lr_min=cfg.lr * 1e-3,
@@ -160,12 +172,13 @@ def fit(model: nn.Module, train_loader: DataLoader, val_loader: DataLoader | Non
     step, n_images, t0 = 0, 0, time.perf_counter()
     for epoch in range(cfg.epochs):
         model.train()
-        for sampler in (getattr(train_loader, "sampler", None), getattr(train_loader, "batch_sampler", None)):
+        loader = train_loader if epoch < first_final else final_loader
+        for sampler in (getattr(loader, "sampler", None), getattr(loader, "batch_sampler", None)):
             if hasattr(sampler, "set_epoch"):  # a new order each epoch from seeded samplers
                 sampler.set_epoch(epoch)
         # Summed on the device: no host sync per step (non-finite losses are caught at the end of the epoch).
         running, count = torch.zeros((), device=device), 0
-        bar = tqdm(train_loader, disable=not (cfg.progress and info.is_main),
+        bar = tqdm(loader, disable=not (cfg.progress and info.is_main),
                    desc=f"{cfg.desc} epoch {epoch + 1}/{cfg.epochs}", leave=False, dynamic_ncols=True)
         for batch in bar:
             x, y = batch[0], batch[1]
@@ -185,6 +198,8 @@ def fit(model: nn.Module, train_loader: DataLoader, val_loader: DataLoader | Non
         if not math.isfinite(train_loss):
             raise FloatingPointError(f"{cfg.desc}: non-finite training loss in epoch {epoch + 1}")
         record = {"epoch": epoch + 1, "train_loss": train_loss, "lr": optimizer.param_groups[0]["lr"]}
+        if cfg.final_epochs:
+            record["final_loader"] = epoch >= first_final
         if val_loader is None:  # no validation split: keep the last epoch
             history.append(record)
             best_epoch, best_ba = epoch + 1, float("nan")

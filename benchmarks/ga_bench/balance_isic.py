@@ -95,6 +95,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--gan-overrides", type=lambda s: [x for x in s.split(";") if x], help="';'-separated key=value")
     p.add_argument("--max-synthetic-fraction", type=float)
     p.add_argument("--light-synthetic-fraction", type=float, help="gan_light's cap on the synthetic share (0.5)")
+    p.add_argument("--real-last-epochs", type=int, help="gan_real_last: its last epochs on real images only (2)")
     p.add_argument("--bank-size", type=int)
     p.add_argument("--max-train-images", type=int)
     p.add_argument("--max-eval-per-class", type=int)

@@ -100,7 +100,13 @@ class Runner(ArmData):
         """Train ``arm`` at ``seed`` (its own seed for the data order and the head); (model, spec, fit result,
         the arm's record fields - its class weights among them)."""
         cfg = self.cfg
-        loader, weights, info = self.train_set(arm, seed)
+        final_loader, final_epochs = None, 0
+        if arm == "gan_real_last":  # gan_light's loader, then aug_oversample's (real images only) at the end
+            loader, weights, info = self.train_set("gan_light", seed)
+            final_loader, final_epochs = self.train_set("aug_oversample", seed)[0], cfg.real_last_epochs
+            info["real_last_epochs"] = final_epochs
+        else:
+            loader, weights, info = self.train_set(arm, seed)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)  # same initial head for every arm with this seed
             model, spec = create_classifier(cfg.classifier, num_classes=len(self.class_names),
@@ -109,8 +115,8 @@ class Runner(ArmData):
                                             allow_download=cfg.allow_download, in_chans=self.channels)
             fcfg = FitConfig(epochs=self.epochs, lr=cfg.lr, weight_decay=cfg.weight_decay,
                              warmup_epochs=cfg.warmup_epochs, class_weights=weights, device=str(self.device),
-                             seed=seed, progress=cfg.progress, desc=f"{arm} seed {seed}")
-            model, fr = fit(model, loader, self.loader(self.val), self.class_names, fcfg)
+                             seed=seed, progress=cfg.progress, desc=f"{arm} seed {seed}", final_epochs=final_epochs)
+            model, fr = fit(model, loader, self.loader(self.val), self.class_names, fcfg, final_loader=final_loader)
         return model, spec, fr, {**info, "class_weights": weights}
 
     def save_judge(self, model, spec, path: Path) -> None:
@@ -162,6 +168,10 @@ def run_benchmark(cfg: BenchmarkConfig, command: list[str] | None = None) -> dic
     unknown = [a for a in cfg.arms if a not in ARMS]
     if unknown:
         raise ValueError(f"unknown arms {unknown}; choose from {list(ARMS)}")
+    n_epochs = cfg.resolved_epochs()
+    if "gan_real_last" in cfg.arms and not 1 <= cfg.real_last_epochs <= n_epochs - 1:
+        raise ValueError(f"--real-last-epochs must be in [1, epochs - 1 = {n_epochs - 1}] for gan_real_last (some "
+                         f"epochs with generated images, some without), got {cfg.real_last_epochs}")
     if cfg.synthetic_test_per_class < 0:
         raise ValueError("--synthetic-test-per-class must be >= 0 (0 skips the test), got "
                          f"{cfg.synthetic_test_per_class}")
