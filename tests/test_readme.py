@@ -92,6 +92,12 @@ def test_results_table_rows_and_study_tables(tmp_path):
     assert table[2].startswith("| [a](a/report.md) | quick | full | CPU | 2 | 64 | 32 px, 5000 steps, FID 75.6 (lite0), "
                                "probe 97 % | aug_oversample: 41.0 ± 1.4 | gan: 36.0 ± 1.4 | +2.0 [-1.0, +5.0] |")
     assert "| gan_light: 43.0 ± 2.8 |" in table[3]
+    # a run with another cap than the protocol's default for the arm says so
+    r = __import__("json").loads((run / "results.json").read_text())
+    r["arms"]["gan_light"]["synthetic_cap"], r["arms"]["gan"]["synthetic_cap"] = 0.25, 0.9
+    (run / "results.json").write_text(__import__("json").dumps(r))
+    table = results_table(".", run.parent).splitlines()
+    assert "| gan_light (synthetic share ≤ 0.25): 43.0 ± 2.8 |" in table[3] and "| gan: 36.0 ± 1.4 |" in table[2]
     # a report over every finished run: a row counts the seeds its comparison paired, not the seeds asked for
     r = __import__("json").loads((run / "results.json").read_text())
     r["comparison"]["gan"]["seeds"] = [0]

@@ -17,7 +17,7 @@ from gan_augment.data.decode import resolve_channels
 from gan_augment.data.transforms import apply_transform
 from gan_augment.pretrained import file_sha256
 
-from .protocol import UNIFORM_DRAW_ARMS, BenchmarkConfig, rare_classes_of
+from .protocol import LIGHT_ARMS, UNIFORM_DRAW_ARMS, BenchmarkConfig, rare_classes_of
 
 __all__ = ["WithTransform", "ArmData", "relative_thresholds"]
 
@@ -149,8 +149,7 @@ class ArmData:
             info["targets"] = {self.class_names[c]: t for c, t in sampler.targets.items()}
             return self.loader(WithTransform(self.train_real, tf), sampler=sampler, drop_last=True), None, info
         # GAN arms
-        cap = (cfg.light_synthetic_fraction if arm in ("gan_light", "gan_rare", "gan_matched")
-               else cfg.max_synthetic_fraction)
+        cap = cfg.light_synthetic_fraction if arm in LIGHT_ARMS else cfg.max_synthetic_fraction
         strategy, bank_size = cfg.strategy, cfg.bank_size
         if arm == "gan_matched":  # the same synthetic share in every class, the largest included
             strategy = synthetic_share(cap)

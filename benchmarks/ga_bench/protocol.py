@@ -56,7 +56,7 @@ from gan_augment.data import Manifest, build_manifest
 from gan_augment.data.subset import per_class_cap, stratified_subset
 from gan_augment.generators import read_generator_metadata
 
-__all__ = ["rare_classes_of", "MIN_SEEDS_FOR_VERDICT", "ARMS", "DEFAULT_ARMS", "UNIFORM_DRAW_ARMS", "BASELINES", "GOALS", "GeneratorMismatch", "BenchmarkConfig",
+__all__ = ["rare_classes_of", "MIN_SEEDS_FOR_VERDICT", "ARMS", "DEFAULT_ARMS", "LIGHT_ARMS", "UNIFORM_DRAW_ARMS", "BASELINES", "GOALS", "GeneratorMismatch", "BenchmarkConfig",
            "PRESETS", "prepare_manifest", "check_generator", "resolve_generator", "REPO"]
 
 REPO = Path(__file__).resolve().parents[2]  # the repository root (configs/ and ../shared are found from here)
@@ -65,6 +65,7 @@ ARMS = ("plain", "aug", "aug_oversample", "aug_weighted", "gan", "gan_weighted",
         "gan_rare", "gan_matched", "gan_real_last", "gan_uniform")
 # the full protocol's arms: the others test one idea each, asked for by name
 DEFAULT_ARMS = tuple(a for a in ARMS if a not in ("gan_rare", "gan_matched", "gan_real_last", "gan_uniform"))
+LIGHT_ARMS = ("gan_light", "gan_rare", "gan_matched", "gan_real_last")  # capped at light_synthetic_fraction
 UNIFORM_DRAW_ARMS = ("gan_weighted", "gan_uniform")  # GAN arms drawn uniformly; the others class-balanced
 BASELINES = ("plain", "aug", "aug_oversample", "aug_weighted")
 MIN_SEEDS_FOR_VERDICT = 3  # fewer seeds: numbers only, no "meets goal" / "beat" wording

@@ -47,6 +47,15 @@ def _generator(r: dict) -> str:
     return ", ".join(p for p in parts if p)
 
 
+def _arm(name: str, arm: dict) -> str:
+    """The arm's name, with its synthetic cap where a run set another than the protocol's default for it."""
+    from .protocol import LIGHT_ARMS, BenchmarkConfig
+
+    cap = arm.get("synthetic_cap")
+    default = BenchmarkConfig.light_synthetic_fraction if name in LIGHT_ARMS else BenchmarkConfig.max_synthetic_fraction
+    return name if cap is None or cap == default else f"{name} (synthetic share ≤ {cap:g})"
+
+
 def results_table(results_dir: str | Path, root: str | Path | None = None) -> str:
     """One row per (committed run, GAN arm): best baseline vs the GAN arm, with paired-bootstrap CIs, and the
     generator behind it (resolution, steps, FID, real-vs-synthetic probe accuracy)."""
@@ -73,7 +82,7 @@ def results_table(results_dir: str | Path, root: str | Path | None = None) -> st
                 f"{meta['regime']} | {device} | {len(seeds)} | {r['config']['image_size']} | "
                 f"{_generator(r)} | "
                 f"{best or '-'}: {_pct(arms[best]['balanced_accuracy']) if best else '-'} | "
-                f"{g or '-'}: {_pct(arms[g]['balanced_accuracy']) if g else '-'} | "
+                f"{_arm(g, arms[g]) if g else '-'}: {_pct(arms[g]['balanced_accuracy']) if g else '-'} | "
                 f"{_ci(d.get('balanced_accuracy'))} | {_ci(d.get('rare_mean_recall'))} | {_ci(d.get('macro_auroc'))} |")
     if not files:
         rows.append("| (no committed results yet) | | | | | | | | | | | |")
