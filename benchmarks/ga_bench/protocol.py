@@ -56,8 +56,9 @@ from gan_augment.data import Manifest, build_manifest
 from gan_augment.data.subset import per_class_cap, stratified_subset
 from gan_augment.generators import read_generator_metadata
 
-__all__ = ["rare_classes_of", "MIN_SEEDS_FOR_VERDICT", "ARMS", "DEFAULT_ARMS", "LIGHT_ARMS", "UNIFORM_DRAW_ARMS", "BASELINES", "GOALS", "GeneratorMismatch", "BenchmarkConfig",
-           "PRESETS", "prepare_manifest", "check_generator", "resolve_generator", "REPO"]
+__all__ = ["rare_classes_of", "MIN_SEEDS_FOR_VERDICT", "ARMS", "DEFAULT_ARMS", "LIGHT_ARMS", "UNIFORM_DRAW_ARMS",
+           "BASELINES", "GOALS", "GeneratorMismatch", "BenchmarkConfig", "PRESETS", "prepare_manifest",
+           "check_generator", "resolve_generator", "REPO"]
 
 REPO = Path(__file__).resolve().parents[2]  # the repository root (configs/ and ../shared are found from here)
 
