@@ -100,3 +100,9 @@ def test_gan_real_last_is_gan_light_then_real_images_only(tmp_path, capsys):
                                 *common)) == 2
         assert "--real-last-epochs must be in [1, epochs - 1 = 2] for gan_real_last" in capsys.readouterr().err
     assert not (runs / "gan_real_last_seed1.json").exists()
+    # a folder holds one dose: its runs refuse to be continued (or reported) under another, naming the option
+    for option, value, key in (("--real-last-epochs", "1", "real_last_epochs 2 there, 1 here"),
+                               ("--light-synthetic-fraction", "0.25", "synthetic_cap 0.5 there, 0.25 here")):
+        assert bench_main(_args(out, data, "--arms", "gan_real_last", option, value, *common)) == 2
+        err = capsys.readouterr().err
+        assert key in err and f"pass {option} {2 if option == '--real-last-epochs' else 0.5} to continue it" in err

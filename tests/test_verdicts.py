@@ -186,3 +186,8 @@ def test_the_resume_line_names_what_the_missing_runs_need():
     del full["generator"]
     text = "\n".join(runs_lines(full))
     assert "need a generator" not in text and "--generator" not in text
+    # a folder run with another dose than the preset's: its resume command repeats it (the runs refuse any other)
+    dosed = {**full, "config": {**cfg, "train_fraction": 1.0, "light_synthetic_fraction": 0.25, "bank_size": 5000,
+                                "rare_classes": ["df", "vasc"], "filter_quantile": None}}
+    text = "\n".join(runs_lines(dosed))
+    assert "--out benchmarks/results/x --light-synthetic-fraction 0.25 --rare-classes df,vasc`" in text  # cpu64: 5000

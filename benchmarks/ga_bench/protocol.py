@@ -48,7 +48,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -58,7 +58,7 @@ from gan_augment.generators import read_generator_metadata
 
 __all__ = ["rare_classes_of", "MIN_SEEDS_FOR_VERDICT", "ARMS", "DEFAULT_ARMS", "LIGHT_ARMS", "UNIFORM_DRAW_ARMS",
            "BASELINES", "GOALS", "GeneratorMismatch", "BenchmarkConfig", "PRESETS", "prepare_manifest",
-           "check_generator", "resolve_generator", "REPO"]
+           "check_generator", "resolve_generator", "REPO", "ARM_KEYS", "preset_default"]
 
 REPO = Path(__file__).resolve().parents[2]  # the repository root (configs/ and ../shared are found from here)
 
@@ -167,6 +167,9 @@ class BenchmarkConfig:
 
 # the settings that shape a classifier run: --baselines-from reads another folder's runs only when all agree (and
 # the split's hash and the epochs)
+# how the GAN arms build their training sets: a folder's runs share them, and its resume command repeats them
+ARM_KEYS = ("max_synthetic_fraction", "light_synthetic_fraction", "real_last_epochs", "bank_size", "filter_threshold",
+            "filter_quantile", "rare_classes", "rare_share")
 PROTOCOL_KEYS = ("image_size", "channels", "resize", "batch_size", "lr", "weight_decay", "warmup_epochs", "classifier",
                  "pretrained", "train_fraction", "max_train_images", "max_eval_per_class", "strategy")
 
@@ -227,6 +230,14 @@ def _dermamnist_npz(size: int) -> str:
         raise ValueError(f"could not download DermaMNIST ({exc}); offline, point --data-dir at local data: the "
                          "HAM10000 folder with HAM10000_metadata.csv, an ImageFolder, or a MedMNIST-layout .npz") from None
     return str(Path(ds.root) / f"dermamnist{'' if size == 28 else f'_{size}'}.npz")
+
+
+def preset_default(preset: str, key: str) -> Any:
+    """The value ``key`` takes under ``preset`` when no option sets it."""
+    if key in PRESETS[preset]:
+        return PRESETS[preset][key]
+    f = next(f for f in fields(BenchmarkConfig) if f.name == key)
+    return f.default_factory() if f.default_factory is not MISSING else f.default
 
 
 def prepare_manifest(cfg: BenchmarkConfig, out: Path) -> Manifest:

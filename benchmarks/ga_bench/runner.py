@@ -22,8 +22,8 @@ from gan_augment.provenance import device_name, run_metadata, utc_now
 
 from .arms import ArmData
 from .judge import JUDGE, check_judge, judge_path, restore_judge
-from .protocol import (ARMS, BASELINES, PROTOCOL_KEYS, REPO, BenchmarkConfig, check_generator, prepare_manifest,
-                       rare_classes_of, resolve_generator)
+from .protocol import (ARMS, BASELINES, LIGHT_ARMS, PROTOCOL_KEYS, REPO, BenchmarkConfig, check_generator,
+                       prepare_manifest, rare_classes_of, resolve_generator)
 from .report import aggregate, compare, plots, reference_summary, report_markdown
 from .runs_status import run_commits
 
@@ -94,6 +94,15 @@ class Runner(ArmData):
         if trained and trained != self.epochs:
             raise ValueError(f"{path}: trained for {trained} epochs, this benchmark trains {self.epochs}: a folder "
                              "holds one protocol (another --out, or delete its runs/ to start over)")
+        cfg = self.cfg  # a GAN arm's dose: runs with another cap (or real-only ending) are another arm
+        cap = cfg.light_synthetic_fraction if arm in LIGHT_ARMS else cfg.max_synthetic_fraction
+        for key, theirs, ours in (("synthetic_cap", record.get("synthetic_cap"), cap),
+                                  ("real_last_epochs", record.get("real_last_epochs"), cfg.real_last_epochs)):
+            if theirs is not None and theirs != ours:
+                option = "--real-last-epochs" if key == "real_last_epochs" else (
+                    "--light-synthetic-fraction" if arm in LIGHT_ARMS else "--max-synthetic-fraction")
+                raise ValueError(f"{path}: {key} {theirs:g} there, {ours:g} here: a folder holds one protocol (pass "
+                                 f"{option} {theirs:g} to continue it, or another --out)")
         return record
 
     def train_model(self, arm: str, seed: int):

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from .protocol import ARMS, PRESETS
+from .protocol import ARM_KEYS, ARMS, PRESETS, preset_default
 
 __all__ = ["runs_status", "runs_lines", "run_commits"]
+
+
+def _arg(value) -> str:
+    return ",".join(value) if isinstance(value, list) else f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def run_commits(records: dict[str, list[dict]]) -> list[dict]:
@@ -58,7 +62,9 @@ def runs_lines(results: dict) -> list[str]:
         cmd = (f"python benchmarks/balance_isic.py --preset {cfg['preset']} --out {cfg['out']}"
                + (f" --train-fraction {frac:g}" if frac < 1 else "")
                + (f" --generator {generator}" if gan_missing and generator else "")
-               + (f" --baselines-from {cfg['baselines_from']}" if cfg.get("baselines_from") else ""))
+               + (f" --baselines-from {cfg['baselines_from']}" if cfg.get("baselines_from") else "")
+               + "".join(f" --{k.replace('_', '-')} {_arg(cfg[k])}" for k in ARM_KEYS
+                         if cfg.get(k) is not None and cfg[k] != preset_default(cfg["preset"], k)))
         lines += [f"Missing: {fmt(st['missing'])}.", "",
                   f"Resume (finished runs are kept, never redone): `{cmd}`; `--arms` / `--seeds` run a subset, "
                   "`--time-limit-minutes M` pauses cleanly between runs, `--report-only` rewrites this report over "
