@@ -165,11 +165,11 @@ class BenchmarkConfig:
         return self.slice_epochs
 
 
-# the settings that shape a classifier run: --baselines-from reads another folder's runs only when all agree (and
-# the split's hash and the epochs)
 # how the GAN arms build their training sets: a folder's runs share them, and its resume command repeats them
 ARM_KEYS = ("max_synthetic_fraction", "light_synthetic_fraction", "real_last_epochs", "bank_size", "filter_threshold",
             "filter_quantile", "rare_classes", "rare_share")
+# the settings that shape a classifier run: --baselines-from reads another folder's runs only when all agree (and
+# the split's hash and the epochs)
 PROTOCOL_KEYS = ("image_size", "channels", "resize", "batch_size", "lr", "weight_decay", "warmup_epochs", "classifier",
                  "pretrained", "train_fraction", "max_train_images", "max_eval_per_class", "strategy")
 
