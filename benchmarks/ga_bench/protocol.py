@@ -165,7 +165,8 @@ class BenchmarkConfig:
         return self.slice_epochs
 
 
-# how the GAN arms build their training sets: a folder's runs share them, and its resume command repeats them
+# how the GAN arms build their training sets: a folder's resume command repeats those that differ from its preset
+# (its runs refuse another synthetic cap or real-only ending: Runner.read)
 ARM_KEYS = ("max_synthetic_fraction", "light_synthetic_fraction", "real_last_epochs", "bank_size", "filter_threshold",
             "filter_quantile", "rare_classes", "rare_share")
 # the settings that shape a classifier run: --baselines-from reads another folder's runs only when all agree (and
@@ -233,8 +234,9 @@ def _dermamnist_npz(size: int) -> str:
 
 
 def preset_default(preset: str, key: str) -> Any:
-    """The value ``key`` takes under ``preset`` when no option sets it."""
-    if key in PRESETS[preset]:
+    """The value ``key`` takes under ``preset`` when no option sets it (a preset this code no longer has: the
+    configuration's default)."""
+    if key in PRESETS.get(preset, {}):
         return PRESETS[preset][key]
     f = next(f for f in fields(BenchmarkConfig) if f.name == key)
     return f.default_factory() if f.default_factory is not MISSING else f.default

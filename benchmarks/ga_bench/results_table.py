@@ -47,12 +47,12 @@ def _generator(r: dict) -> str:
     return ", ".join(p for p in parts if p)
 
 
-def _arm(name: str, arm: dict) -> str:
-    """The arm's name, with its synthetic cap where a run set another than the protocol's default for it."""
-    from .protocol import LIGHT_ARMS, BenchmarkConfig
+def _arm(name: str, arm: dict, preset: str) -> str:
+    """The arm's name, with its synthetic cap where a run set another than its preset's for it."""
+    from .protocol import LIGHT_ARMS, preset_default
 
     cap = arm.get("synthetic_cap")
-    default = BenchmarkConfig.light_synthetic_fraction if name in LIGHT_ARMS else BenchmarkConfig.max_synthetic_fraction
+    default = preset_default(preset, "light_synthetic_fraction" if name in LIGHT_ARMS else "max_synthetic_fraction")
     return name if cap is None or cap == default else f"{name} (synthetic share ≤ {cap:g})"
 
 
@@ -82,7 +82,8 @@ def results_table(results_dir: str | Path, root: str | Path | None = None) -> st
                 f"{meta['regime']} | {device} | {len(seeds)} | {r['config']['image_size']} | "
                 f"{_generator(r)} | "
                 f"{best or '-'}: {_pct(arms[best]['balanced_accuracy']) if best else '-'} | "
-                f"{_arm(g, arms[g]) if g else '-'}: {_pct(arms[g]['balanced_accuracy']) if g else '-'} | "
+                f"{_arm(g, arms[g], r['config']['preset']) if g else '-'}: "
+                f"{_pct(arms[g]['balanced_accuracy']) if g else '-'} | "
                 f"{_ci(d.get('balanced_accuracy'))} | {_ci(d.get('rare_mean_recall'))} | {_ci(d.get('macro_auroc'))} |")
     if not files:
         rows.append("| (no committed results yet) | | | | | | | | | | | |")
