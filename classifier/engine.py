@@ -54,6 +54,9 @@ class FitConfig:
     progress: bool = True
     desc: str = "fit"
     final_epochs: int = 0  # the last epochs train on ``fit``'s ``final_loader`` (e.g. real images only)
+    # train the classifier head alone (timm's ``get_classifier()``): every other weight frozen, the network in eval
+    # mode (BatchNorm statistics fixed, no dropout) - classifier re-training (cRT) on fixed features
+    head_only: bool = False
 
 
 @dataclass
@@ -129,6 +132,15 @@ def _broadcast_floats(*values: float, device: torch.device) -> list[float]:
     return t.tolist()
 
 
+def _head(model: nn.Module, desc: str) -> nn.Module:
+    """The classification layer a head-only fit trains (timm models name it through ``get_classifier``)."""
+    head = model.get_classifier() if hasattr(model, "get_classifier") else None
+    if not isinstance(head, nn.Module) or not any(True for _ in head.parameters()):
+        raise ValueError(f"{desc}: head_only needs a model whose get_classifier() returns a layer with weights (timm "
+                         f"models do); {type(model).__name__} has none")
+    return head
+
+
 def fit(model: nn.Module, train_loader: DataLoader, val_loader: DataLoader | None, class_names: Sequence[str],
         cfg: FitConfig, *, final_loader: DataLoader | None = None) -> tuple[nn.Module, FitResult]:
     """Train with AdamW + warm-up/cosine; return the weights of the epoch with the best validation balanced
@@ -145,6 +157,11 @@ def fit(model: nn.Module, train_loader: DataLoader, val_loader: DataLoader | Non
         raise ValueError(f"{cfg.desc}: final_epochs={cfg.final_epochs} needs a final_loader, and a final_loader "
                          "needs final_epochs > 0")
     first_final = cfg.epochs - cfg.final_epochs
+    head = _head(model, cfg.desc) if cfg.head_only else None
+    requires_grad = {name: p.requires_grad for name, p in model.named_parameters()}  # given back at the end
+    if head is not None:  # before DDP wraps the model (it syncs the trainable weights only); the frozen layers
+        model.requires_grad_(False)  # build no autograd graph: the backward pass is the head's alone
+        head.requires_grad_(True)
 
     info, device = gdist.init_from_env(cfg.device)
     if device.type == "cuda":
@@ -159,8 +176,8 @@ def fit(model: nn.Module, train_loader: DataLoader, val_loader: DataLoader | Non
     weight = torch.tensor(cfg.class_weights, dtype=torch.float32, device=device) if cfg.class_weights is not None \
         else None
     criterion = nn.CrossEntropyLoss(weight=weight)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
-                                  **({"fused": True} if device.type == "cuda" else {}))
+    optimizer = torch.optim.AdamW(model.parameters() if head is None else head.parameters(), lr=cfg.lr,
+                                  weight_decay=cfg.weight_decay, **({"fused": True} if device.type == "cuda" else {}))
     steps_per_epoch = max(1, len(train_loader))
     total = first_final * steps_per_epoch + cfg.final_epochs * (len(final_loader) if final_loader is not None else 0)
     warmup = int(round(cfg.warmup_epochs * steps_per_epoch))
@@ -171,7 +188,9 @@ def fit(model: nn.Module, train_loader: DataLoader, val_loader: DataLoader | Non
     history = []
     step, n_images, t0 = 0, 0, time.perf_counter()
     for epoch in range(cfg.epochs):
-        model.train()
+        model.train(head is None)  # head only: the frozen features keep their BatchNorm statistics
+        if head is not None:
+            head.train()
         loader = train_loader if epoch < first_final else final_loader
         for sampler in (getattr(loader, "sampler", None), getattr(loader, "batch_sampler", None)):
             if hasattr(sampler, "set_epoch"):  # a new order each epoch from seeded samplers
@@ -214,6 +233,8 @@ def fit(model: nn.Module, train_loader: DataLoader, val_loader: DataLoader | Non
             best_ba, best_epoch = val["balanced_accuracy"], epoch + 1
             best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
     seconds = time.perf_counter() - t0
+    for name, p in model.named_parameters():
+        p.requires_grad_(requires_grad[name])
     if best_state is not None:
         model.load_state_dict(best_state)
     if info.enabled:  # every rank returns rank 0's choice

@@ -96,6 +96,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--max-synthetic-fraction", type=float)
     p.add_argument("--light-synthetic-fraction", type=float, help="gan_light's cap on the synthetic share (0.5)")
     p.add_argument("--real-last-epochs", type=int, help="gan_real_last: its last epochs on real images only (2)")
+    p.add_argument("--retrain-epochs", type=int, help="gan_crt / gan_real_ft: epochs of the second stage on real "
+                                                      "images only (2)")
+    p.add_argument("--crt-lr", type=float, help="gan_crt: peak learning rate of the re-trained head (1e-3)")
+    p.add_argument("--real-ft-lr", type=float, help="gan_real_ft: peak learning rate of its real-only fine-tune (3e-5)")
     p.add_argument("--bank-size", type=int)
     p.add_argument("--max-train-images", type=int)
     p.add_argument("--max-eval-per-class", type=int)

@@ -31,6 +31,11 @@ real training split, whatever the arm samples from). Arms:
   fine-tune at the low learning rates the schedule has reached). Its first epochs are ``gan_light``'s run. Defined
   after the synthetic test showed GAN-trained classifiers learning the generated images as look-alikes of their
   own, better than the real images they stand in for: does a real-only ending put the boundaries back?
+- ``gan_crt`` and ``gan_real_ft`` (not in the presets): ``gan_light``'s run, then a second stage of
+  ``retrain_epochs`` (2) on real images drawn as ``aug_oversample`` draws them, from a fresh learning rate: the head
+  alone, re-initialised, on frozen features (classifier re-training, Kang et al., ICLR 2020; ``crt_lr``), or every
+  layer (``real_ft_lr``). Defined after ``gan_real_last``'s ending at the schedule's low tail did not undo what the
+  generated images taught (see ``retrain.py``).
 - ``gan_uniform`` (not in the presets; kept to document it): ``gan`` drawn uniformly from the set - the
   first definition of ``gan``, which under-draws the classes where the cap binds.
 
@@ -58,15 +63,17 @@ from gan_augment.generators import read_generator_metadata
 
 __all__ = ["rare_classes_of", "MIN_SEEDS_FOR_VERDICT", "ARMS", "DEFAULT_ARMS", "LIGHT_ARMS", "UNIFORM_DRAW_ARMS",
            "BASELINES", "GOALS", "GeneratorMismatch", "BenchmarkConfig", "PRESETS", "prepare_manifest",
-           "check_generator", "resolve_generator", "REPO", "ARM_KEYS", "preset_default"]
+           "check_generator", "resolve_generator", "REPO", "ARM_KEYS", "arm_dose", "preset_default"]
 
 REPO = Path(__file__).resolve().parents[2]  # the repository root (configs/ and ../shared are found from here)
 
 ARMS = ("plain", "aug", "aug_oversample", "aug_weighted", "gan", "gan_weighted", "gan_filtered", "gan_light",
-        "gan_rare", "gan_matched", "gan_real_last", "gan_uniform")
+        "gan_rare", "gan_matched", "gan_real_last", "gan_crt", "gan_real_ft", "gan_uniform")
 # the full protocol's arms: the others test one idea each, asked for by name
-DEFAULT_ARMS = tuple(a for a in ARMS if a not in ("gan_rare", "gan_matched", "gan_real_last", "gan_uniform"))
-LIGHT_ARMS = ("gan_light", "gan_rare", "gan_matched", "gan_real_last")  # capped at light_synthetic_fraction
+DEFAULT_ARMS = tuple(a for a in ARMS if a not in ("gan_rare", "gan_matched", "gan_real_last", "gan_crt", "gan_real_ft",
+                                                  "gan_uniform"))
+# capped at light_synthetic_fraction
+LIGHT_ARMS = ("gan_light", "gan_rare", "gan_matched", "gan_real_last", "gan_crt", "gan_real_ft")
 UNIFORM_DRAW_ARMS = ("gan_weighted", "gan_uniform")  # GAN arms drawn uniformly; the others class-balanced
 BASELINES = ("plain", "aug", "aug_oversample", "aug_weighted")
 MIN_SEEDS_FOR_VERDICT = 3  # fewer seeds: numbers only, no "meets goal" / "beat" wording
@@ -132,6 +139,9 @@ class BenchmarkConfig:
     max_synthetic_fraction: float = 0.9
     light_synthetic_fraction: float = 0.5  # gan_light's cap (gan_rare's, and gan_matched's share in every class)
     real_last_epochs: int = 2  # gan_real_last: its last epochs draw real images only
+    retrain_epochs: int = 2  # gan_crt / gan_real_ft: epochs of the second stage (real images only) ...
+    crt_lr: float = 1e-3  # ... its peak learning rate for the head alone (gan_crt; a linear probe's usual order) ...
+    real_ft_lr: float = 3e-5  # ... and for every layer (gan_real_ft: a tenth of the first stage's 3e-4)
     bank_size: int = 10_000
     filter_threshold: float = 0.5  # gan_filtered: absolute probability the judge must give the class ...
     filter_quantile: float | None = None  # ... or this quantile of its scores on real val images of the class
@@ -167,8 +177,22 @@ class BenchmarkConfig:
 
 # how the GAN arms build their training sets: a folder's resume command repeats those that differ from its preset
 # (its runs refuse another synthetic cap or real-only ending: Runner.read)
-ARM_KEYS = ("max_synthetic_fraction", "light_synthetic_fraction", "real_last_epochs", "bank_size", "filter_threshold",
-            "filter_quantile", "rare_classes", "rare_share")
+ARM_KEYS = ("max_synthetic_fraction", "light_synthetic_fraction", "real_last_epochs", "retrain_epochs", "crt_lr",
+            "real_ft_lr", "bank_size", "filter_threshold", "filter_quantile", "rare_classes", "rare_share")
+
+
+def arm_dose(arm: str, cfg: BenchmarkConfig) -> dict[str, tuple[float, str]]:
+    """The settings that make a GAN arm's runs one arm: a record's key -> (this config's value, the option that sets
+    it). A folder's runs recorded with another value are refused (``Runner.read``); keys a record lacks are not
+    checked."""
+    light = arm in LIGHT_ARMS
+    dose = {"synthetic_cap": (cfg.light_synthetic_fraction if light else cfg.max_synthetic_fraction,
+                              "--light-synthetic-fraction" if light else "--max-synthetic-fraction"),
+            "real_last_epochs": (cfg.real_last_epochs, "--real-last-epochs")}
+    if arm in ("gan_crt", "gan_real_ft"):
+        dose["retrain_epochs"] = (cfg.retrain_epochs, "--retrain-epochs")
+        dose["retrain_lr"] = (cfg.crt_lr, "--crt-lr") if arm == "gan_crt" else (cfg.real_ft_lr, "--real-ft-lr")
+    return dose
 # the settings that shape a classifier run: --baselines-from reads another folder's runs only when all agree (and
 # the split's hash and the epochs)
 PROTOCOL_KEYS = ("image_size", "channels", "resize", "batch_size", "lr", "weight_decay", "warmup_epochs", "classifier",

@@ -22,8 +22,9 @@ from gan_augment.provenance import device_name, run_metadata, utc_now
 
 from .arms import ArmData
 from .judge import JUDGE, check_judge, judge_path, restore_judge
-from .protocol import (ARMS, BASELINES, LIGHT_ARMS, PROTOCOL_KEYS, REPO, BenchmarkConfig, check_generator,
+from .protocol import (ARMS, BASELINES, PROTOCOL_KEYS, REPO, BenchmarkConfig, arm_dose, check_generator,
                        prepare_manifest, rare_classes_of, resolve_generator)
+from .retrain import SECOND_STAGE, two_stage
 from .report import aggregate, compare, plots, reference_summary, report_markdown
 from .runs_status import run_commits
 
@@ -94,13 +95,9 @@ class Runner(ArmData):
         if trained and trained != self.epochs:
             raise ValueError(f"{path}: trained for {trained} epochs, this benchmark trains {self.epochs}: a folder "
                              "holds one protocol (another --out, or delete its runs/ to start over)")
-        cfg = self.cfg  # a GAN arm's dose: runs with another cap (or real-only ending) are another arm
-        cap = cfg.light_synthetic_fraction if arm in LIGHT_ARMS else cfg.max_synthetic_fraction
-        for key, theirs, ours in (("synthetic_cap", record.get("synthetic_cap"), cap),
-                                  ("real_last_epochs", record.get("real_last_epochs"), cfg.real_last_epochs)):
+        for key, (ours, option) in arm_dose(arm, self.cfg).items():  # a GAN arm's dose: another is another arm
+            theirs = record.get(key)
             if theirs is not None and theirs != ours:
-                option = "--real-last-epochs" if key == "real_last_epochs" else (
-                    "--light-synthetic-fraction" if arm in LIGHT_ARMS else "--max-synthetic-fraction")
                 raise ValueError(f"{path}: {key} {theirs:g} there, {ours:g} here: a folder holds one protocol (pass "
                                  f"{option} {theirs:g} to continue it, or another --out)")
         return record
@@ -114,8 +111,8 @@ class Runner(ArmData):
             loader, weights, info = self.train_set("gan_light", seed)
             final_loader, final_epochs = self.train_set("aug_oversample", seed)[0], cfg.real_last_epochs
             info["real_last_epochs"] = final_epochs
-        else:
-            loader, weights, info = self.train_set(arm, seed)
+        else:  # a two-stage arm's first stage is gan_light's run
+            loader, weights, info = self.train_set("gan_light" if arm in SECOND_STAGE else arm, seed)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)  # same initial head for every arm with this seed
             model, spec = create_classifier(cfg.classifier, num_classes=len(self.class_names),
@@ -125,7 +122,11 @@ class Runner(ArmData):
             fcfg = FitConfig(epochs=self.epochs, lr=cfg.lr, weight_decay=cfg.weight_decay,
                              warmup_epochs=cfg.warmup_epochs, class_weights=weights, device=str(self.device),
                              seed=seed, progress=cfg.progress, desc=f"{arm} seed {seed}", final_epochs=final_epochs)
-            model, fr = fit(model, loader, self.loader(self.val), self.class_names, fcfg, final_loader=final_loader)
+            if arm in SECOND_STAGE:
+                model, fr = two_stage(self, arm, seed, model, loader, fcfg, info)
+            else:
+                model, fr = fit(model, loader, self.loader(self.val), self.class_names, fcfg,
+                                final_loader=final_loader)
         return model, spec, fr, {**info, "class_weights": weights}
 
     def save_judge(self, model, spec, path: Path) -> None:
@@ -181,6 +182,10 @@ def run_benchmark(cfg: BenchmarkConfig, command: list[str] | None = None) -> dic
     if "gan_real_last" in cfg.arms and not 1 <= cfg.real_last_epochs <= n_epochs - 1:
         raise ValueError(f"--real-last-epochs must be in [1, epochs - 1 = {n_epochs - 1}] for gan_real_last (some "
                          f"epochs with generated images, some without), got {cfg.real_last_epochs}")
+    if any(a in SECOND_STAGE for a in cfg.arms) and not (cfg.retrain_epochs >= 1 and cfg.crt_lr > 0
+                                                        and cfg.real_ft_lr > 0):
+        raise ValueError(f"gan_crt / gan_real_ft need --retrain-epochs >= 1 and learning rates > 0, got "
+                         f"{cfg.retrain_epochs}, --crt-lr {cfg.crt_lr:g}, --real-ft-lr {cfg.real_ft_lr:g}")
     if cfg.synthetic_test_per_class < 0:
         raise ValueError("--synthetic-test-per-class must be >= 0 (0 skips the test), got "
                          f"{cfg.synthetic_test_per_class}")
