@@ -93,7 +93,8 @@ def test_gan_real_last_is_gan_light_then_real_images_only(tmp_path, capsys):
     assert last["history"][1]["train_loss"] != pytest.approx(light["history"][1]["train_loss"], rel=1e-6)
     assert [h["lr"] for h in last["history"]] == pytest.approx([h["lr"] for h in light["history"]])
     assert set(last["synthetic_test"]["recall"]) == {"a", "b", "c"}  # tested on generated images like any GAN arm
-    assert "gan_real_last" in json.loads((out / "results.json").read_text())["arms"]
+    assert json.loads((out / "results.json").read_text())["arms"]["gan_real_last"]["real_last_epochs"] == 2
+    assert "its last 2 epochs on real images only" in (out / "report.md").read_text()
     # every epoch real-only, or none, is not this arm: refused before any work, naming the option
     for bad in ("3", "0"):
         assert bench_main(_args(out, data, "--arms", "gan_real_last", "--real-last-epochs", bad, "--seeds", "1",

@@ -115,7 +115,12 @@ def test_gan_crt_and_gan_real_ft_start_from_gan_light_and_retrain_on_real_images
     probs = {a: np.load(runs / f"{a}_seed0_test_probs.npy") for a in ("gan_light", "gan_crt", "gan_real_ft")}
     assert np.abs(probs["gan_crt"] - probs["gan_light"]).max() > 1e-3
     assert np.abs(probs["gan_real_ft"] - probs["gan_light"]).max() > 1e-4
-    assert {"gan_crt", "gan_real_ft"} <= set(json.loads((out / "results.json").read_text())["arms"])
+    arms = json.loads((out / "results.json").read_text())["arms"]
+    assert arms["gan_crt"]["second_stage"] == {"trains": "head", "epochs": 1, "lr": 1e-3}
+    assert arms["gan_real_ft"]["second_stage"] == {"trains": "all", "epochs": 1, "lr": 3e-5}
+    report = (out / "report.md").read_text()
+    assert "then 1 epochs on real images only (class-balanced) from learning rate 0.001: the head alone" in report
+    assert "learning rate 3e-05: every layer" in report
     capsys.readouterr()
     # a folder holds one second stage: another learning rate is refused, naming the option; bad values before work
     assert bench_main(_args(out, data, "--arms", "gan_crt", "--crt-lr", "0.01", *common)) == 2

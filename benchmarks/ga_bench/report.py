@@ -36,6 +36,9 @@ def aggregate(records: dict[str, list[dict]], class_names: list[str], rare: list
             **({"synthetic": recs[0]["synthetic"]} if "synthetic" in recs[0] else {}),
             **({"synthetic_cap": recs[0]["synthetic_cap"]} if "synthetic_cap" in recs[0] else {}),
             **({"filter_acceptance": recs[0]["filter_acceptance"]} if "filter_acceptance" in recs[0] else {}),
+            **({"real_last_epochs": recs[0]["real_last_epochs"]} if "real_last_epochs" in recs[0] else {}),
+            **({"second_stage": {"trains": recs[0]["stage2"]["trains"], "epochs": recs[0]["retrain_epochs"],
+                                 "lr": recs[0]["retrain_lr"]}} if "stage2" in recs[0] else {}),
         }
         tested = [r for r in recs if "synthetic_test" in r]  # runs recorded before that test have none
         if tested:
@@ -302,6 +305,13 @@ def report_markdown(results: dict) -> str:
             extra = f" - {syn} synthetic images in the balanced set (cap {cap:.0%} per class)"
             extra += (", drawn uniformly" if arm in UNIFORM_DRAW_ARMS else
                       ", drawn class-balanced (MinorityOversampler)")
+        if "real_last_epochs" in a:
+            extra += f"; its last {a['real_last_epochs']} epochs on real images only"
+        if "second_stage" in a:
+            st = a["second_stage"]
+            extra += (f"; then {st['epochs']} epochs on real images only (class-balanced) from learning rate "
+                      f"{st['lr']:g}: " + ("the head alone, re-initialised, on frozen features (cRT)"
+                                           if st["trains"] == "head" else "every layer"))
         if "filter_acceptance" in a:
             extra += "; filter acceptance " + ", ".join(f"{c} {v:.0%}" for c, v in a["filter_acceptance"].items())
         if "synthetic" in a and not syn:
