@@ -176,7 +176,7 @@ class BenchmarkConfig:
 
 
 # how the GAN arms build their training sets: a folder's resume command repeats those that differ from its preset
-# (its runs refuse another synthetic cap or real-only ending: Runner.read)
+# (its runs refuse another dose - synthetic cap, real-only ending, second stage: arm_dose, Runner.read)
 ARM_KEYS = ("max_synthetic_fraction", "light_synthetic_fraction", "real_last_epochs", "retrain_epochs", "crt_lr",
             "real_ft_lr", "bank_size", "filter_threshold", "filter_quantile", "rare_classes", "rare_share")
 
@@ -193,6 +193,8 @@ def arm_dose(arm: str, cfg: BenchmarkConfig) -> dict[str, tuple[float, str]]:
         dose["retrain_epochs"] = (cfg.retrain_epochs, "--retrain-epochs")
         dose["retrain_lr"] = (cfg.crt_lr, "--crt-lr") if arm == "gan_crt" else (cfg.real_ft_lr, "--real-ft-lr")
     return dose
+
+
 # the settings that shape a classifier run: --baselines-from reads another folder's runs only when all agree (and
 # the split's hash and the epochs)
 PROTOCOL_KEYS = ("image_size", "channels", "resize", "batch_size", "lr", "weight_decay", "warmup_epochs", "classifier",

@@ -86,6 +86,7 @@ def stage1_key(runner, info: dict) -> dict:
     """What a saved first stage must share with this run to be reused: generator, split, epochs, dose, protocol."""
     return {"generator": (runner.generator_id or {}).get("sha256"), "manifest": runner.manifest.hash,
             "epochs": runner.epochs, "synthetic": info.get("synthetic"), "cap": info.get("synthetic_cap"),
+            "bank_size": runner.cfg.bank_size,  # the same counts can come from another bank of images
             **{k: getattr(runner.cfg, k) for k in PROTOCOL_KEYS}}
 
 
