@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Callable, Sequence
 
 import numpy as np
-from sklearn.metrics import roc_auc_score
+from scipy.stats import rankdata
 
 __all__ = ["paired_bootstrap", "balanced_accuracy", "mean_recall", "macro_auroc"]
 
@@ -33,13 +33,26 @@ def mean_recall(classes: Sequence[int]) -> Callable[[np.ndarray, np.ndarray], fl
 
 
 def macro_auroc(labels: np.ndarray, probs: np.ndarray) -> float:
-    """Macro one-vs-rest AUROC (scikit-learn); NaN when a class is missing from the resample."""
+    """Macro one-vs-rest AUROC, equal to scikit-learn's ``roc_auc_score(..., multi_class="ovr", average="macro")``;
+    NaN when a class is missing from the resample.
+
+    Computed from ranks (the Mann-Whitney U statistic, ties counted one half as scikit-learn's ROC curve does):
+    a bootstrap calls it thousands of times, and ``roc_auc_score``'s input validation and per-class curves made a
+    report's bootstrap take minutes (15 ms a call against 2 ms for 1,500 images and 7 classes). Tested equal to
+    scikit-learn in ``tests/test_classifier.py``.
+    """
+    labels = np.asarray(labels)
     k = probs.shape[1]
-    if len(np.unique(labels)) < k:
+    present = np.bincount(labels, minlength=k)[:k]
+    if (present == 0).any():
         return float("nan")
-    if k == 2:
-        return float(roc_auc_score(labels, probs[:, 1]))
-    return float(roc_auc_score(labels, probs, multi_class="ovr", average="macro", labels=list(range(k))))
+    cols = [1] if k == 2 else list(range(k))  # binary: the positive class's score, as scikit-learn
+    ranks = rankdata(probs[:, cols], axis=0)  # average ranks over ties
+    pos = labels[:, None] == np.asarray(cols)[None, :]
+    n_pos = pos.sum(0).astype(float)
+    n_neg = len(labels) - n_pos
+    u = (ranks * pos).sum(0) - n_pos * (n_pos + 1) / 2
+    return float(np.mean(u / (n_pos * n_neg)))
 
 
 def paired_bootstrap(metric: Callable[[np.ndarray, np.ndarray], float], labels: np.ndarray, probs_a: np.ndarray,

@@ -95,6 +95,25 @@ def test_paired_bootstrap_on_constructed_examples():
     assert np.isnan(macro_auroc(np.zeros(5, int), np.full((5, 2), 0.5)))
 
 
+
+@pytest.mark.parametrize("k", [2, 3, 7])
+def test_macro_auroc_equals_scikit_learn_with_ties_and_resampled_duplicates(k):
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(k)
+    labels = rng.integers(0, k, 300)
+    probs = rng.dirichlet(np.ones(k), 300)
+    probs[np.arange(300), labels] += rng.uniform(0, 0.5, 300)  # informative, not perfect
+    probs = np.round(probs / probs.sum(1, keepdims=True), 2)  # coarse: many tied scores
+    probs[:, -1] = 1 - probs[:, :-1].sum(1)  # rows sum to 1, as scikit-learn's multiclass check asks
+    idx = rng.integers(0, 300, 300)  # a bootstrap resample: repeated images
+    for lab, p in ((labels, probs), (labels[idx], probs[idx])):
+        want = (roc_auc_score(lab, p[:, 1]) if k == 2 else
+                roc_auc_score(lab, p, multi_class="ovr", average="macro", labels=list(range(k))))
+        assert macro_auroc(lab, p) == pytest.approx(want, abs=1e-12)
+        assert 0.5 < want < 1.0
+    assert np.isnan(macro_auroc(labels[labels != 0], probs[labels != 0]))  # a class absent from the resample
+
 # ------------------------------------------------------------------------------------------------ fit
 def test_fit_and_evaluate_a_tiny_model(tmp_path):
     folder = make_image_folder(tmp_path / "d", {"a": 16, "b": 16, "c": 8}, size=(32, 32))

@@ -180,8 +180,12 @@ def test_backbone_scale_feeds_the_frozen_features_an_upsampled_image():
     logits.sum().backward()  # the generator's gradient reaches every pixel through the upsampling
     assert (x.grad.abs().sum(1) > 0).float().mean() > 0.99
     assert not any(n.startswith("projector") for n in D.state_dict())
+    torch.manual_seed(0)
+    d3 = create_discriminator("projected", resolution=32, num_classes=3, base_channels=8, pretrained=False,
+                              backbone_scale=3)  # 96 px seen: maps 24 / 12 / 6 / 3, every stride exact
+    assert d3(x.detach() * 2 - 1, y).shape == (2, sum(_positions(96 // s) for s in FEATURE_STRIDES))
     with pytest.raises(ValueError, match="backbone_scale must be 1"):
-        create_discriminator("projected", resolution=32, pretrained=False, backbone_scale=3)
+        create_discriminator("projected", resolution=32, pretrained=False, backbone_scale=5)
 
 
 def test_minibatch_std_lets_each_head_see_how_much_its_group_of_images_varies():

@@ -21,7 +21,7 @@ Isola et al. 2017, next to the frozen features; ~40 MMAC per 64 px image, ~20 % 
 of the 64 px CPU recipe). At 64 px on HAM10000 it did not help (benchmarks/results/gan_recipes_cpu64/), so it
 is off by default.
 
-``backbone_scale`` (2 or 4) feeds the frozen backbone the image upsampled that many times (bilinear), as
+``backbone_scale`` (2, 3 or 4) feeds the frozen backbone the image upsampled that many times (bilinear), as
 projected-gan does by resizing everything to 224 px: an ImageNet network sees lesions at 64 px much smaller than
 the objects it learnt on, and its stride-4 map of a 64 px image is 16x16. At 2 the maps are 32 / 16 / 8 / 4 and
 the heads grow one strided layer each; the backbone then costs 4x its native CPU time (Lite0 at 128 px: ~0.13
@@ -229,8 +229,8 @@ class ProjectedDiscriminator(ConditionScaleMixin, DiscriminatorBase):
             raise ValueError(f"pixel_channels must be >= 0 (0 = no full-resolution head), got {pixel_channels}")
         if not class_gain > 0:
             raise ValueError(f"class_gain must be > 0 (the weight of the class term), got {class_gain}")
-        if backbone_scale not in (1, 2, 4):
-            raise ValueError(f"backbone_scale must be 1 (the image's own resolution), 2 or 4, got {backbone_scale}")
+        if backbone_scale not in (1, 2, 3, 4):
+            raise ValueError(f"backbone_scale must be 1 (the image's own resolution), 2, 3 or 4, got {backbone_scale}")
         if mbstd_group < 0:
             raise ValueError(f"mbstd_group must be >= 0 (0 = no minibatch standard deviation), got {mbstd_group}")
         self.mbstd_group = int(mbstd_group)

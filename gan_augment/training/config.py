@@ -86,7 +86,7 @@ class ModelConfig:
     # projected discriminator: weight of each head's class projection term (1 = Miyato & Koyama's scaling, at
     # most ~1/8 of the unconditional term here; 8 lets the class weigh as much)
     d_class_gain: float = 1.0
-    # projected discriminator: the frozen backbone sees the image upsampled this many times (1, 2 or 4; 1 = at its
+    # projected discriminator: the frozen backbone sees the image upsampled this many times (1, 2, 3 or 4; 1 = at its
     # own resolution, the cheapest on a CPU)
     d_backbone_scale: int = 1
     # projected discriminator: each head also sees the minibatch standard deviation of its features over groups of
