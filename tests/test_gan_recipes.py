@@ -32,6 +32,15 @@ def test_table_rows_spread_and_missing_points(tmp_path):
     assert row in text  # spread: mean of 10/20 and 10/10
     missing = text.split("**Not yet run:**")[1]
     assert "resnet @ 40" in missing and "resnet @ 10" not in missing and "fastgan_projected @ 10" in missing
+    assert "--out benchmarks/results/gan_recipes_cpu64 --variants resnet,fastgan_resnetD," in missing
+    # a folder asked for some variants names only those, with its own folders in the resume command
+    study = {**_study(), "variants_requested": ["resnet"], "runs_dir": "runs/elsewhere"}
+    study["meta"] = {**study["meta"], "last_update": {"commit": "def"}}
+    text = study_markdown(study, "benchmarks/results/elsewhere")
+    assert "commit `abc` (its latest point: `def`)" in text
+    assert text.split("**Not yet run:** ")[1].startswith(
+        "resnet @ 40. Resume with `python benchmarks/gan_recipes.py --out benchmarks/results/elsewhere "
+        "--runs-dir runs/elsewhere --variants resnet` (finished points are kept).")
     _plot(_study(), tmp_path / "fid.png")
     assert (tmp_path / "fid.png").stat().st_size > 1000
 

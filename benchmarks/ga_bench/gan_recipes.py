@@ -257,6 +257,10 @@ def run_study(out: Path, *, variants: list[str], points: tuple[float, ...] = POI
         "meta": run_metadata(device="cpu"), "base_config": str(BASE_CONFIG.relative_to(REPO)), "common": COMMON,
         "points_cpu_minutes": list(points), "per_class": PER_CLASS, "max_real_per_class": MAX_REAL_PER_CLASS,
         "features": "inception", "variants": {}}
+    # the folder's remit, named in its README's "not yet run" (a study from before it was kept: what it has run)
+    asked = study.get("variants_requested", list(study["variants"]))
+    study["variants_requested"] = list(dict.fromkeys([*asked, *variants]))
+    study["runs_dir"] = Path(runs_dir).as_posix()
     floor = study.get("floor")
     manifests = [_manifest_for(runs_dir / k) for k in study["variants"] if _manifest_for(runs_dir / k).is_file()]
     if floor and "spectrum" not in floor and manifests:  # a floor measured before the spectrum was
@@ -295,10 +299,10 @@ def run_study(out: Path, *, variants: list[str], points: tuple[float, ...] = POI
                 _collect(key, run_dir, out / key, final=label if budget == points[-1] else None)
                 study["meta"]["last_update"] = run_metadata(device="cpu")
                 write_json(study_path, study)
-                write_text(out / "README.md", study_markdown(study))
+                write_text(out / "README.md", study_markdown(study, out))
                 print(f"{key} @ {label} CPU-min: {rec['points'][label]['overall']}", flush=True)
     write_json(study_path, study)
-    write_text(out / "README.md", study_markdown(study))
+    write_text(out / "README.md", study_markdown(study, out))
     _plot(study, out / "fid_vs_cpu.png")
     return study
 
@@ -331,5 +335,5 @@ def main(argv: list[str] | None = None) -> int:
     points = tuple(sorted(float(x) for x in args.points.split(",")))
     study = run_study(args.out, variants=keys, points=points, runs_dir=args.runs_dir,
                       time_limit_minutes=args.time_limit_minutes)
-    print(study_markdown(study))
+    print(study_markdown(study, args.out))
     return 3 if study.get("paused") else 0
