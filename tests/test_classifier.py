@@ -95,7 +95,6 @@ def test_paired_bootstrap_on_constructed_examples():
     assert np.isnan(macro_auroc(np.zeros(5, int), np.full((5, 2), 0.5)))
 
 
-
 @pytest.mark.parametrize("k", [2, 3, 7])
 def test_macro_auroc_equals_scikit_learn_with_ties_and_resampled_duplicates(k):
     from sklearn.metrics import roc_auc_score
@@ -113,6 +112,7 @@ def test_macro_auroc_equals_scikit_learn_with_ties_and_resampled_duplicates(k):
         assert macro_auroc(lab, p) == pytest.approx(want, abs=1e-12)
         assert 0.5 < want < 1.0
     assert np.isnan(macro_auroc(labels[labels != 0], probs[labels != 0]))  # a class absent from the resample
+
 
 # ------------------------------------------------------------------------------------------------ fit
 def test_fit_and_evaluate_a_tiny_model(tmp_path):
