@@ -119,7 +119,7 @@ def test_gan_crt_and_gan_real_ft_start_from_gan_light_and_retrain_on_real_images
     assert arms["gan_crt"]["second_stage"] == {"trains": "head", "epochs": 1, "lr": 1e-3}
     assert arms["gan_real_ft"]["second_stage"] == {"trains": "all", "epochs": 1, "lr": 3e-5}
     report = (out / "report.md").read_text()
-    assert "then 1 epochs on real images only (class-balanced) from learning rate 0.001: the head alone" in report
+    assert "then 1 epoch on real images only (class-balanced) from learning rate 0.001: the head alone" in report
     assert "learning rate 3e-05: every layer" in report
     capsys.readouterr()
     # a folder holds one second stage: another learning rate is refused, naming the option; bad values before work

@@ -306,10 +306,11 @@ def report_markdown(results: dict) -> str:
             extra += (", drawn uniformly" if arm in UNIFORM_DRAW_ARMS else
                       ", drawn class-balanced (MinorityOversampler)")
         if "real_last_epochs" in a:
-            extra += f"; its last {a['real_last_epochs']} epochs on real images only"
+            n = a["real_last_epochs"]
+            extra += f"; its last {n} epoch{'s' * (n != 1)} on real images only"
         if "second_stage" in a:
             st = a["second_stage"]
-            extra += (f"; then {st['epochs']} epochs on real images only (class-balanced) from learning rate "
+            extra += (f"; then {st['epochs']} epoch{'s' * (st['epochs'] != 1)} on real images only (class-balanced) from learning rate "
                       f"{st['lr']:g}: " + ("the head alone, re-initialised, on frozen features (cRT)"
                                            if st["trains"] == "head" else "every layer"))
         if "filter_acceptance" in a:
