@@ -310,9 +310,10 @@ def report_markdown(results: dict) -> str:
             extra += f"; its last {n} epoch{'s' * (n != 1)} on real images only"
         if "second_stage" in a:
             st = a["second_stage"]
-            extra += (f"; then {st['epochs']} epoch{'s' * (st['epochs'] != 1)} on real images only (class-balanced) from learning rate "
-                      f"{st['lr']:g}: " + ("the head alone, re-initialised, on frozen features (cRT)"
-                                           if st["trains"] == "head" else "every layer"))
+            epochs = f"{st['epochs']} epoch{'s' * (st['epochs'] != 1)}"
+            what = ("the head alone, re-initialised, on frozen features (cRT)" if st["trains"] == "head"
+                    else "every layer")
+            extra += f"; then {epochs} on real images only (class-balanced) from learning rate {st['lr']:g}: {what}"
         if "filter_acceptance" in a:
             extra += "; filter acceptance " + ", ".join(f"{c} {v:.0%}" for c, v in a["filter_acceptance"].items())
         if "synthetic" in a and not syn:
