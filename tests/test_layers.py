@@ -20,6 +20,7 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "gan_augment.augment": ("gan_augment.training", "gan_augment.balanced", "gan_augment.metrics"),
     "gan_augment.training": ("gan_augment.balanced", "gan_augment.metrics", "gan_augment.cli"),
     "gan_augment.generators": ("gan_augment.training", "gan_augment.balanced", "gan_augment.metrics"),
+    "gan_augment.sampling": ("gan_augment.training", "gan_augment.balanced", "gan_augment.metrics", "gan_augment.cli"),
     "gan_augment.balanced": ("gan_augment.training", "gan_augment.metrics", "gan_augment.cli"),
     # the downstream harness knows nothing of GAN training (reading generator files and data is fine)
     "classifier": ("gan_augment.training", "gan_augment.cli", "ga_bench", "benchmarks"),

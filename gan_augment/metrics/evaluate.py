@@ -17,6 +17,7 @@ from .._io import write_json, write_text
 from ..data import Manifest, ManifestDataset
 from ..data.subset import per_class_cap
 from ..generators import load_generator
+from ..models import GeneratorBase
 from ..plots import save_class_grid
 from ..provenance import run_metadata
 from .features import cached_features, create_feature_extractor
@@ -96,7 +97,7 @@ def _paired_batch(fake: torch.Tensor, fake_labels: np.ndarray, real: RealImages)
 
 
 def evaluate_generator(
-    generator: str | os.PathLike,
+    generator: str | os.PathLike | GeneratorBase,
     manifest: str | os.PathLike | Manifest,
     *,
     out: str | os.PathLike,
@@ -116,13 +117,17 @@ def evaluate_generator(
     inception_weights: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
     """Sample ``per_class`` images per class and compare them with the manifest's ``split`` (held out) and its
-    ``train`` split (memorisation, nearest-real pairs). Writes ``metrics.json``, ``metrics.md``,
-    ``samples_vs_real.png`` and ``nearest_training.png`` under ``out``; returns the metrics dict."""
+    ``train`` split (memorisation, nearest-real pairs). ``generator`` is a generator file or a loaded generator
+    (e.g. one of ``gan_augment.sampling``'s, which draw from a file's generator another way). Writes
+    ``metrics.json``, ``metrics.md``, ``samples_vs_real.png`` and ``nearest_training.png`` under ``out``; returns
+    the metrics dict."""
     out = Path(out)  # created only once every metric is computed: a refused or failed run leaves nothing there
     cache = Path(cache_dir) if cache_dir is not None else None
-    G = load_generator(generator, device=device)
+    loaded = isinstance(generator, GeneratorBase)
+    G = generator.to(device).eval() if loaded else load_generator(generator, device=device)
+    name = f"<{type(G).__name__}>" if loaded else str(generator)
     manifest = manifest if isinstance(manifest, Manifest) else Manifest.read(manifest)
-    meta = G.meta
+    meta = getattr(G, "meta", None) or {}
     pooled = not G.num_classes and not G.class_names  # one unconditional G for a mix of classes (MedGAN)
     if G.num_classes:
         class_names = list(G.class_names or manifest.class_names[:G.num_classes])
@@ -137,7 +142,7 @@ def evaluate_generator(
                          "memorisation automatically")
     manifest_match = meta.get("manifest_hash") == manifest.hash
     if not manifest_match:
-        warnings.warn(f"{generator} was trained on manifest {str(meta.get('manifest_hash'))[:12]}, this is "
+        warnings.warn(f"{name} was trained on manifest {str(meta.get('manifest_hash'))[:12]}, this is "
                       f"{manifest.short_hash}: memorisation is measured against this manifest's train split",
                       stacklevel=2)
     if "classifier" in features and classifier is None:
@@ -157,9 +162,10 @@ def evaluate_generator(
 
     result: dict[str, Any] = {
         "meta": run_metadata(device=device),
-        "generator": {"path": str(generator), "arch": meta.get("arch"), "step": meta.get("step"),
-                      "resolution": G.resolution, "manifest_hash": meta.get("manifest_hash"),
-                      "trained_on_this_manifest": manifest_match},
+        "generator": {"path": name, "arch": meta.get("arch"),
+                      "step": meta.get("step"), "resolution": G.resolution, "manifest_hash": meta.get("manifest_hash"),
+                      "trained_on_this_manifest": manifest_match,
+                      **({"sampling": meta["sampling"]} if meta.get("sampling") else {})},
         "data": {"manifest": str(manifest.location), "manifest_hash": manifest.hash, "heldout_split": split,
                  "classes": class_names, "per_class_generated": per_class,
                  "heldout_per_class": {class_names[c]: int((held.labels == c).sum()) for c in range(len(class_names))},

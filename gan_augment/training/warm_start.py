@@ -29,13 +29,13 @@ from safetensors.torch import load_file, save_file
 from .. import __version__
 from .._io import atomic_path, safetensors_metadata
 from ..generators import load_checkpoint_file, load_generator, read_generator_metadata
-from ..models import GeneratorBase
+from ..models import GeneratorBase, create_discriminator
 from ..pretrained import file_sha256, pretrained_discriminator_path, resolve_spec
 from .config import ModelConfig, config_from_dict
 from .networks import network_kwargs
 
 __all__ = ["warm_start", "resolve_init_generator", "DISCRIMINATOR_FORMAT", "save_discriminator", "read_discriminator",
-           "export_discriminator", "warm_start_discriminator", "discriminator_identity"]
+           "export_discriminator", "warm_start_discriminator", "discriminator_identity", "load_discriminator"]
 
 _SAME = ("arch", "resolution", "channels", "z_dim", "num_classes")
 
@@ -209,6 +209,34 @@ def warm_start_discriminator(D: torch.nn.Module, spec: str, model: dict[str, Any
     D.load_state_dict(tensors, strict=True)
     record = {"path": spec, "sha256": file_sha256(path), "step": int(meta.get("step") or 0)}
     return record, dict(meta.get("state") or {})
+
+
+def load_discriminator(spec: str | Path, *, channels: int = 3, device: str | torch.device = "cpu") -> torch.nn.Module:
+    """Rebuild a trained discriminator from its file (``pretrained:NAME`` or a path), in eval mode, for scoring
+    images (``gan_augment.sampling.DiscriminatorTopK``); ``channels`` is its generator's (the file does not say).
+    ``D.meta`` holds the file's metadata (classes, step, the generator file it was trained beside)."""
+    path = Path(resolve_discriminator_spec(str(spec)))
+    meta, tensors = read_discriminator(path)
+    identity = dict(meta.get("model") or {})
+    mc = config_from_dict({"model": {k: v for k, v in identity.items() if k in vars(ModelConfig())}},
+                          where=str(path)).model
+    if mc.discriminator == "projected" and not mc.d_pretrained:  # timm's random init is not seeded, not saved
+        raise ValueError(f"{path}: its frozen backbone was random (model.d_pretrained: false) and is not in the file: "
+                         "it cannot be rebuilt, so its scores cannot be reproduced")
+    _, d_kwargs = network_kwargs(mc)
+    num_classes = len(meta.get("class_names") or []) if mc.conditional else 0
+    D = create_discriminator(mc.discriminator, resolution=mc.resolution, num_classes=num_classes, channels=channels,
+                             **d_kwargs)
+    # parts the loss section adds (loss.class_lambda's classifier, loss.spectral_lambda's spectrum head) do not
+    # enter D(x, y)'s real/fake logits, the score this is for
+    tensors = {k: v for k, v in tensors.items() if k.split(".")[0] not in ("class_head", "spectral_head")}
+    try:
+        D.load_state_dict(tensors, strict=True)
+    except RuntimeError as exc:
+        raise ValueError(f"{path}: its weights do not fit a {mc.discriminator!r} discriminator for {channels}-channel "
+                         f"images rebuilt from its metadata: {exc}") from None
+    D.meta = meta
+    return D.to(device).eval()
 
 
 def resolve_discriminator_spec(spec: str) -> str:
