@@ -1,5 +1,5 @@
 """``benchmarks/sampling_levers.py``: a generator drawn other ways (scaled latent, its discriminator's pick),
-each evaluated like a gan_ab arm, resumable, with a table generated from ``results.json``."""
+each evaluated like a gan_ab arm, resumable, with a table generated from ``levers.json``."""
 
 from __future__ import annotations
 
@@ -73,7 +73,7 @@ def test_levers_are_evaluated_alike_recorded_and_never_redone(tmp_path, monkeypa
     assert (out / "plain" / "eval_val_seed1" / "metrics.json").is_file()
     assert not (out / "plain" / "eval_val_seed1" / "samples_vs_real.png").exists()
     md = (out / "README.md").read_text()
-    assert md == levers_markdown(json.loads((out / "results.json").read_text()))
+    assert md == levers_markdown(json.loads((out / "levers.json").read_text()))
     assert "| `both` | latent x 0.5, then D's top 50% of draws |" in md and "| lever | a | b |" in md
     assert "| `plain` | the generator's own draws |" in md and "evaluation seeds 0 / 1" in md
     with pytest.raises(ValueError, match="was run as"):
