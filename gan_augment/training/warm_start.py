@@ -136,17 +136,19 @@ def save_discriminator(state_dict: dict[str, torch.Tensor], path: str | Path, *,
     return path
 
 
-def read_discriminator(path: str | Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    """(metadata, tensors) of a discriminator file; a ValueError naming the file for anything else."""
+def read_discriminator(path: str | Path, *, what: str = "train.init_discriminator"
+                       ) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """(metadata, tensors) of a discriminator file; a ValueError naming ``what`` asked for it and the file for
+    anything else."""
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"train.init_discriminator: no discriminator file {path}")
+        raise ValueError(f"{what}: no discriminator file {path}")
     try:
         meta = safetensors_metadata(path)
     except ValueError as exc:
-        raise ValueError(f"train.init_discriminator: {exc}") from None
+        raise ValueError(f"{what}: {exc}") from None
     if meta.get("format") != DISCRIMINATOR_FORMAT:
-        raise ValueError(f"train.init_discriminator: {path} is not a discriminator file (format "
+        raise ValueError(f"{what}: {path} is not a discriminator file (format "
                          f"{meta.get('format')!r}; a run writes one as discriminator.safetensors beside its "
                          "generator, or `gan-augment export-discriminator RUN_DIR` from its last checkpoint)")
     return meta, load_file(str(path))
@@ -216,7 +218,7 @@ def load_discriminator(spec: str | Path, *, channels: int = 3, device: str | tor
     images (``gan_augment.sampling.DiscriminatorTopK``); ``channels`` is its generator's (the file does not say).
     ``D.meta`` holds the file's metadata (classes, step, the generator file it was trained beside)."""
     path = Path(resolve_discriminator_spec(str(spec)))
-    meta, tensors = read_discriminator(path)
+    meta, tensors = read_discriminator(path, what="load_discriminator")
     identity = dict(meta.get("model") or {})
     mc = config_from_dict({"model": {k: v for k, v in identity.items() if k in vars(ModelConfig())}},
                           where=str(path)).model
