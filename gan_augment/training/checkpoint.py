@@ -16,6 +16,7 @@ from .. import distributed as gdist
 from .._io import atomic_path, write_text
 from ..generators import CHECKPOINT_FORMAT, load_checkpoint_file, save_generator
 from ..pretrained import file_sha256
+from .ema import ema_file_name
 from .warm_start import save_discriminator, warm_start, warm_start_discriminator
 
 __all__ = ["CheckpointMixin", "RESUMABLE_CHANGES"]
@@ -23,7 +24,8 @@ __all__ = ["CheckpointMixin", "RESUMABLE_CHANGES"]
 # Config keys that may change between a run and its resume; anything else must match the checkpoint.
 RESUMABLE_CHANGES = {
     "out", "train.steps", "train.epochs", "train.time_limit_minutes", "train.cpu_time_limit_minutes",
-    "train.progress", "train.tensorboard", "train.device", "train.log_every", "train.sample_every",
+    "train.progress", "train.tensorboard", "train.ema_extra_decays",
+    "train.device", "train.log_every", "train.sample_every",
     "train.checkpoint_every", "train.keep_last", "train.samples_per_class", "train.compile", "data.num_workers",
     "data.cache", "data.cache_on_device", "data.manifest", "data.metadata", "data.image_dir", "data.image_folder",
     "data.medmnist",
@@ -47,7 +49,7 @@ def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
 
 
 class CheckpointMixin:
-    """Save, export and restore; expects the trainer's attributes (cfg, G, D, ema, optimisers, ...)."""
+    """Save, export and restore; expects the trainer's attributes (cfg, G, D, the averages, optimisers, ...)."""
 
     def _generator_meta(self) -> dict[str, Any]:
         return {"arch": self.G.arch, "arch_args": self.G.arch_args, "class_names": self.G.class_names,
@@ -57,7 +59,7 @@ class CheckpointMixin:
 
     def _sync_buffers(self) -> None:
         """Under torchrun: average BatchNorm running statistics across ranks before they are used or saved."""
-        gdist.average_buffers(self.G, self.D, self.ema.module if self.ema is not None else None)
+        gdist.average_buffers(self.G, self.D, *self._ema_modules())
 
     def _checkpoint(self) -> Path:
         tc = self.cfg.train
@@ -73,7 +75,7 @@ class CheckpointMixin:
             "elapsed_s": self.elapsed_s, "cpu_s": self.cpu_s, "config": self.cfg.to_dict(), "manifest_hash": self.data.manifest.hash,
             "class_names": self.class_names, "generator_meta": self._generator_meta(),
             "G": self.G.state_dict(), "D": self.D.state_dict(),
-            "G_ema": self.ema.module.state_dict() if self.ema is not None else None,
+            **self._ema_state(),  # G_ema, G_ema_extra
             "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
             "augment": self.augment.state_dict(), "ada": self.ada.state_dict() if self.ada is not None else None,
             "lecam": self.lecam.state_dict() if self.lecam is not None else None,
@@ -97,6 +99,11 @@ class CheckpointMixin:
                               manifest_hash=self.data.manifest.hash, split=self.cfg.data.split, step=self.step,
                               extra=extra)
         self._export_discriminator(path)
+        for decay, ema in self.ema_extra.items():  # train.ema_extra_decays: the same run's longer/shorter averages
+            training = {**extra["training"], "ema_decay": decay}
+            save_generator(ema.module, self.out / ema_file_name(decay), class_names=self.G.class_names,
+                           manifest_hash=self.data.manifest.hash, split=self.cfg.data.split, step=self.step,
+                           extra={**extra, "training": training})
         return path
 
     def _export_discriminator(self, generator: Path) -> Path:
@@ -118,8 +125,7 @@ class CheckpointMixin:
         if not tc.init_generator:
             return {}
         self.init_from = warm_start(self.G, tc.init_generator, self.class_names)
-        if self.ema is not None:
-            self.ema.module.load_state_dict(self.G.state_dict())
+        self._emas_from_start()
         if not tc.init_discriminator:
             return {}
         self.init_from["discriminator"], d_state = warm_start_discriminator(
@@ -151,8 +157,7 @@ class CheckpointMixin:
     def _restore(self, state: dict[str, Any]) -> None:
         self.G.load_state_dict(state["G"])
         self.D.load_state_dict(state["D"])
-        if self.ema is not None:
-            self.ema.module.load_state_dict(state["G_ema"])
+        self._restore_emas(state)
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
         for opt in (self.opt_g, self.opt_d):  # the saved groups carry the old device's choice of Adam kernel

@@ -145,6 +145,9 @@ class TrainConfig:
     n_dis: int = 2  # D steps per G step
     ema_decay: float = 0.999  # 0 = no EMA (samples come from G itself)
     ema_start: int = 1000  # G steps before the EMA starts averaging (it copies G until then)
+    # more averages of G kept beside the main one, each exported as generator_ema<decay>.safetensors (e.g.
+    # [0.995, 0.999]: compare average lengths on one run's trajectory; training/ema.py)
+    ema_extra_decays: list[float] = field(default_factory=list)
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:1 ...
     amp: bool = True  # bf16 autocast on CUDA; always full precision on CPU

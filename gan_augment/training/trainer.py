@@ -19,7 +19,6 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from timm.utils import ModelEmaV3
 from tqdm.auto import tqdm
 
 from .. import distributed as gdist
@@ -30,6 +29,7 @@ from ..models import create_discriminator, create_generator
 from ..models.layers import set_condition_scale
 from .checkpoint import RESUMABLE_CHANGES, CheckpointMixin
 from .config import GANConfig
+from .ema import EmaMixin
 from .data import BatchMixin, GANData, IndexStream, cache_on_device, prepare_gan_data
 from .monitor import MonitorMixin, TrainingDiverged
 from .networks import attach_class_head, check_transition, condition_scale, network_kwargs, resolve_device
@@ -47,7 +47,7 @@ class TrainResult:
     log_path: Path
 
 
-class Trainer(BatchMixin, CheckpointMixin, MonitorMixin):
+class Trainer(BatchMixin, CheckpointMixin, EmaMixin, MonitorMixin):
     """Train a (class-conditional) GAN from a :class:`GANConfig`; ``fit()`` runs until ``train.steps``.
 
     Under ``torchrun --nproc_per_node N`` each process takes a contiguous 1/N of every global batch
@@ -171,8 +171,7 @@ class Trainer(BatchMixin, CheckpointMixin, MonitorMixin):
         # which the compiled backward rejects (measured on torch 2.14: "modified by an inplace operation").
         self.G_step = torch.compile(self.G) if tc.compile else self.G
         self.D_step = self.D
-        self.ema = (ModelEmaV3(self.G, decay=tc.ema_decay, update_after_step=tc.ema_start, exclude_buffers=True)
-                    if tc.ema_decay > 0 else None)
+        self._build_emas()  # train.ema_decay and train.ema_extra_decays (ema.py)
         if len(betas := tuple(tc.betas)) != 2:
             raise ValueError(f"train.betas needs two numbers, got {tc.betas}")
         fused = {"fused": True} if self.is_cuda else {}  # one kernel per step on CUDA; CPU keeps the default
@@ -191,7 +190,7 @@ class Trainer(BatchMixin, CheckpointMixin, MonitorMixin):
 
     def _apply_condition_scale(self) -> None:
         if self.cfg.model.cond_transition is not None:
-            for net in filter(None, (self.G, self.D, self.ema.module if self.ema is not None else None)):
+            for net in (self.G, self.D, *self._ema_modules()):
                 set_condition_scale(net, self.condition_scale(self.step))
 
     def _build_loss(self) -> GANLoss:
@@ -332,8 +331,7 @@ class Trainer(BatchMixin, CheckpointMixin, MonitorMixin):
                     self._d_step(real, y_last)
                 self._g_step(y_last)
                 self.step += 1
-                if self.ema is not None:
-                    self.ema.update(self.G, step=self.step)
+                self._update_emas()
                 imgs_window += tc.batch_size * tc.n_dis
                 logged = self.step % tc.log_every == 0 or self.step == self.total_steps
                 if logged:
