@@ -15,12 +15,12 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import shutil
 import sys
 from pathlib import Path
 from typing import Any
 
-from .gan_ab import MAX_REAL_PER_CLASS, PER_CLASS, _f, _seeds, evaluation_record
+from .gan_ab import MAX_REAL_PER_CLASS, PER_CLASS, _f
+from .sampling_levers import METRIC_COLUMNS, evaluate_once, metric_cells, protocol_sentence, provenance_lines
 
 REPO = Path(__file__).resolve().parents[2]
 MANIFEST = REPO / "benchmarks" / "results" / "ham10000_cpu64_full" / "manifest.csv"  # the benchmark's split
@@ -62,7 +62,6 @@ def half_life(decay: float) -> float | None:
 def run(out: Path, runs: Path, *, run_dir: Path, seeds: list[int], manifest: Path, start: str | None = None,
         per_class: int = PER_CLASS, max_real_per_class: int = MAX_REAL_PER_CLASS,
         features: str = "inception") -> dict[str, Any]:
-    from gan_augment.metrics.evaluate import evaluate_generator
     from gan_augment.pretrained import file_sha256, resolve_spec
     from gan_augment.provenance import run_metadata
 
@@ -94,16 +93,10 @@ def run(out: Path, runs: Path, *, run_dir: Path, seeds: list[int], manifest: Pat
             key = f"seed{seed}"
             if key in rec["evaluations"]:
                 continue
-            ev_dir = runs / name / f"eval_val_{key}"
-            m = (json.loads((ev_dir / "metrics.json").read_text()) if (ev_dir / "metrics.json").is_file() else
-                 evaluate_generator(e["path"], manifest, out=ev_dir, split="val", per_class=per_class,
-                                    features=[features], max_real_per_class=max_real_per_class, seed=seed,
-                                    device="cpu", progress=False, cache_dir=runs / "feature_cache"))
-            rec["evaluations"][key] = {**evaluation_record(m, features), "meta": m.get("meta")}
-            dest = out / name / f"eval_val_{key}"
-            dest.mkdir(parents=True, exist_ok=True)
-            for f in ("metrics.json", "metrics.md") + (("samples_vs_real.png",) if seed == seeds[0] else ()):
-                shutil.copy2(ev_dir / f, dest / f)
+            rec["evaluations"][key] = evaluate_once(
+                e["path"], manifest, runs / name / f"eval_val_{key}", out / name / f"eval_val_{key}", seed=seed,
+                grid=seed == seeds[0], per_class=per_class, max_real_per_class=max_real_per_class,
+                features=features, cache_dir=runs / "feature_cache")
             res["meta"] = run_metadata(device="cpu")
             out.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(res, indent=1))
@@ -119,39 +112,14 @@ def ema_markdown(res: dict[str, Any]) -> str:
              "rows differ only in how long they average"
              + (f"; the run trained {s['cpu_minutes']:g} minutes of its loop's CPU time" if s.get("cpu_minutes")
                 else "") + (f" from `{s['start']}`" if s.get("start") else "")
-             + f". Evaluated on the {s['split']} split of `{s['manifest']}`: {s['per_class']} generated images per "
-             f"class against up to {s['max_real_per_class']} real ones, {s['features']} features, evaluation seeds "
-             + " / ".join(str(x) for x in s["seeds"]) + " (\"a / b\" below). Probe: how often a linear classifier "
-             "tells the images from real ones (50 % = never; the goal <= 75 %). Memorisation: p of the "
-             "nearest-training-distance test and the % of generated images closer to a training image than the "
-             "held-out 1st percentile (flagged above 5 %).", "",
-             "| average | decay | half-life (G steps) | FID | KID x1e3 | precision | recall | probe % | "
-             "class fidelity % | memorisation p | % below held-out 1st pct |",
+             + ". " + protocol_sentence(s), "",
+             "| average | decay | half-life (G steps) | " + METRIC_COLUMNS,
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for name, rec in res["averages"].items():
-        ev = rec["evaluations"]
-
-        def get(*keys, scale=1.0):
-            def fn(v):
-                for k in keys:
-                    v = (v or {}).get(k)
-                return None if v is None else v * scale
-            return fn
         label = f"start (`{rec['file']}`)" if name == "start" else f"`{rec['file'].rsplit('/', 1)[-1]}`"
         lines.append(f"| {label} | {_f(rec['decay'], 'g')} | {_f(rec['half_life_steps'], '.0f')} | "
-                     f"{_seeds(ev, get('overall', 'fid'), '.1f')} | "
-                     f"{_seeds(ev, get('overall', 'kid', scale=1e3), '.1f')} | "
-                     f"{_seeds(ev, get('overall', 'precision'), '.2f')} | "
-                     f"{_seeds(ev, get('overall', 'recall'), '.2f')} | "
-                     f"{_seeds(ev, get('overall', 'c2st', scale=100), '.0f')} | "
-                     f"{_seeds(ev, get('class_fidelity', 'mean_generated', scale=100), '.0f')} | "
-                     f"{_seeds(ev, get('memorisation', 'p_value'), '.2g')} | "
-                     f"{_seeds(ev, get('memorisation', 'fraction_below_heldout_p1', scale=100), '.1f')} |")
-    lines += ["", f"Commit `{str(meta.get('commit'))[:12]}`" + (" (uncommitted changes)" if meta.get("dirty") else "")
-              + f"; {meta.get('device')}; torch {(meta.get('versions') or {}).get('torch')}; last evaluation "
-              f"{meta.get('date')}; command `{meta.get('command')}`.",
-              "Each evaluation's `metrics.json` / `metrics.md` lies under `AVERAGE/eval_val_seedN/`, with the first "
-              "seed's grid of generated and real images (`samples_vs_real.png`).", ""]
+                     f"{metric_cells(rec['evaluations'])}")
+    lines += [""] + provenance_lines(meta, "AVERAGE")
     return "\n".join(lines)
 
 

@@ -72,7 +72,6 @@ def run(out: Path, runs: Path, *, generator: str, discriminator: str | None, lev
         features: str = "inception") -> dict[str, Any]:
     """Evaluate every lever at every seed (what ``out/levers.json`` already holds is not redone); returns it."""
     from gan_augment.generators import load_generator
-    from gan_augment.metrics.evaluate import evaluate_generator
     from gan_augment.pretrained import file_sha256, resolve_spec
     from gan_augment.provenance import run_metadata
     from gan_augment.training.warm_start import load_discriminator, resolve_discriminator_spec
@@ -108,21 +107,69 @@ def run(out: Path, runs: Path, *, generator: str, discriminator: str | None, lev
             key = f"seed{seed}"
             if key in rec["evaluations"]:
                 continue
-            ev_dir = runs / name / f"eval_val_{key}"
-            m = (json.loads((ev_dir / "metrics.json").read_text()) if (ev_dir / "metrics.json").is_file() else
-                 evaluate_generator(build(G, steps, D), manifest, out=ev_dir, split="val", per_class=per_class,
-                                    features=[features], max_real_per_class=max_real_per_class, seed=seed,
-                                    device="cpu", progress=False))
-            rec["evaluations"][key] = {**evaluation_record(m, features), "meta": m.get("meta")}
-            dest = out / name / f"eval_val_{key}"
-            dest.mkdir(parents=True, exist_ok=True)
-            for f in ("metrics.json", "metrics.md") + (("samples_vs_real.png",) if seed == seeds[0] else ()):
-                shutil.copy2(ev_dir / f, dest / f)
+            rec["evaluations"][key] = evaluate_once(
+                build(G, steps, D), manifest, runs / name / f"eval_val_{key}", out / name / f"eval_val_{key}",
+                seed=seed, grid=seed == seeds[0], per_class=per_class, max_real_per_class=max_real_per_class,
+                features=features)
             res["meta"] = run_metadata(device="cpu")
             out.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(res, indent=1))
             (out / "README.md").write_text(levers_markdown(res))
     return res
+
+
+def evaluate_once(generator, manifest: Path, ev_dir: Path, dest: Path, *, seed: int, grid: bool, per_class: int,
+                  max_real_per_class: int, features: str, cache_dir: Path | None = None) -> dict[str, Any]:
+    """One evaluation (validation split), reused from ``ev_dir`` when it is there; its files copied to ``dest``
+    (the grid only when ``grid``); returns its record."""
+    from gan_augment.metrics.evaluate import evaluate_generator
+
+    m = (json.loads((ev_dir / "metrics.json").read_text()) if (ev_dir / "metrics.json").is_file() else
+         evaluate_generator(generator, manifest, out=ev_dir, split="val", per_class=per_class, features=[features],
+                            max_real_per_class=max_real_per_class, seed=seed, device="cpu", progress=False,
+                            cache_dir=cache_dir))
+    dest.mkdir(parents=True, exist_ok=True)
+    for f in ("metrics.json", "metrics.md") + (("samples_vs_real.png",) if grid else ()):
+        shutil.copy2(ev_dir / f, dest / f)
+    return {**evaluation_record(m, features), "meta": m.get("meta")}
+
+
+def protocol_sentence(s: dict[str, Any]) -> str:
+    """How the rows were evaluated, from a results file's ``setup``."""
+    return (f"Evaluated on the {s['split']} split of `{s['manifest']}`: {s['per_class']} generated images per "
+            f"class against up to {s['max_real_per_class']} real ones, {s['features']} features, evaluation seeds "
+            + " / ".join(str(x) for x in s["seeds"]) + " (\"a / b\" below). Probe: how often a linear classifier "
+            "tells the images from real ones (50 % = never; the goal <= 75 %). Memorisation: p of the "
+            "nearest-training-distance test and the % of generated images closer to a training image than the "
+            "held-out 1st percentile (flagged above 5 %).")
+
+
+METRIC_COLUMNS = ("FID | KID x1e3 | precision | recall | probe % | class fidelity % | memorisation p | "
+                  "% below held-out 1st pct |")
+
+
+def metric_cells(ev: dict[str, Any]) -> str:
+    """The METRIC_COLUMNS cells of one row, "a / b" over its evaluation seeds."""
+    def get(*keys, scale=1.0):
+        def fn(v):
+            for k in keys:
+                v = (v or {}).get(k)
+            return None if v is None else v * scale
+        return fn
+    return (f"{_seeds(ev, get('overall', 'fid'), '.1f')} | {_seeds(ev, get('overall', 'kid', scale=1e3), '.1f')} | "
+            f"{_seeds(ev, get('overall', 'precision'), '.2f')} | {_seeds(ev, get('overall', 'recall'), '.2f')} | "
+            f"{_seeds(ev, get('overall', 'c2st', scale=100), '.0f')} | "
+            f"{_seeds(ev, get('class_fidelity', 'mean_generated', scale=100), '.0f')} | "
+            f"{_seeds(ev, get('memorisation', 'p_value'), '.2g')} | "
+            f"{_seeds(ev, get('memorisation', 'fraction_below_heldout_p1', scale=100), '.1f')} |")
+
+
+def provenance_lines(meta: dict[str, Any], folder: str) -> list[str]:
+    return [f"Commit `{str(meta.get('commit'))[:12]}`" + (" (uncommitted changes)" if meta.get("dirty") else "")
+            + f"; {meta.get('device')}; torch {(meta.get('versions') or {}).get('torch')}; last evaluation "
+            f"{meta.get('date')}; command `{meta.get('command')}`.",
+            f"Each evaluation's `metrics.json` / `metrics.md` lies under `{folder}/eval_val_seedN/`, with the first "
+            "seed's grid of generated and real images (`samples_vs_real.png`).", ""]
 
 
 def _describe(steps: list) -> str:
@@ -137,43 +184,18 @@ def levers_markdown(res: dict[str, Any]) -> str:
              f"the generator file (sha256 `{s['generator_sha256'][:12]}`) another way"
              + (f", the top-k levers scored by `{s['discriminator']}` (sha256 "
                 f"`{str(s['discriminator_sha256'])[:12]}`)" if s.get("discriminator") else "")
-             + f". Evaluated on the {s['split']} split of `{s['manifest']}`: {s['per_class']} generated images per "
-             f"class against up to {s['max_real_per_class']} real ones, {s['features']} features, evaluation seeds "
-             + " / ".join(str(x) for x in s["seeds"]) + " (\"a / b\" below). Probe: how often a linear classifier "
-             "tells the images from real ones (50 % = never; the goal <= 75 %). Memorisation: p of the "
-             "nearest-training-distance test and the % of generated images closer to a training image than the "
-             "held-out 1st percentile (flagged above 5 %).", "",
-             "| lever | draws | FID | KID x1e3 | precision | recall | probe % | class fidelity % | memorisation p | "
-             "% below held-out 1st pct |",
+             + ". " + protocol_sentence(s), "",
+             "| lever | draws | " + METRIC_COLUMNS,
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for name, rec in res["levers"].items():
-        ev = rec["evaluations"]
-
-        def get(*keys, scale=1.0):
-            def fn(v):
-                for k in keys:
-                    v = (v or {}).get(k)
-                return None if v is None else v * scale
-            return fn
-        lines.append(f"| `{name}` | {_describe(rec['steps'])} | {_seeds(ev, get('overall', 'fid'), '.1f')} | "
-                     f"{_seeds(ev, get('overall', 'kid', scale=1e3), '.1f')} | "
-                     f"{_seeds(ev, get('overall', 'precision'), '.2f')} | "
-                     f"{_seeds(ev, get('overall', 'recall'), '.2f')} | "
-                     f"{_seeds(ev, get('overall', 'c2st', scale=100), '.0f')} | "
-                     f"{_seeds(ev, get('class_fidelity', 'mean_generated', scale=100), '.0f')} | "
-                     f"{_seeds(ev, get('memorisation', 'p_value'), '.2g')} | "
-                     f"{_seeds(ev, get('memorisation', 'fraction_below_heldout_p1', scale=100), '.1f')} |")
+        lines.append(f"| `{name}` | {_describe(rec['steps'])} | {metric_cells(rec['evaluations'])}")
     lines += ["", "Per-class probe % (first evaluation seed):", "",
               "| lever | " + " | ".join(_classes(res)) + " |", "|---|" + "---:|" * len(_classes(res))]
     for name, rec in res["levers"].items():
         first = rec["evaluations"][sorted(rec["evaluations"])[0]] if rec["evaluations"] else {}
         probes = [((first.get("per_class") or {}).get(c) or {}).get("c2st") for c in _classes(res)]
         lines.append(f"| `{name}` | " + " | ".join(_f(None if p is None else 100 * p, ".0f") for p in probes) + " |")
-    lines += ["", f"Commit `{str(meta.get('commit'))[:12]}`" + (" (uncommitted changes)" if meta.get("dirty") else "")
-              + f"; {meta.get('device')}; torch {(meta.get('versions') or {}).get('torch')}; last evaluation "
-              f"{meta.get('date')}; command `{meta.get('command')}`.",
-              "Each evaluation's `metrics.json` / `metrics.md` lies under `LEVER/eval_val_seedN/`, with the first "
-              "seed's grid of generated and real images (`samples_vs_real.png`).", ""]
+    lines += [""] + provenance_lines(meta, "LEVER")
     return "\n".join(lines)
 
 
