@@ -50,6 +50,9 @@ def test_every_average_is_evaluated_alike_recorded_and_never_redone(tmp_path, mo
     (rd / "train_summary.json").write_text(json.dumps({"cpu_s_total": 600.0}))
     start = _gen(tmp_path / "start.safetensors", manifest, 0.99, step=3, seed=4)
     assert list(run_files(rd)) == ["ema0.99", "ema0.995", "ema0.999"]  # shortest average first
+    with pytest.raises(ValueError, match="--start .*no such generator file"):
+        run(tmp_path / "o2", tmp_path / "r2", run_dir=rd, seeds=[0], manifest=mpath, start=str(tmp_path / "none"))
+    assert not (tmp_path / "o2").exists() and not (tmp_path / "r2").exists()
 
     out, runs = tmp_path / "out", tmp_path / "runs"
     kw = dict(run_dir=rd, manifest=mpath, start=str(start), per_class=4, max_real_per_class=5, features="lite0")

@@ -68,6 +68,8 @@ def run(out: Path, runs: Path, *, run_dir: Path, seeds: list[int], manifest: Pat
     files = run_files(run_dir)
     entries = {name: {"path": f["path"], "decay": f["decay"]} for name, f in files.items()}
     if start is not None:
+        if not Path(resolve_spec(start)).is_file():
+            raise ValueError(f"--start {start}: no such generator file")
         entries = {"start": {"path": Path(resolve_spec(start)), "decay": None}, **entries}
     summary_path = run_dir / "train_summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
