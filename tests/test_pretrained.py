@@ -243,7 +243,7 @@ def test_ship_a_trained_generator_then_load_it(tmp_path):
     assert "Per class, generated / real: a 60 / 40 %, b 10 / 66 %." in card
     G2 = pt.load_pretrained("toy-32", root=dest)
     assert torch.equal(G2.sample(2, "b", seed=0), G.sample(2, 1, seed=0))
-    assert "Started from" not in card
+    assert "Started from" not in card and "Shipped from the run's" not in card
     # a warm-started run (train.init_generator) says where it started and that its hours are its own
     origin = {"path": "pretrained:toy-16", "sha256": "ab" * 32, "step": 20, "manifest_hash": "h" * 64, "split": "train"}
     save_generator(G, run / "generator.safetensors", class_names=["a", "b"], manifest_hash="h" * 64, split="train",
@@ -312,3 +312,50 @@ def test_cli_takes_a_shipped_generator_by_name(tmp_path, capsys):
     assert cli_main(["generate", "pretrained:nope", "--per-class", "1", "--out", str(tmp_path / "n")]) != 0
     assert "no pretrained generator 'nope'" in capsys.readouterr().err
     assert not (tmp_path / "n").exists()
+
+
+def test_ship_another_average_of_a_run(tmp_path):
+    """`--file generator_ema0.998.safetensors` (train.ema_extra_decays): that file is shipped, named on the card,
+    without the run's discriminator (it pairs with the main average), and only with its own evaluation."""
+    from ga_bench.ship_generator import ship
+    from gan_augment.models import create_discriminator
+    from gan_augment.training.warm_start import save_discriminator
+
+    run = tmp_path / "run"
+    run.mkdir()
+    torch.manual_seed(0)
+    G = create_generator("fastgan", resolution=32, num_classes=2, base_channels=4, z_dim=8)
+    main_file = save_generator(G, run / "generator.safetensors", class_names=["a", "b"], manifest_hash="h" * 64,
+                               split="train", step=50, extra={"training": {"ema_decay": 0.99}})
+    G_long = create_generator("fastgan", resolution=32, num_classes=2, base_channels=4, z_dim=8)  # other weights
+    save_generator(G_long, run / "generator_ema0.998.safetensors", class_names=["a", "b"], manifest_hash="h" * 64,
+                   split="train", step=50, extra={"training": {"ema_decay": 0.998}})
+    D = create_discriminator("resnet", resolution=32, num_classes=2, base_channels=4)
+    save_discriminator(D.state_dict(), run / "discriminator.safetensors", model={"discriminator": "resnet"},
+                       class_names=["a", "b"], manifest_hash="h" * 64, split="train", step=50,
+                       generator_sha256=pt.file_sha256(main_file))
+    (run / "train_summary.json").write_text(json.dumps({"step": 50, "cpu_s_total": 60.0, "elapsed_s_total": 30.0,
+                                                        "device": "cpu"}))
+    block = {"fid": 60.0, "kid": 0.01, "precision": 0.7, "recall": 0.5, "c2st": 0.7}
+    metrics = {"generator": {"manifest_hash": "h" * 64, "step": 50, "path": str(run / "generator.safetensors")},
+               "distribution": {"inception": {"overall": block, "per_class": {"a": block, "b": block}}}}
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    dest = tmp_path / "pretrained"
+    # the main average's evaluation does not describe the longer average: refused, nothing copied
+    with pytest.raises(ValueError, match="evaluates .*generator.safetensors at step 50, not .*generator_ema0.998"):
+        ship(run, "toy-32", run / "metrics.json", dest=dest, file="generator_ema0.998.safetensors")
+    assert not dest.exists()
+    metrics["generator"]["path"] = str(run / "generator_ema0.998.safetensors")
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    for bad in ("../run/generator_ema0.998.safetensors", "generator_ema0.9.safetensors", "train_summary.json"):
+        with pytest.raises(ValueError, match="run folder|does not exist"):
+            ship(run, "toy-32", run / "metrics.json", dest=dest, file=bad)
+    ship(run, "toy-32", run / "metrics.json", dest=dest, evidence=tmp_path / "ev",
+         file="generator_ema0.998.safetensors")
+    shipped = pt.load_pretrained("toy-32", root=dest)
+    assert torch.equal(shipped.sample(2, "a", seed=0), G_long.sample(2, 0, seed=0))
+    card = pt.model_card("toy-32", root=dest)
+    assert ("Shipped from the run's `generator_ema0.998.safetensors`: the average of G with decay 0.998" in card
+            and "main average (decay 0.99)" in card and "No discriminator is shipped" in card)
+    assert "discriminator" not in pt.pretrained_info("toy-32", root=dest)
+    assert not (dest / "toy_32.disc.safetensors").exists()

@@ -26,6 +26,7 @@ from .protocol import REPO
 __all__ = ["ship", "model_card_markdown", "MAX_BYTES"]
 
 MAX_BYTES = 10 * 2**20  # keep the repository and the wheel small
+MAIN_FILE = "generator.safetensors"
 
 
 def _f(v: Any, fmt: str = ".1f") -> str:
@@ -113,10 +114,14 @@ def model_card_markdown(name: str, meta: dict, summary: dict, metrics: dict, flo
 
 
 def ship(run_dir: Path, name: str, metrics_path: Path, *, floor_path: Path | None = None,
-         dest: Path = PRETRAINED_DIR, evidence: Path | None = None) -> Path:
+         dest: Path = PRETRAINED_DIR, evidence: Path | None = None, file: str = MAIN_FILE) -> Path:
     """Copy ``run_dir/generator.safetensors`` to ``dest`` as ``<name>.safetensors`` with its card and index entry;
-    with ``evidence``, copy the run's grids / curves and the evaluation's files there for the card to point to."""
-    gen = run_dir / "generator.safetensors"
+    with ``evidence``, copy the run's grids / curves and the evaluation's files there for the card to point to.
+    ``file`` ships another average of the run instead (``generator_ema0.998.safetensors`` of
+    ``train.ema_extra_decays``); the run's discriminator pairs with the main file only, so it is not shipped then."""
+    if Path(file).name != file or not file.endswith(".safetensors"):
+        raise ValueError(f"--file {file!r}: give the name of a .safetensors file in the run folder")
+    gen = run_dir / file
     if not gen.is_file():
         raise ValueError(f"{gen} does not exist")
     if gen.stat().st_size > MAX_BYTES:
@@ -124,15 +129,27 @@ def ship(run_dir: Path, name: str, metrics_path: Path, *, floor_path: Path | Non
                          f"{MAX_BYTES / 2**20:.0f} MiB (use a narrower generator)")
     meta = read_generator_metadata(gen)
     metrics = json.loads(metrics_path.read_text())
-    if metrics.get("generator", {}).get("manifest_hash") != meta.get("manifest_hash"):
+    judged = metrics.get("generator", {})
+    if judged.get("manifest_hash") != meta.get("manifest_hash"):
         raise ValueError(f"{metrics_path} evaluates another generator (manifest hash differs)")
+    # another of the run's averages (generator_ema*.safetensors) at the same step is refused by name; a metrics file
+    # of a copy under another name (a shipped file evaluated again) is not
+    other = Path(str(judged.get("path", ""))).name
+    wrong_file = other.startswith("generator") and other != gen.name
+    if judged.get("step", meta.get("step")) != meta.get("step") or wrong_file:
+        raise ValueError(f"{metrics_path} evaluates {judged.get('path')} at step {judged.get('step')}, not {gen} "
+                         f"(step {meta.get('step')})")
     summary = json.loads((run_dir / "train_summary.json").read_text())
-    paired = _paired_discriminator(run_dir, gen)  # checked before anything is copied
+    if meta.get("step") != summary.get("step"):
+        raise ValueError(f"{gen} is at step {meta.get('step')}, {run_dir / 'train_summary.json'} at step "
+                         f"{summary.get('step')}: not the run's last export")
+    # checked before anything is copied; an extra average has no discriminator of its own
+    paired = _paired_discriminator(run_dir, gen) if file == MAIN_FILE else None
     floor = json.loads(floor_path.read_text()).get("floor") if floor_path else None
-    file = f"{name.replace('-', '_')}.safetensors"
+    shipped = f"{name.replace('-', '_')}.safetensors"
     dest.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(gen, dest / file)
-    sha = file_sha256(dest / file)
+    shutil.copyfile(gen, dest / shipped)
+    sha = file_sha256(dest / shipped)
     card = f"{name.replace('-', '_')}.md"
     shown = None
     if evidence is not None:
@@ -152,6 +169,11 @@ def ship(run_dir: Path, name: str, metrics_path: Path, *, floor_path: Path | Non
     else:  # a re-shipped name whose new run wrote no discriminator: the old one does not pair with it
         (dest / disc_file).unlink(missing_ok=True)
     text = model_card_markdown(name, meta, summary, metrics, floor, sha, shown)
+    if gen.name != MAIN_FILE:
+        text += (f"\nShipped from the run's `{gen.name}`: the average of G with decay "
+                 f"{(meta.get('training') or {}).get('ema_decay')} (`train.ema_extra_decays`), kept beside the run's "
+                 f"main average (decay {_main_decay(run_dir)}) over the same training. No discriminator is "
+                 "shipped with it: the run's discriminator file pairs with its main average.\n")
     if disc:
         text += (f"\nShips its discriminator too (`{disc['file']}`, sha256 `{disc['sha256'][:12]}`, written with this "
                  "generator at the same step): continue its training on another machine with `--set "
@@ -159,11 +181,16 @@ def ship(run_dir: Path, name: str, metrics_path: Path, *, floor_path: Path | Non
     write_text(dest / card, text)
     index_path = dest / "index.json"
     index = json.loads(index_path.read_text()) if index_path.is_file() else {}
-    index[name] = {"file": file, "sha256": sha, "card": card, "manifest_hash": meta.get("manifest_hash"),
+    index[name] = {"file": shipped, "sha256": sha, "card": card, "manifest_hash": meta.get("manifest_hash"),
                    "resolution": meta["resolution"], "classes": meta.get("class_names"), "step": meta.get("step"),
                    "licence": "CC BY-NC-SA 4.0", **({"discriminator": disc} if disc else {})}
     write_json(index_path, index)
-    return dest / file
+    return dest / shipped
+
+
+def _main_decay(run_dir: Path) -> Any:
+    main = run_dir / MAIN_FILE
+    return (read_generator_metadata(main).get("training") or {}).get("ema_decay", "?") if main.is_file() else "?"
 
 
 def _paired_discriminator(run_dir: Path, gen: Path) -> Path | None:
@@ -186,10 +213,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--floor", type=Path, help="study.json whose 'floor' gives the real-vs-real values")
     p.add_argument("--evidence", type=Path, help="folder for the card's grids and metrics (default "
                                                  "benchmarks/results/pretrained_<name>)")
+    p.add_argument("--file", default=MAIN_FILE, help="which of the run's generator files (default %(default)s; "
+                                                     "e.g. generator_ema0.998.safetensors of train.ema_extra_decays)")
     args = p.parse_args(argv)
     evidence = args.evidence or REPO / "benchmarks" / "results" / f"pretrained_{args.name.replace('-', '_')}"
     try:
-        path = ship(args.run_dir, args.name, args.metrics, floor_path=args.floor, evidence=evidence)
+        path = ship(args.run_dir, args.name, args.metrics, floor_path=args.floor, evidence=evidence,
+                    file=args.file)
     except (ValueError, KeyError) as exc:
         print(f"ship_generator: {exc}", file=sys.stderr)
         return 2
