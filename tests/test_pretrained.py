@@ -350,8 +350,11 @@ def test_ship_another_average_of_a_run(tmp_path):
     for bad in ("../run/generator_ema0.998.safetensors", "generator_ema0.9.safetensors", "train_summary.json"):
         with pytest.raises(ValueError, match="run folder|does not exist"):
             ship(run, "toy-32", run / "metrics.json", dest=dest, file=bad)
+    (run / "samples_per_class.png").write_bytes(b"the main average's grid")
     ship(run, "toy-32", run / "metrics.json", dest=dest, evidence=tmp_path / "ev",
          file="generator_ema0.998.safetensors")
+    from PIL import Image  # the evidence grid is drawn from the shipped file, not copied from the run's main average
+    assert Image.open(tmp_path / "ev" / "samples_per_class.png").size[0] > 100
     shipped = pt.load_pretrained("toy-32", root=dest)
     assert torch.equal(shipped.sample(2, "a", seed=0), G_long.sample(2, 0, seed=0))
     card = pt.model_card("toy-32", root=dest)

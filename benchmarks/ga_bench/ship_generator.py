@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from gan_augment._io import write_json, write_text
-from gan_augment.generators import read_generator_metadata
+from gan_augment.generators import load_generator, read_generator_metadata
+from gan_augment.plots import save_class_grid
 from gan_augment.pretrained import PRETRAINED_DIR, file_sha256
 from gan_augment.training.warm_start import read_discriminator
 
@@ -158,6 +159,8 @@ def ship(run_dir: Path, name: str, metrics_path: Path, *, floor_path: Path | Non
             for n in names:
                 if (folder / n).is_file():
                     shutil.copyfile(folder / n, evidence / n)
+        if gen.name != MAIN_FILE:  # the run's grid shows its main average: draw this file's own in its place
+            _class_grid(gen, evidence / "samples_per_class.png")
         try:
             shown = evidence.resolve().relative_to(REPO).as_posix()
         except ValueError:
@@ -186,6 +189,16 @@ def ship(run_dir: Path, name: str, metrics_path: Path, *, floor_path: Path | Non
                    "licence": "CC BY-NC-SA 4.0", **({"discriminator": disc} if disc else {})}
     write_json(index_path, index)
     return dest / shipped
+
+
+def _class_grid(gen: Path, path: Path, per_class: int = 10) -> None:
+    G = load_generator(gen)
+    if G.num_classes:
+        rows = [G.sample(per_class, c, seed=0) for c in range(G.num_classes)]
+        labels = list(G.class_names or map(str, range(G.num_classes)))
+    else:
+        rows, labels = [G.sample(per_class, seed=0)], ["samples"]
+    save_class_grid(rows, labels, path, title=f"{gen.name}: {per_class} samples per class (seed 0)")
 
 
 def _main_decay(run_dir: Path) -> Any:
