@@ -81,3 +81,16 @@ def test_every_average_is_evaluated_alike_recorded_and_never_redone(tmp_path, mo
     _gen(rd / ema_file_name(0.999), manifest, 0.999, step=8, seed=2)
     with pytest.raises(ValueError, match="different steps"):
         run_files(rd)
+
+
+def test_paths_under_the_repository_are_recorded_relative_through_a_symlink(tmp_path, monkeypatch):
+    """A second checkout whose runs/ links to another folder records `runs/...`, not the link's target."""
+    import ga_bench.ema_lengths as el
+
+    repo, elsewhere = tmp_path / "repo", tmp_path / "elsewhere"
+    repo.mkdir()
+    elsewhere.mkdir()
+    (repo / "runs").symlink_to(elsewhere)
+    monkeypatch.setattr(el, "REPO", repo)
+    assert el._rel(repo / "runs" / "gan" / "run") == "runs/gan/run"
+    assert el._rel(elsewhere / "run") == str(elsewhere / "run")  # outside the repository: kept whole

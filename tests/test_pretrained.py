@@ -350,6 +350,15 @@ def test_ship_another_average_of_a_run(tmp_path):
     for bad in ("../run/generator_ema0.998.safetensors", "generator_ema0.9.safetensors", "train_summary.json"):
         with pytest.raises(ValueError, match="run folder|does not exist"):
             ship(run, "toy-32", run / "metrics.json", dest=dest, file=bad)
+    summary = (run / "train_summary.json").read_text()
+    (run / "train_summary.json").unlink()
+    with pytest.raises(ValueError, match="train_summary.json does not exist"):
+        ship(run, "toy-32", run / "metrics.json", dest=dest, file="generator_ema0.998.safetensors")
+    (run / "train_summary.json").write_text(summary.replace('"step": 50', '"step": 60'))
+    with pytest.raises(ValueError, match="at step 50, .*train_summary.json at step 60: not the run's last export"):
+        ship(run, "toy-32", run / "metrics.json", dest=dest, file="generator_ema0.998.safetensors")
+    (run / "train_summary.json").write_text(summary)
+    assert not dest.exists()  # nothing was copied by any refusal
     (run / "samples_per_class.png").write_bytes(b"the main average's grid")
     ship(run, "toy-32", run / "metrics.json", dest=dest, evidence=tmp_path / "ev",
          file="generator_ema0.998.safetensors")

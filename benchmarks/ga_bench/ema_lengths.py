@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,9 @@ MANIFEST = REPO / "benchmarks" / "results" / "ham10000_cpu64_full" / "manifest.c
 
 
 def _rel(p: Path) -> str:
-    p = Path(p).resolve()
+    """Relative to the repository where it lies under it: symlinks are not followed (a second checkout whose
+    ``runs/`` links to the first one's still records ``runs/...``)."""
+    p = Path(os.path.abspath(p))
     return str(p.relative_to(REPO)) if p.is_relative_to(REPO) else str(p)
 
 

@@ -140,6 +140,8 @@ def ship(run_dir: Path, name: str, metrics_path: Path, *, floor_path: Path | Non
     if judged.get("step", meta.get("step")) != meta.get("step") or wrong_file:
         raise ValueError(f"{metrics_path} evaluates {judged.get('path')} at step {judged.get('step')}, not {gen} "
                          f"(step {meta.get('step')})")
+    if not (run_dir / "train_summary.json").is_file():
+        raise ValueError(f"{run_dir / 'train_summary.json'} does not exist: the card's steps and hours come from it")
     summary = json.loads((run_dir / "train_summary.json").read_text())
     if meta.get("step") != summary.get("step"):
         raise ValueError(f"{gen} is at step {meta.get('step')}, {run_dir / 'train_summary.json'} at step "
