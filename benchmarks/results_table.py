@@ -1,6 +1,6 @@
-"""Regenerate (--write) or check the results tables from committed results.json files: the README's (from
-benchmarks/results/*/results.json) and that of every study folder whose README.md carries the table markers
-(from the folder's own */results.json)."""
+"""Regenerate (--write) or check the results tables from committed results.json files: the README's (the runs
+that matter), docs/benchmark.md's (every benchmarks/results/*/results.json) and that of every study folder whose
+README.md carries the table markers (from the folder's own */results.json)."""
 
 import argparse
 import sys
@@ -14,8 +14,8 @@ if __name__ == "__main__":
     args = p.parse_args()
     root = Path(__file__).resolve().parents[1]
     stale = []
-    for readme, results_dir in table_files(root):
-        ok = update_readme(readme, results_dir, write=args.write)
+    for readme, results_dir, folders in table_files(root):
+        ok = update_readme(readme, results_dir, write=args.write, folders=folders)
         name = readme.relative_to(root)
         print(f"{name}: results table is up to date" if ok else
               (f"{name}: results table rewritten" if args.write else f"{name}: results table is STALE"))

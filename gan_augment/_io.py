@@ -11,7 +11,25 @@ from pathlib import Path
 from typing import IO, Any, Iterator
 
 __all__ = ["atomic_path", "atomic_open", "folder_removed_on_failure", "write_json", "write_text", "sha256_file",
-           "safetensors_metadata"]
+           "safetensors_metadata", "display_path"]
+
+
+def display_path(path: str | os.PathLike | None) -> str | None:
+    """A path as a record or report should show it: relative to the working directory when inside it, ``~/...``
+    under the home folder, else as given - so that result files committed from one machine name no folder of it."""
+    if path is None:
+        return None
+    p = Path(path)
+    if not p.is_absolute():
+        return p.as_posix()
+    cwd, home = Path.cwd().resolve(), Path.home().resolve()
+    for base, prefix in ((cwd, ""), (home, "~/")):
+        try:
+            rel = p.resolve().relative_to(base)
+        except ValueError:
+            continue
+        return prefix + rel.as_posix() if prefix or str(rel) != "." else "."
+    return p.as_posix()
 
 
 @contextlib.contextmanager

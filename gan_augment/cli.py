@@ -204,7 +204,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         write_json(f"{args.out}/metrics.json", result)
         write_text(f"{args.out}/metrics.md", metrics_markdown(result))
     print(metrics_markdown(result))
-    print(f"wrote {args.out}/metrics.json, metrics.md, samples_vs_real.png, nearest_training.png")
+    print(f"wrote {args.out}/metrics.json, metrics.md, samples_vs_real.jpg, nearest_training.jpg")
     return 0
 
 
@@ -233,6 +233,31 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------------------------ pretrained
+def _add_pretrained(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("pretrained", help="list the shipped generators with their licence",
+                       description="The generators shipped with the package (and, --archived, those a clone of the "
+                                   "repository keeps), each with its weights' licence; --card NAME prints its card.")
+    p.add_argument("--archived", action="store_true", help="also list generators no longer in the package")
+    p.add_argument("--card", metavar="NAME", help="print this generator's model card")
+    p.set_defaults(func=_cmd_pretrained)
+
+
+def _cmd_pretrained(args: argparse.Namespace) -> int:
+    from .pretrained import list_pretrained, model_card
+
+    if args.card:
+        print(model_card(args.card))
+        return 0
+    print("The code is MIT-licensed; these weights carry their training data's licence (see each card).")
+    for row in list_pretrained(archived=args.archived, details=True):
+        tags = ", ".join(t for t, on in (("default", row["default"]), ("archived: repository only", row["archived"]),
+                                         ("with discriminator", row["discriminator"])) if on)
+        print(f"pretrained:{row['name']}  {row['resolution']} px, {len(row['classes'] or [])} classes, licence "
+              f"{row['licence']}" + (f"  [{tags}]" if tags else ""))
+    return 0
+
+
 # ------------------------------------------------------------------------------------------------ main
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
@@ -246,6 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_generate(sub)
     _add_evaluate(sub)
     _add_serve(sub)
+    _add_pretrained(sub)
     for extra in _EXTRA_COMMANDS:
         extra(sub)
     return parser

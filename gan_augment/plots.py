@@ -31,12 +31,17 @@ def _plt():
 
 
 def save_figure(fig, path: str | os.PathLike) -> Path:
-    """Lay out, write a matplotlib figure as PNG atomically, and close it."""
+    """Lay out, write a matplotlib figure atomically - JPEG (quality 85) for a ``.jpg`` path, else PNG - and close
+    it. Sample grids go to JPEG: a grid of photographs is ~5x smaller so, and results folders keep many."""
     plt = _plt()
     fig.tight_layout()
     path = Path(path)
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
+    jpeg = path.suffix.lower() in (".jpg", ".jpeg")
+    with atomic_path(path, suffix=path.suffix or ".png") as tmp:
+        if jpeg:
+            fig.savefig(tmp, format="jpeg", dpi=100, pil_kwargs={"quality": 85})
+        else:
+            fig.savefig(tmp, format="png", dpi=100)
     plt.close(fig)
     return path
 

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import torch
 
+from ._io import display_path
+
 __all__ = ["run_metadata", "library_versions", "device_name", "cpu_model", "utc_now"]
 
 _PACKAGES = ("gan-augment", "torch", "torchvision", "timm", "albumentations", "torchmetrics", "piq", "lpips",
@@ -61,6 +63,12 @@ def utc_now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _shown_arg(arg: str) -> str:
+    """A command-line word with any absolute path in it (``/a/b``, ``key=/a/b``) shown by ``display_path``."""
+    key, sep, value = arg.partition("=") if not os.path.isabs(arg) else ("", "", arg)
+    return f"{key}{sep}{display_path(value)}" if os.path.isabs(value) else arg
+
+
 def run_metadata(command: list[str] | None = None, device: str | torch.device | None = None) -> dict:
     """Commit (and whether the tree was dirty), command line, device, versions and UTC date."""
     repo = Path(__file__).resolve().parents[1]
@@ -73,7 +81,7 @@ def run_metadata(command: list[str] | None = None, device: str | torch.device | 
         "commit": commit or "unknown",
         "commit_source": source if commit else None,
         "dirty": bool(dirty) if dirty is not None else None,
-        "command": " ".join(command if command is not None else sys.argv),
+        "command": " ".join(_shown_arg(a) for a in (command if command is not None else sys.argv)),
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "device": device_name(device),
         "versions": library_versions(),

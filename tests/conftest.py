@@ -20,6 +20,8 @@ ISIC9_DIR = SHARED_DATA / "isic9_180"
 
 needs_ham = pytest.mark.skipif(not (HAM_DIR / "HAM10000_metadata.csv").is_file(),
                                reason=f"HAM10000 not found at {HAM_DIR}")
+# the embedded demo set (data/ham10000_demo64/): real HAM10000 images at 64 px on every machine, no skip
+DEMO_DIR = REPO / "data" / "ham10000_demo64"
 needs_isic9 = pytest.mark.skipif(not ISIC9_DIR.is_dir(), reason=f"ISIC-9 not found at {ISIC9_DIR}")
 
 

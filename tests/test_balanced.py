@@ -322,15 +322,18 @@ def test_generator_specs_and_mismatch_errors(tmp_path):
     torch.manual_seed(0)
     u_df = create_generator("resnet", resolution=32, base_channels=4, z_dim=8)
     u_mel = create_generator("resnet", resolution=32, base_channels=4, z_dim=8)
-    per_class = GANBalancedDataset(PILDataset(), {"df": u_df, 1: u_mel}, device="cpu")
+    per_class = GANBalancedDataset(PILDataset(), {"df": u_df, 1: u_mel}, device="cpu", max_synthetic_fraction=0.9)
     assert per_class.class_counts()["df"]["synthetic"] == 45 and per_class.class_counts()["mel"]["synthetic"] == 30
+    # the default dose: at most one synthetic image per real one (the benchmark's gan_light)
+    light = GANBalancedDataset(PILDataset(), {"df": u_df, 1: u_mel}, device="cpu")
+    assert light.class_counts()["df"] == {"real": 5, "synthetic": 5, "target": 50, "bank": 5}
     # a list of files: one unconditional generator per class, named by the file
     u_df.class_names = ["df"]
     f_df = save_generator(u_df, tmp_path / "df.safetensors")
     u_mel.class_names = ["mel"]
     f_mel = save_generator(u_mel, tmp_path / "mel.safetensors")
     listed = GANBalancedDataset(PILDataset(), [str(f_df), str(f_mel)], device="cpu")
-    assert listed.class_counts()["mel"]["synthetic"] == 30
+    assert listed.class_counts()["mel"]["synthetic"] == 20  # capped at its 20 real images (the default dose)
     with pytest.raises(ValueError, match=r"generator classes \['nv', 'bcc', 'df'\] do not match the dataset classes "
                                          r"\['nv', 'mel', 'df'\] \(not in the dataset: \['bcc'\]\)"):
         GANBalancedDataset(PILDataset(), cond_generator(["nv", "bcc", "df"]), device="cpu")

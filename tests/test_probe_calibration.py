@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from ga_bench.probe_calibration import DEGRADATIONS, calibrate, calibration_markdown, generator_rows
+from studies.probe_calibration import DEGRADATIONS, calibrate, calibration_markdown, generator_rows
 from gan_augment.data import Manifest, scan_image_folder
 from gan_augment.metrics.features import FeatureExtractor
 from .conftest import make_image_folder
@@ -95,7 +95,7 @@ def test_the_probe_tells_blurred_real_images_from_real_ones_and_not_real_from_re
 
 def test_main_writes_calibration_json_not_a_benchmark_results_file(tmp_path, monkeypatch):
     """`benchmarks/results/*/results.json` is what the README's results table reads as a benchmark run."""
-    import ga_bench.probe_calibration as pc
+    import studies.probe_calibration as pc
 
     fake = {"manifest_hash": "0" * 64, "classes": ["a"], "n_train_images": 1, "n_val_images": 1,
             "feature_space": "toy", "degradations": {"none": {"description": "as they are", "probe": 0.5,

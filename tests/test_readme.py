@@ -11,8 +11,6 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from ga_bench.results_table import table_files, update_readme
-from gan_augment.generators import save_generator
-from gan_augment.models import create_generator
 
 from .conftest import REPO
 
@@ -32,16 +30,17 @@ def test_two_commands_first_and_ci_runs_the_test_command():
 
 def test_results_tables_come_from_committed_files():
     files = table_files(REPO)
-    assert files[0] == (REPO / "README.md", "benchmarks/results")
-    for readme, results_dir in files:
-        assert update_readme(readme, results_dir, write=False), \
+    assert files[0][:2] == (REPO / "README.md", "benchmarks/results") and files[0][2]
+    assert files[1] == (REPO / "docs" / "benchmark.md", "../benchmarks/results", None)
+    for readme, results_dir, folders in files:
+        assert update_readme(readme, results_dir, write=False, folders=folders), \
             f"{readme} results table is stale: run `python benchmarks/results_table.py --write`"
 
 
 def test_plug_in_snippet_runs(tmp_path, monkeypatch):
     snippet = re.search(r"## Use it in your training code\n\n```python\n(.*?)```", README, re.S).group(1)
 
-    class RealDS(Dataset):  # a user's dataset: raw PIL images + labels
+    class RealDS(Dataset):  # a user's dataset: raw PIL images + labels, at the shipped generator's 64 px
         classes = ["akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"]
         targets = [5] * 20 + [3] * 2 + [0] * 3 + [1] * 3 + [2] * 3 + [4] * 3 + [6] * 2
 
@@ -49,23 +48,23 @@ def test_plug_in_snippet_runs(tmp_path, monkeypatch):
             return len(self.targets)
 
         def __getitem__(self, i):
-            return Image.fromarray(np.full((32, 32, 3), i * 5, np.uint8)), self.targets[i]
+            return Image.fromarray(np.full((64, 64, 3), i * 5, np.uint8)), self.targets[i]
 
     torch.manual_seed(0)
-    G = create_generator("resnet", resolution=32, num_classes=7, base_channels=4, z_dim=8)
-    G.class_names = RealDS.classes
-    gen = save_generator(G, tmp_path / "generator.safetensors")
-    code = snippet.replace('"runs/ham10000_256/generator.safetensors"', repr(str(gen)))
-    code = code.replace("num_workers=4", "num_workers=0")
+    code = snippet.replace("num_workers=4", "num_workers=0")  # the snippet as written, the shipped generator included
     namespace = {"real_ds": RealDS()}
     exec(compile(code, "README.md", "exec"), namespace)
     images, labels = next(iter(namespace["loader"]))
-    assert images.shape == (64, 3, 32, 32) and images.dtype == torch.float32
-    assert len(namespace["train_ds"]) == 20 * 7  # every class brought up to the 20 nevi
+    assert images.shape == (64, 3, 64, 64) and images.dtype == torch.float32
+    ds = namespace["train_ds"]
+    assert len(ds) == 36 + 16  # the default dose: one synthetic image per real one, none for the majority class
+    assert ds.class_counts()["nv"]["synthetic"] == 0 and ds.class_counts()["df"]["synthetic"] == 2
+    counts = np.bincount(labels.numpy(), minlength=7)  # drawn class-balanced: no class dominates the batch
+    assert counts.max() < 0.4 * len(labels)
 
 
 def test_results_table_rows_and_study_tables(tmp_path):
-    from ga_bench.results_table import BEGIN, END, results_table
+    from ga_bench.results_table import BEGIN, END, README_RUNS, results_table
 
     run = tmp_path / "benchmarks" / "results" / "study" / "a"
     run.mkdir(parents=True)
@@ -107,7 +106,10 @@ def test_results_table_rows_and_study_tables(tmp_path):
     assert table[3].startswith("| [a](a/report.md) | quick | full | CPU | 2 | 64 |")
     (tmp_path / "README.md").write_text(f"x\n{BEGIN}\n{END}\n")
     (run.parent / "README.md").write_text(f"# study\n{BEGIN}\nold\n{END}\nmore\n")
-    assert table_files(tmp_path) == [(tmp_path / "README.md", "benchmarks/results"), (run.parent / "README.md", ".")]
+    assert table_files(tmp_path) == [(tmp_path / "README.md", "benchmarks/results", README_RUNS),
+                                     (run.parent / "README.md", ".", None)]
+    assert len(results_table(".", run.parent, folders=("a",)).splitlines()) == 4  # a chosen run only
+    assert len(results_table(".", run.parent, folders=("zzz",)).splitlines()) == 3  # none: the placeholder row
     assert not update_readme(run.parent / "README.md", ".", write=True)
     assert update_readme(run.parent / "README.md", ".", write=False)
     text = (run.parent / "README.md").read_text()

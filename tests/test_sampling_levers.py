@@ -1,4 +1,4 @@
-"""``benchmarks/sampling_levers.py``: a generator drawn other ways (scaled latent, its discriminator's pick),
+"""``benchmarks/studies/sampling_levers.py``: a generator drawn other ways (scaled latent, its discriminator's pick),
 each evaluated like a gan_ab arm, resumable, with a table generated from ``levers.json``."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import json
 import pytest
 import torch
 
-from ga_bench.sampling_levers import levers_markdown, main, parse_lever, run
+from studies.sampling_levers import levers_markdown, main, parse_lever, run
 from gan_augment.data import scan_image_folder, split_scan
 from gan_augment.generators import save_generator
 from gan_augment.models import create_discriminator, create_generator
@@ -59,7 +59,7 @@ def test_levers_are_evaluated_alike_recorded_and_never_redone(tmp_path, monkeypa
     for name in ("plain", "both"):
         ev = res["levers"][name]["evaluations"]["seed0"]
         assert ev["overall"]["fid"] > 0 and 0 <= ev["overall"]["c2st"] <= 1 and set(ev["per_class"]) == {"a", "b"}
-        assert (out / name / "eval_val_seed0" / "samples_vs_real.png").is_file()  # the first seed's grid
+        assert (out / name / "eval_val_seed0" / "samples_vs_real.jpg").is_file()  # the first seed's grid
     metrics = json.loads((runs / "both" / "eval_val_seed0" / "metrics.json").read_text())
     assert metrics["generator"]["sampling"] == [{"method": "latent_scale", "scale": 0.5},
                                                 {"method": "discriminator_top_k", "keep": 0.5}]
@@ -71,7 +71,7 @@ def test_levers_are_evaluated_alike_recorded_and_never_redone(tmp_path, monkeypa
     assert set(res["levers"]["both"]["evaluations"]) == {"seed0"}
     assert (runs / "both" / "eval_val_seed0" / "metrics.json").stat().st_mtime_ns == stamp
     assert (out / "plain" / "eval_val_seed1" / "metrics.json").is_file()
-    assert not (out / "plain" / "eval_val_seed1" / "samples_vs_real.png").exists()
+    assert not (out / "plain" / "eval_val_seed1" / "samples_vs_real.jpg").exists()
     md = (out / "README.md").read_text()
     assert md == levers_markdown(json.loads((out / "levers.json").read_text()))
     assert "| `both` | latent x 0.5, then D's top 50% of draws |" in md and "| lever | a | b |" in md
@@ -86,7 +86,7 @@ def test_levers_are_evaluated_alike_recorded_and_never_redone(tmp_path, monkeypa
 
 
 def test_the_wrappers_the_levers_build():
-    from ga_bench.sampling_levers import build
+    from studies.sampling_levers import build
 
     torch.manual_seed(0)
     g = create_generator("dcgan", resolution=32, num_classes=2, z_dim=8, base_channels=4)

@@ -39,11 +39,15 @@ def parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--preset", choices=sorted(PRESETS), default="full")
     p.add_argument("--out", help="output folder (default runs/balance_isic_<preset>[_fracNNN])")
-    p.add_argument("--data-dir", help="HAM10000 folder with HAM10000_metadata.csv, an ImageFolder, or a MedMNIST "
-                                      ".npz (default: $GAN_AUGMENT_DATA, else ../shared/data/ham10000_200x150)")
+    p.add_argument("--data-dir", help="HAM10000 folder with HAM10000_metadata.csv, an ImageFolder, a MedMNIST .npz, or "
+                                      "demo:ham10000-64 (the embedded demo set; the demo preset's default); default: "
+                                      "$GAN_AUGMENT_DATA, else ../shared/data/ham10000_200x150")
     p.add_argument("--dataset", choices=["auto", "dermamnist"], help="dermamnist: download via the medmnist package")
     p.add_argument("--dermamnist-size", type=int, choices=[28, 64, 128, 224])
     p.add_argument("--split-manifest", help="use this manifest CSV instead of splitting")
+    p.add_argument("--source-split", help="the full split the --split-manifest was cut from (each row checked): a "
+                                          "generator trained on its training split is then accepted with "
+                                          "--generator-from-full-split")
     p.add_argument("--train-fraction", type=float, help="keep this fraction of each class's train images (0.25)")
     p.add_argument("--epochs", type=int)
     p.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",")])

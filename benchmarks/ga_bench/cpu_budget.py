@@ -63,7 +63,7 @@ def pausable(record: dict, tool: str) -> Iterator[None]:
         record.pop("paused", None)
 
 
-RUN_FILES = ("config.yaml", "log.jsonl", "loss_curves.png", "samples_per_class.png", "train_summary.json")
+RUN_FILES = ("config.yaml", "log.jsonl", "loss_curves.png", "samples_per_class.jpg", "train_summary.json")
 
 
 def collect_run(run_dir: Path, dest: Path, evaluations: dict[str, tuple[str, ...]]) -> None:

@@ -51,21 +51,19 @@ training split elsewhere and passed back with ``--generator``.
 
 from __future__ import annotations
 
-import os
-import warnings
 from dataclasses import MISSING, dataclass, field, fields
-from pathlib import Path
 from typing import Any, Sequence
 
-from gan_augment.data import Manifest, build_manifest
-from gan_augment.data.subset import per_class_cap, stratified_subset
+from gan_augment.data import Manifest
 from gan_augment.generators import read_generator_metadata
+from gan_augment.pretrained import DEFAULT_PRETRAINED
 
-__all__ = ["rare_classes_of", "MIN_SEEDS_FOR_VERDICT", "ARMS", "DEFAULT_ARMS", "LIGHT_ARMS", "UNIFORM_DRAW_ARMS",
+from .data_source import DEMO_DATA, DEMO_DATA_DIR, REPO, prepare_manifest
+
+__all__ = ["rare_classes_of", "rare_classes_source", "MIN_SEEDS_FOR_VERDICT", "ARMS", "DEFAULT_ARMS", "LIGHT_ARMS", "UNIFORM_DRAW_ARMS",
            "BASELINES", "GOALS", "GeneratorMismatch", "BenchmarkConfig", "PRESETS", "prepare_manifest",
-           "check_generator", "resolve_generator", "REPO", "ARM_KEYS", "arm_dose", "preset_default"]
+           "check_generator", "resolve_generator", "REPO", "DEMO_DATA", "DEMO_DATA_DIR", "ARM_KEYS", "arm_dose", "preset_default"]
 
-REPO = Path(__file__).resolve().parents[2]  # the repository root (configs/ and ../shared are found from here)
 
 ARMS = ("plain", "aug", "aug_oversample", "aug_weighted", "gan", "gan_weighted", "gan_filtered", "gan_light",
         "gan_rare", "gan_matched", "gan_real_last", "gan_crt", "gan_real_ft", "gan_uniform")
@@ -98,6 +96,9 @@ class BenchmarkConfig:
     dataset: str = "auto"  # auto | dermamnist (medmnist package download)
     dermamnist_size: int = 64
     split_manifest: str | None = None
+    # the full split a --split-manifest was cut from (every row checked to be one of its rows): a generator trained on
+    # its training split is then accepted with --generator-from-full-split, as for a --max-train-images slice
+    source_split: str | None = None
     split_seed: int = 0
     fractions: tuple = (0.7, 0.15, 0.15)
     train_fraction: float = 1.0
@@ -216,47 +217,22 @@ PRESETS: dict[str, dict[str, Any]] = {
     "cpu64": dict(image_size=64, full_epochs=8, slice_epochs=None, seeds=[0, 1, 2], arms=list(DEFAULT_ARMS),
                   batch_size=64, num_workers=2,
                   n_boot=2000, check_per_class=50, check_features="inception", check_max_real_per_class=200,
-                  bank_size=5000, filter_quantile=0.25, generator="pretrained:ham10000-64",
+                  bank_size=5000, filter_quantile=0.25, generator=f"pretrained:{DEFAULT_PRETRAINED}",
                   gan_config="configs/ham10000_64_cpu.yaml"),  # the 25 % regime needs its own generator
     # CPU, minutes: a short version of cpu64 with the shipped generator (no GAN training): a stratified slice, 1
     # seed, the baselines that matter and `gan`; the report opens with the committed cpu64 result. 2 epochs: with
     # 3 it took 9.0 minutes on 2 cores, over the 8 the demo has.
-    "demo": dict(image_size=64, epochs=2, seeds=[0], arms=["aug", "aug_oversample", "aug_weighted", "gan"],
-                 max_train_images=1200, max_eval_per_class=40, batch_size=64, num_workers=2, n_boot=200,
-                 check_per_class=20, check_features="inception", check_max_real_per_class=20, bank_size=1000,
-                 synthetic_test_per_class=20,
-                 filter_quantile=0.25, generator="pretrained:ham10000-64", generator_from_full_split=True,
+    # The data: the embedded demo set (no download, no ../shared), i.e. this slice of the full split.
+    "demo": dict(image_size=64, epochs=2, seeds=[0], arms=["aug", "aug_oversample", "aug_weighted", "gan_light"],
+                 data_dir=DEMO_DATA, max_train_images=1200, max_eval_per_class=40, batch_size=64, num_workers=2,
+                 n_boot=200, check_per_class=20, check_features="inception", check_max_real_per_class=20,
+                 bank_size=1000, synthetic_test_per_class=20,
+                 filter_quantile=0.25, generator=f"pretrained:{DEFAULT_PRETRAINED}", generator_from_full_split=True,
                  reference="benchmarks/results/ham10000_cpu64_full"),
     # GPU: the reference protocol.
     "full": dict(image_size=256, seeds=[0, 1, 2], arms=list(DEFAULT_ARMS), batch_size=64, num_workers=8, n_boot=2000,
                  check_per_class=100, check_features="inception", bank_size=10_000),
 }
-
-
-# ------------------------------------------------------------------------------------------------ data
-def _default_data_dir() -> str | None:
-    env = os.environ.get("GAN_AUGMENT_DATA")
-    if env:
-        return env
-    shared = REPO.parent / "shared" / "data" / "ham10000_200x150"
-    return str(shared) if (shared / "HAM10000_metadata.csv").is_file() else None
-
-
-def _dermamnist_npz(size: int) -> str:
-    try:
-        from medmnist import DermaMNIST
-    except ImportError:
-        raise ValueError("no local data given and the 'medmnist' package is not installed: pass --data-dir "
-                         "(HAM10000 folder with HAM10000_metadata.csv, an ImageFolder, or a MedMNIST .npz), or "
-                         "`pip install gan-augment[medmnist]` to let --dataset dermamnist download DermaMNIST") from None
-    root = Path(os.environ.get("GAN_AUGMENT_CACHE", Path.home() / ".cache" / "gan_augment")) / "medmnist"
-    root.mkdir(parents=True, exist_ok=True)
-    try:
-        ds = DermaMNIST(split="train", download=True, size=size, root=str(root))
-    except Exception as exc:  # network errors vary by platform
-        raise ValueError(f"could not download DermaMNIST ({exc}); offline, point --data-dir at local data: the "
-                         "HAM10000 folder with HAM10000_metadata.csv, an ImageFolder, or a MedMNIST-layout .npz") from None
-    return str(Path(ds.root) / f"dermamnist{'' if size == 28 else f'_{size}'}.npz")
 
 
 def preset_default(preset: str, key: str) -> Any:
@@ -266,65 +242,6 @@ def preset_default(preset: str, key: str) -> Any:
         return PRESETS[preset][key]
     f = next(f for f in fields(BenchmarkConfig) if f.name == key)
     return f.default_factory() if f.default_factory is not MISSING else f.default
-
-
-def prepare_manifest(cfg: BenchmarkConfig, out: Path) -> Manifest:
-    """Split (or read) the data, apply the regime / slice, and write ``out/manifest.csv``."""
-    if cfg.resplit and cfg.drop_leaked:
-        raise ValueError("--resplit and --drop-leaked are two different ways out of a leaking split: pick one")
-    on_leak = "drop" if cfg.drop_leaked else "refuse"
-    if cfg.split_manifest:
-        from gan_augment.data.leaks import resolve_leaks
-
-        manifest, leaks = resolve_leaks(Manifest.read(cfg.split_manifest), on_leak=on_leak, cli=True,
-                                        where=f"--split-manifest {cfg.split_manifest}")
-        manifest.dropped_leaked = leaks
-    else:
-        data_dir = cfg.data_dir or (None if cfg.dataset == "dermamnist" else _default_data_dir())
-        if cfg.dataset == "dermamnist" or data_dir is None:
-            source = {"medmnist": _dermamnist_npz(cfg.dermamnist_size)}
-        elif data_dir.endswith(".npz"):
-            source = {"medmnist": data_dir}
-        elif (Path(data_dir) / "HAM10000_metadata.csv").is_file():
-            source = {"metadata": str(Path(data_dir) / "HAM10000_metadata.csv"), "image_dir": data_dir}
-        elif Path(data_dir).is_dir():
-            source = {"image_folder": data_dir, "group_col": None}
-        else:
-            raise ValueError(f"--data-dir {data_dir}: not a HAM10000 folder, an ImageFolder or a .npz file")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # duplicate handling is reported in the manifest counts
-            manifest, _ = build_manifest(fractions=cfg.fractions, seed=cfg.split_seed, respect_existing=not cfg.resplit,
-                                         on_leak=on_leak, cli=True, **source)
-    train_idx = manifest.indices("train")
-    train_labels = [manifest.labels[i] for i in train_idx]
-    chosen = set(train_idx)
-    if cfg.train_fraction < 1.0 or cfg.max_train_images is not None:
-        sub = stratified_subset(train_labels, fraction=cfg.train_fraction if cfg.train_fraction < 1 else None,
-                                max_images=cfg.max_train_images, seed=cfg.split_seed)
-        chosen = {train_idx[j] for j in sub}
-    rows = []
-    for split in ("val", "test"):
-        idx = manifest.indices(split)
-        rows += [idx[j] for j in per_class_cap([manifest.labels[i] for i in idx], cfg.max_eval_per_class,
-                                               cfg.split_seed)]
-    rows = sorted(set(rows) | chosen)
-    reduced = Manifest(paths=[manifest.paths[i] for i in rows], labels=[manifest.labels[i] for i in rows],
-                       groups=[manifest.groups[i] for i in rows], splits=[manifest.splits[i] for i in rows],
-                       class_names=list(manifest.class_names))
-    path = out / "manifest.csv"
-    if path.is_file():
-        previous = Manifest.read(path)
-        if previous.hash != reduced.hash:
-            raise ValueError(f"{out} holds a benchmark on another split (manifest {previous.short_hash} vs "
-                             f"{reduced.short_hash}); use a new --out")
-    reduced.write(path)
-    for split in ("train", "val", "test"):
-        if split not in reduced.split_names:
-            raise ValueError(f"the split has no {split!r} part; the benchmark needs train, val and test")
-    written = Manifest.read(path)
-    written.dropped_leaked = list(manifest.dropped_leaked)
-    written.source_hash = manifest.hash  # the unsliced split (equal to written.hash when nothing was cut)
-    return written
 
 
 def rare_classes_of(train_labels: Sequence[int], class_names: Sequence[str], *, given: Sequence[str] | None = None,
@@ -345,6 +262,24 @@ def rare_classes_of(train_labels: Sequence[int], class_names: Sequence[str], *, 
     largest = max(counts.values())
     rare = [names[c] for c, n in counts.items() if n < share * largest]
     return rare or [names[min(counts, key=lambda c: counts[c])]]
+
+
+def rare_classes_source(train_labels: Sequence[int], class_names: Sequence[str], *, given: Sequence[str] | None = None,
+                        share: float = 0.05) -> str:
+    """How :func:`rare_classes_of` chose, in words for the report: given, derived below the share, or - when no class
+    is below it - the smallest class as a fallback (with its share of the largest)."""
+    if given is not None:
+        return "given (--rare-classes)"
+    counts = [0] * len(class_names)
+    for y in train_labels:
+        counts[int(y)] += 1
+    largest = max(counts)
+    if any(n < share * largest for n in counts):
+        return f"derived: training count below {share:.0%} of the largest class's"
+    smallest = min(range(len(counts)), key=lambda c: counts[c])
+    return (f"no class has fewer than {share:.0%} of the largest class's training images, so the smallest class "
+            f"stands in ({class_names[smallest]}: {counts[smallest] / largest:.0%} of the largest); --rare-classes "
+            "names others")
 
 
 def resolve_generator(spec: str | None) -> str | None:

@@ -238,7 +238,7 @@ def report_markdown(results: dict) -> str:
             lines += ["", "Real-trained classifier (`aug`, seed 0) accuracy per class:", "",
                       "| class | on synthetic | on real validation |", "|---|---:|---:|"]
             lines += [f"| {c} | {v:.2f} | {real.get(c, float('nan')):.2f} |" for c, v in cas["per_class"].items()]
-        lines += ["", "Grids: `generator_check/samples_vs_real.png`; full metrics: `generator_check/metrics.md`.", ""]
+        lines += ["", "Grids: `generator_check/samples_vs_real.jpg`; full metrics: `generator_check/metrics.md`.", ""]
     lines += ["## Test results (mean ± std over seeds, %)", "",
               "| arm | seeds | balanced accuracy | macro-F1 | macro-AUROC | accuracy | rare-class recall (" +
               ", ".join(results.get("rare_classes") or cfg["rare_classes"] or []) + ") |",

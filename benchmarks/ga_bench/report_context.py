@@ -11,6 +11,7 @@ from typing import Sequence
 import numpy as np
 
 from .protocol import REPO
+from .fmt import ci_pp as _ci
 
 
 def _pm(values: Sequence[float], pct: bool = True) -> str:
@@ -19,10 +20,6 @@ def _pm(values: Sequence[float], pct: bool = True) -> str:
         return "-"
     scale = 100 if pct else 1
     return f"{v.mean() * scale:.1f} ± {v.std(ddof=1) * scale:.1f}" if len(v) > 1 else f"{v.mean() * scale:.1f}"
-
-
-def _ci(d: dict) -> str:
-    return f"{d['mean'] * 100:+.1f} [{d['ci_low'] * 100:+.1f}, {d['ci_high'] * 100:+.1f}]"
 
 
 # Published figures on the same images at 64 px, for scale: DermaMNIST (HAM10000 resized) in MedMNIST+, Doerrich et

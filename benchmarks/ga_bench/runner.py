@@ -23,7 +23,7 @@ from gan_augment.provenance import device_name, run_metadata, utc_now
 from .arms import ArmData
 from .judge import JUDGE, check_judge, judge_path, restore_judge
 from .protocol import (ARMS, BASELINES, PROTOCOL_KEYS, REPO, BenchmarkConfig, arm_dose, check_generator,
-                       prepare_manifest, rare_classes_of, resolve_generator)
+                       prepare_manifest, rare_classes_of, rare_classes_source, resolve_generator)
 from .retrain import SECOND_STAGE, two_stage
 from .report import aggregate, compare, plots, reference_summary, report_markdown
 from .runs_status import run_commits
@@ -280,8 +280,8 @@ def run_benchmark(cfg: BenchmarkConfig, command: list[str] | None = None) -> dic
                  "counts_table": manifest.counts_table(), "train_total": len(runner.train_real)},
         "arms": arms,
         "rare_classes": rare_names,
-        "rare_classes_source": "given (--rare-classes)" if cfg.rare_classes is not None else
-                               f"derived: training count below {cfg.rare_share:.0%} of the largest class's",
+        "rare_classes_source": rare_classes_source(runner.train_real.targets, runner.class_names,
+                                                   given=cfg.rare_classes, share=cfg.rare_share),
         "comparison": compare(arms, runner.folder, runner.test_labels, rare, "full" if regime == "full" else "frac",
                                cfg.n_boot),
     }

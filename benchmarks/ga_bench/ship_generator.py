@@ -23,6 +23,7 @@ from gan_augment.pretrained import PRETRAINED_DIR, file_sha256
 from gan_augment.training.warm_start import read_discriminator
 
 from .protocol import REPO
+from .fmt import num as _f
 
 __all__ = ["ship", "model_card_markdown", "MAX_BYTES"]
 
@@ -30,13 +31,9 @@ MAX_BYTES = 10 * 2**20  # keep the repository and the wheel small
 MAIN_FILE = "generator.safetensors"
 
 
-def _f(v: Any, fmt: str = ".1f") -> str:
-    return "-" if v is None else format(v, fmt)
-
-
 # what the card points to, copied from the run and the evaluation into the repository's results folder
-EVIDENCE_FROM_RUN = ("samples_per_class.png", "loss_curves.png", "train_summary.json")
-EVIDENCE_FROM_EVAL = ("metrics.json", "metrics.md", "samples_vs_real.png", "nearest_training.png")
+EVIDENCE_FROM_RUN = ("samples_per_class.jpg", "loss_curves.png", "train_summary.json")
+EVIDENCE_FROM_EVAL = ("metrics.json", "metrics.md", "samples_vs_real.jpg", "nearest_training.jpg")
 
 
 def _started_from(meta: dict) -> list[str]:
@@ -108,8 +105,8 @@ def model_card_markdown(name: str, meta: dict, summary: dict, metrics: dict, flo
                   + ", ".join(f"{c} {100 * v:.0f} / {_f(100 * real[c] if c in real else None, '.0f')} %"
                               for c, v in cf["generated"].items()) + ".", ""]
     if evidence:
-        lines += [f"Per-class sample grid (`samples_per_class.png`: 10 per class, one row per class), generated vs "
-                  f"real (`samples_vs_real.png`), nearest training images (`nearest_training.png`), loss curves and "
+        lines += [f"Per-class sample grid (`samples_per_class.jpg`: 10 per class, one row per class), generated vs "
+                  f"real (`samples_vs_real.jpg`), nearest training images (`nearest_training.jpg`), loss curves and "
                   f"the full metrics: `{evidence}/` in the source repository.", ""]
     return "\n".join(lines)
 
@@ -162,7 +159,7 @@ def ship(run_dir: Path, name: str, metrics_path: Path, *, floor_path: Path | Non
                 if (folder / n).is_file():
                     shutil.copyfile(folder / n, evidence / n)
         if gen.name != MAIN_FILE:  # the run's grid shows its main average: draw this file's own in its place
-            _class_grid(gen, evidence / "samples_per_class.png")
+            _class_grid(gen, evidence / "samples_per_class.jpg")
         try:
             shown = evidence.resolve().relative_to(REPO).as_posix()
         except ValueError:

@@ -18,7 +18,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
@@ -46,6 +45,7 @@ from gan_augment.provenance import run_metadata
 from classifier import FitConfig, build_transform, create_classifier, fit
 
 from .arms import WithTransform
+from .data_source import default_data_dir
 
 __all__ = ["run_speed_benchmark", "main", "SETTINGS"]
 
@@ -66,10 +66,6 @@ SETTINGS = {
 }
 GAN_RECIPES = {"resnet": "configs/ham10000_256.yaml", "fastgan_projected": "configs/ham10000_fastgan_256.yaml",
                "dcgan": "configs/medimagegan_sngan_256.yaml"}
-
-
-def _default_data_dir() -> Path:
-    return Path(os.environ.get("GAN_AUGMENT_DATA", REPO.parent / "shared" / "data" / "ham10000_200x150"))
 
 
 def _manifest(data_dir: Path, work: Path) -> Path:
@@ -341,8 +337,10 @@ def markdown(r: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data-dir", type=Path, default=_default_data_dir(),
-                   help="HAM10000 folder or ImageFolder tree (default: $GAN_AUGMENT_DATA or ../shared/data)")
+    default = default_data_dir()  # the benchmark's own default, one definition (data_source.py)
+    p.add_argument("--data-dir", type=Path, default=Path(default) if default else None,
+                   help="HAM10000 folder or ImageFolder tree (default: $GAN_AUGMENT_DATA, else "
+                        "../shared/data/ham10000_200x150)")
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/speed/cpu_quick"))
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--quick", action="store_true", help="CPU-sized settings (a few minutes on 2 cores)")
@@ -354,6 +352,10 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [x for x in parts if x not in ("gan", "sampling", "classifier", "features", "compile")]
     if unknown:
         print(f"speed: unknown parts {unknown}", file=sys.stderr)
+        return 2
+    if args.data_dir is None:
+        print("speed: no data given: pass --data-dir (a HAM10000 folder or an ImageFolder tree) or set "
+              "$GAN_AUGMENT_DATA", file=sys.stderr)
         return 2
     try:
         command = ["python", "benchmarks/speed.py", *(argv if argv is not None else sys.argv[1:])]

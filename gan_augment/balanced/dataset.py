@@ -25,11 +25,13 @@ GIVE_UP_ROUNDS = 5
 def _load(generator: Any, device: torch.device) -> GeneratorBase:
     if isinstance(generator, (str, os.PathLike)):
         from ..generators import load_generator
+        from ..pretrained import resolve_spec
 
-        return load_generator(generator, device=device)
+        return load_generator(resolve_spec(str(generator)), device=device)
     if isinstance(generator, GeneratorBase):
         return generator.to(device).eval()
-    raise ValueError(f"a generator must be a file path or a gan-augment generator module, got {type(generator)}")
+    raise ValueError("a generator must be a file path, 'pretrained:NAME' or a gan-augment generator module (a loaded "
+                     f"generator), got {type(generator)}")
 
 
 class GANBalancedDataset(Dataset):
@@ -41,11 +43,17 @@ class GANBalancedDataset(Dataset):
 
     Args:
         real_ds: any map-style dataset of ``(image, label)`` returning raw images (no normalisation).
-        generators: one class-conditional generator (file or module), a dict ``{class: generator}`` of
-            per-class generators, or a list of generator files. Their class names must be dataset classes.
+        generators: one class-conditional generator (a file, ``"pretrained:NAME"`` for a generator shipped with
+            the package, or a loaded generator), a dict ``{class: generator}`` of per-class generators, or a list
+            of generator files. Their class names must be dataset classes.
         strategy: target counts, imbalanced-learn style (see module docstring).
-        max_synthetic_fraction: cap on synthetic / (real + synthetic) per class (0.9 = at most 9 synthetic
-            per real image; classification gains saturate around 10:1, Sagers et al. 2023). ``None`` = no cap.
+        max_synthetic_fraction: cap on synthetic / (real + synthetic) per class. The default, 0.5 (at most one
+            synthetic image per real one), is the least harmful dose measured: the benchmark's ``gan_light`` arm,
+            drawn class-balanced with :class:`MinorityOversampler`, on HAM10000 at 64 px (3 seeds,
+            ``benchmarks/results/ham10000_cpu64_full``) scored -1.4 pp [-5.0, +2.0] balanced accuracy against
+            oversampling real images, where filling every class to the majority with up to 90 % synthetic images
+            (``max_synthetic_fraction=0.9``, the ``gan`` arm) scored -13.9 pp [-18.9, -9.5]. No dose measured so far
+            beats oversampling; ``docs/benchmark.md`` has the table. ``None`` = no cap.
         labels: the real labels, if the dataset cannot tell them (see :func:`resolve_labels`).
         classes: class names, if the dataset has no ``classes`` attribute.
         transform / synthetic_transform: applied to every item / to synthetic items only.
@@ -86,7 +94,7 @@ class GANBalancedDataset(Dataset):
         generators: Any,
         *,
         strategy: Strategy = "not majority",
-        max_synthetic_fraction: float | None = 0.9,
+        max_synthetic_fraction: float | None = 0.5,
         labels: Sequence[int] | None = None,
         classes: Sequence[str] | None = None,
         transform: Callable | None = None,

@@ -104,13 +104,27 @@ class Manifest:
         """SHA-256 of the content, independent of where the data and the CSV live."""
         if not self.paths:
             return hashlib.sha256(b"").hexdigest()
-        common = os.path.commonpath([os.path.dirname(os.path.abspath(p)) for p in self.paths])
-        lines = sorted(f"{os.path.relpath(os.path.abspath(p), common)}\t{lab}\t{g}\t{s}\n"
-                       for p, lab, g, s in zip(self.paths, self.labels, self.groups, self.splits))
         h = hashlib.sha256()
-        for line in lines:
-            h.update(line.replace(os.sep, "/").encode("utf-8"))
+        for line in sorted(self._row_lines()):
+            h.update(line.encode("utf-8"))
         return h.hexdigest()
+
+    def _row_lines(self) -> list[str]:
+        """One line per row - path relative to the rows' common folder, label, group, split - as the hash sees it."""
+        common = os.path.commonpath([os.path.dirname(os.path.abspath(p)) for p in self.paths])
+        return [f"{os.path.relpath(os.path.abspath(p), common)}\t{lab}\t{g}\t{s}\n".replace(os.sep, "/")
+                for p, lab, g, s in zip(self.paths, self.labels, self.groups, self.splits)]
+
+    def check_subset_of(self, source: "Manifest", *, where: str = "the manifest") -> None:
+        """Raise ``ValueError`` naming the rows of this manifest that are not rows of ``source`` (same path under
+        the common folder, label, group and split): a slice cut from ``source`` keeps every image in its split."""
+        if not self.paths:
+            return
+        known = set(source._row_lines())
+        stray = [line.strip().replace("\t", ", ") for line in self._row_lines() if line not in known]
+        if stray:
+            raise ValueError(f"{where}: {len(stray)} of its {len(self)} rows are not rows of the split it names as "
+                             f"its source ({source.location or 'source manifest'}), e.g. {stray[:3]}")
 
     @property
     def short_hash(self) -> str:

@@ -13,7 +13,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from .._io import write_json, write_text
+from .._io import display_path, write_json, write_text
 from ..data import Manifest, ManifestDataset
 from ..data.subset import per_class_cap
 from ..generators import load_generator
@@ -119,7 +119,7 @@ def evaluate_generator(
     """Sample ``per_class`` images per class and compare them with the manifest's ``split`` (held out) and its
     ``train`` split (memorisation, nearest-real pairs). ``generator`` is a generator file or a loaded generator
     (e.g. one of ``gan_augment.sampling``'s, which draw from a file's generator another way). Writes
-    ``metrics.json``, ``metrics.md``, ``samples_vs_real.png`` and ``nearest_training.png`` under ``out``; returns
+    ``metrics.json``, ``metrics.md``, ``samples_vs_real.jpg`` and ``nearest_training.jpg`` under ``out``; returns
     the metrics dict."""
     out = Path(out)  # created only once every metric is computed: a refused or failed run leaves nothing there
     cache = Path(cache_dir) if cache_dir is not None else None
@@ -162,11 +162,11 @@ def evaluate_generator(
 
     result: dict[str, Any] = {
         "meta": run_metadata(device=device),
-        "generator": {"path": name, "arch": meta.get("arch"),
+        "generator": {"path": display_path(name) if os.path.isabs(str(name)) else name, "arch": meta.get("arch"),
                       "step": meta.get("step"), "resolution": G.resolution, "manifest_hash": meta.get("manifest_hash"),
                       "trained_on_this_manifest": manifest_match,
                       **({"sampling": meta["sampling"]} if meta.get("sampling") else {})},
-        "data": {"manifest": str(manifest.location), "manifest_hash": manifest.hash, "heldout_split": split,
+        "data": {"manifest": display_path(manifest.location), "manifest_hash": manifest.hash, "heldout_split": split,
                  "classes": class_names, "per_class_generated": per_class,
                  "heldout_per_class": {class_names[c]: int((held.labels == c).sum()) for c in range(len(class_names))},
                  "train_per_class": {class_names[c]: int((train.labels == c).sum()) for c in range(len(class_names))}},
@@ -234,8 +234,8 @@ def evaluate_generator(
     out.mkdir(parents=True, exist_ok=True)
     if first_feats is not None:
         _nn_panel(fake, train.images, [pairs["train"][i] for i in order], order, [pairs["distance"][i] for i in order],
-                  out / "nearest_training.png")
-    _grids(fake, fake_labels, held, class_names, out / "samples_vs_real.png")
+                  out / "nearest_training.jpg")
+    _grids(fake, fake_labels, held, class_names, out / "samples_vs_real.jpg")
     write_json(out / "metrics.json", result)
     write_text(out / "metrics.md", metrics_markdown(result))
     return result
@@ -377,6 +377,6 @@ def metrics_markdown(r: dict[str, Any]) -> str:
             lines.append(f"| {cname} | {m['median_nn_distance_generated']:.3g} | {m['median_nn_distance_heldout']:.3g} "
                          f"| {m['p_value']:.3g} | {m['fraction_below_heldout_p1']:.3f} | "
                          f"{'**yes**' if m['flagged'] else 'no'} |")
-    lines += ["", "Images: `samples_vs_real.png` (generated next to held-out real, per class), "
-                  "`nearest_training.png` (closest generated / training pairs).", ""]
+    lines += ["", "Images: `samples_vs_real.jpg` (generated next to held-out real, per class), "
+                  "`nearest_training.jpg` (closest generated / training pairs).", ""]
     return "\n".join(lines)

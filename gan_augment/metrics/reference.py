@@ -19,6 +19,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from .._io import display_path
 from ..weights import torchvision_cache_file
 
 __all__ = ["reference_metrics", "load_lpips", "LPIPSUnavailable", "nearest_indices", "REFERENCE_METRICS"]
@@ -48,7 +49,8 @@ def load_lpips(net: str = "alex", *, backbone_weights: str | os.PathLike | None 
         raise ValueError(f"LPIPS net must be 'alex', 'vgg' or 'squeeze', got {net!r}")
     path = Path(backbone_weights) if backbone_weights is not None else torchvision_cache_file(_backbone_weights_enum(net))
     if not path.is_file():
-        raise LPIPSUnavailable(f"unavailable: backbone weights not found ({path}); put torchvision's ImageNet {net} "
+        raise LPIPSUnavailable(f"unavailable: backbone weights not found ({display_path(path)}); put torchvision's "
+                               f"ImageNet {net} "
                                "weights there or pass backbone_weights=PATH")
     import warnings
 
@@ -65,7 +67,7 @@ def load_lpips(net: str = "alex", *, backbone_weights: str | os.PathLike | None 
     for key in own:  # lpips keys look like "slice2.3.weight" for torchvision's "features.3.weight"
         _, idx, param = key.split(".", 2)
         if f"{idx}.{param}" not in features:
-            raise LPIPSUnavailable(f"unavailable: {path} does not hold a torchvision {net} backbone (no features.{idx})")
+            raise LPIPSUnavailable(f"unavailable: {display_path(path)} does not hold a torchvision {net} backbone (no features.{idx})")
         mapped[key] = features[f"{idx}.{param}"]
     model.net.load_state_dict(mapped, strict=True)
     return model.to(device).eval()

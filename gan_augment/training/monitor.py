@@ -161,7 +161,7 @@ class MonitorMixin:
             images = self.sample_grid_images()
             k = self.cfg.train.samples_per_class
             rows = [images[i * k:(i + 1) * k] for i in range(self.num_classes)]
-            save_class_grid(rows, self.class_names, self.out / "samples_per_class.png",
+            save_class_grid(rows, self.class_names, self.out / "samples_per_class.jpg",
                             title=f"EMA generator samples at step {self.step} (fixed latents)")
 
     def read_log(self) -> list[dict[str, Any]]:
