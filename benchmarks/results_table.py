@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+import studies.arms  # noqa: F401  (registers the studies' arms, which committed folders ran)
 from ga_bench.results_table import table_files, update_readme
 
 if __name__ == "__main__":

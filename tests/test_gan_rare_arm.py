@@ -8,7 +8,7 @@ import json
 import pytest
 import torch
 
-from ga_bench.balance_isic import main as bench_main
+from studies.balance_arms import main as bench_main  # the benchmark with the studies' arms
 from ga_bench.protocol import DEFAULT_ARMS
 from gan_augment.data import Manifest
 from gan_augment.generators import save_generator

@@ -77,6 +77,25 @@ def test_no_data_is_a_clear_error_not_a_download(tmp_path, monkeypatch):
         prepare_manifest(BenchmarkConfig(out=str(tmp_path)), tmp_path)
 
 
+# ------------------------------------------------------------------------------------------------ arms
+def test_the_product_benchmark_offers_its_arms_the_studies_add_theirs(tmp_path, monkeypatch, capsys):
+    import ga_bench.protocol as protocol
+    import studies.arms as study_arms
+    from ga_bench.balance_isic import main as bench_main
+
+    assert protocol.ARMS == ("plain", "aug", "aug_oversample", "aug_weighted", "gan", "gan_weighted", "gan_filtered",
+                             "gan_light") == protocol.DEFAULT_ARMS
+    assert {a.name for a in study_arms.STUDY_ARMS} == {"gan_rare", "gan_matched", "gan_real_last", "gan_crt",
+                                                        "gan_real_ft", "gan_uniform"}
+    assert all(protocol.ARM_SPECS[a.name].origin == "studies.arms" for a in study_arms.STUDY_ARMS)
+    for name in [a.name for a in study_arms.STUDY_ARMS]:  # a process that never imported the studies
+        monkeypatch.delitem(protocol.ARM_SPECS, name)
+    assert bench_main(["--preset", "quick", "--out", str(tmp_path), "--arms", "aug,gan_rare"]) == 2
+    assert "run through benchmarks/studies/balance_arms.py" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="already registered by ga_bench"):
+        protocol.register_arm(protocol.ArmSpec("gan_light"))
+
+
 # ------------------------------------------------------------------------------------------------ rare classes
 def test_rare_class_wording_says_which_rule_chose():
     labels = [0] * 100 + [1] * 58 + [2] * 70 + [3] * 90

@@ -11,7 +11,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from classifier import FitConfig, fit
-from ga_bench.balance_isic import main as bench_main
+from studies.balance_arms import main as bench_main  # the benchmark with the studies' arms
 from ga_bench.protocol import DEFAULT_ARMS
 from gan_augment.weights import lite0_weights_path
 

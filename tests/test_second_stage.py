@@ -12,9 +12,9 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from classifier import FitConfig, FitResult, fit
-from ga_bench.balance_isic import main as bench_main
+from studies.balance_arms import main as bench_main  # the benchmark with the studies' arms
 from ga_bench.protocol import DEFAULT_ARMS
-from ga_bench.retrain import load_stage1, save_stage1, stage1_path
+from studies.retrain import load_stage1, save_stage1, stage1_path
 from gan_augment.weights import lite0_weights_path
 
 from .test_baselines_from import _args

@@ -9,7 +9,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, RandomSampler
 
 from classifier import CLASSIFIERS, build_transform, normalisation, predict
-from gan_augment import GANBalancedDataset, MinorityOversampler, synthetic_share
+from gan_augment import GANBalancedDataset, MinorityOversampler
 from gan_augment import distributed as gdist
 from gan_augment.classifier_file import load_classifier
 from gan_augment.data import Manifest, ManifestDataset
@@ -17,7 +17,7 @@ from gan_augment.data.decode import resolve_channels
 from gan_augment.data.transforms import apply_transform
 from gan_augment.pretrained import file_sha256
 
-from .protocol import LIGHT_ARMS, UNIFORM_DRAW_ARMS, BenchmarkConfig, rare_classes_of
+from .protocol import BenchmarkConfig, arm_spec
 
 __all__ = ["WithTransform", "ArmData", "relative_thresholds"]
 
@@ -149,17 +149,12 @@ class ArmData:
             info["targets"] = {self.class_names[c]: t for c, t in sampler.targets.items()}
             return self.loader(WithTransform(self.train_real, tf), sampler=sampler, drop_last=True), None, info
         # GAN arms
-        cap = cfg.light_synthetic_fraction if arm in LIGHT_ARMS else cfg.max_synthetic_fraction
+        spec = arm_spec(arm)
+        cap = cfg.light_synthetic_fraction if spec.light else cfg.max_synthetic_fraction
         strategy, bank_size = cfg.strategy, cfg.bank_size
-        if arm == "gan_matched":  # the same synthetic share in every class, the largest included
-            strategy = synthetic_share(cap)
-            # every synthetic image in the bank, so the rare classes get gan_light's images (same seed, same counts)
-            bank_size = max(bank_size, sum(strategy(self.train_real.targets).values()) - len(self.train_real))
-        if arm == "gan_rare":  # synthetic images for the rare classes only, up to the largest class's count
-            rare = rare_classes_of(self.train_real.targets, self.class_names, given=cfg.rare_classes,
-                                   share=cfg.rare_share)
-            strategy = {c: int(np.bincount(self.train_real.targets).max()) for c in rare}
-            info["synthetic_classes"] = rare
+        if spec.strategy is not None:  # a study arm's own target counts (benchmarks/studies/arms.py)
+            strategy, bank_size, more = spec.strategy(self, cap, strategy, bank_size)
+            info.update(more)
         balanced = GANBalancedDataset(self.train_real, self.generator, strategy=strategy,
                                       max_synthetic_fraction=cap, transform=tf,
                                       bank_size=bank_size, device=self.device, seed=seed,
@@ -168,7 +163,7 @@ class ArmData:
         if balanced.filter_stats:
             info["filter_acceptance"] = {c: s["accepted"] / max(s["drawn"], 1) for c, s in balanced.filter_stats.items()}
             info["filter_thresholds"] = {self.class_names[c]: t for c, t in self.thresholds.items()}
-        if arm in UNIFORM_DRAW_ARMS:  # uniform draws (gan_weighted: the loss weights make up for
+        if spec.uniform:  # uniform draws (gan_weighted: the loss weights make up for
             # what the cap left unbalanced)
             sampler = RandomSampler(balanced, replacement=False, num_samples=n_real,
                                     generator=torch.Generator().manual_seed(seed))

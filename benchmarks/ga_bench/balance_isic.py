@@ -14,7 +14,7 @@ from typing import Any
 
 from gan_augment import distributed as gdist
 
-from .protocol import ARMS, PRESETS, BenchmarkConfig, GeneratorMismatch
+from .protocol import PRESETS, BenchmarkConfig, GeneratorMismatch, known_arms
 from .report import report_markdown
 from .runner import run_benchmark
 
@@ -51,7 +51,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--train-fraction", type=float, help="keep this fraction of each class's train images (0.25)")
     p.add_argument("--epochs", type=int)
     p.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",")])
-    p.add_argument("--arms", type=lambda s: [x.strip() for x in s.split(",")], help=f"subset of {','.join(ARMS)}")
+    p.add_argument("--arms", type=lambda s: [x.strip() for x in s.split(",")], help=f"subset of {','.join(known_arms())}")
     p.add_argument("--image-size", type=int)
     p.add_argument("--channels", type=lambda v: v if v == "auto" else int(v), choices=[1, 3, "auto"],
                    help="1 (grey scans: the classifier's stem is adapted, no fake RGB), 3, or auto (1 when every "
@@ -127,11 +127,12 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, script: str = "benchmarks/balance_isic.py") -> int:
+    """The command line; ``script`` is the name the records give the command (the studies' entry point differs)."""
     args = parser().parse_args(argv)
     cfg = build_config(args)
     try:
-        results = run_benchmark(cfg, command=["python", "benchmarks/balance_isic.py", *(argv or [])])
+        results = run_benchmark(cfg, command=["python", script, *(argv or [])])
     except (GeneratorMismatch, ValueError, TimeoutError) as exc:
         print(f"balance_isic: {exc}", file=sys.stderr)
         return 2

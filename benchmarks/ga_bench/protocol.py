@@ -15,29 +15,11 @@ real training split, whatever the arm samples from). Arms:
   training split, selected on validation) assigns to their class with probability >= a threshold;
 - ``gan_light``: ``gan`` with a lighter dose, at most ``light_synthetic_fraction`` of each class synthetic
   (0.5: one synthetic image per real one), so real images keep most of each rare class's weight;
-- ``gan_rare`` (not in the presets): ``gan_light`` for the rare classes only (``rare_classes``, the ones the
-  goal's rare-class recall is about); every other class is oversampled from its real images, as in
-  ``aug_oversample``. Defined after ``gan_light``'s per-class results at 64 px (gains on akiec and vasc, losses
-  on bcc, bkl and mel, where half the class's draws went to synthetic images), so its runs test that dose.
-- ``gan_matched`` (not in the presets): ``gan_light``'s share of synthetic images (``light_synthetic_fraction``)
-  in *every* class, the largest included. ``gan_light`` gives the largest class no synthetic image, so "looks
-  generated" (which a linear probe tells 79-96 % of the time) also means "not the largest class", a shortcut a
-  classifier can learn; here it says nothing about the class. The rare classes get the same synthetic images as in
-  ``gan_light`` (same seed; its bank is raised to hold every synthetic image, so whenever ``gan_light``'s holds all
-  of its own - cpu64: 2,318 in 5,000 - the two arms differ only by the largest class's synthetic half). At cpu64
-  with ``ham10000-64-lite128`` it removed the shortcut (small there) and was no better than ``gan_light``.
-- ``gan_real_last`` (not in the presets): ``gan_light`` for all but the last ``real_last_epochs`` epochs (2), which
-  draw real images only, as ``aug_oversample`` does (one optimiser and schedule throughout, so the last epochs
-  fine-tune at the low learning rates the schedule has reached). Its first epochs are ``gan_light``'s run. Defined
-  after the synthetic test showed GAN-trained classifiers learning the generated images as look-alikes of their
-  own, better than the real images they stand in for: does a real-only ending put the boundaries back?
-- ``gan_crt`` and ``gan_real_ft`` (not in the presets): ``gan_light``'s run, then a second stage of
-  ``retrain_epochs`` (2) on real images drawn as ``aug_oversample`` draws them, from a fresh learning rate: the head
-  alone, re-initialised, on frozen features (classifier re-training, Kang et al., ICLR 2020; ``crt_lr``), or every
-  layer (``real_ft_lr``). Defined after ``gan_real_last``'s ending at the schedule's low tail did not undo what the
-  generated images taught (see ``retrain.py``).
-- ``gan_uniform`` (not in the presets; kept to document it): ``gan`` drawn uniformly from the set - the
-  first definition of ``gan``, which under-draws the classes where the cap binds.
+
+Research studies add arms of their own (one idea each: a dose for the rare classes only, the same share in every
+class, a real-only ending, a second stage on real images, ...) through :func:`register_arm`; they live in
+``benchmarks/studies/arms.py`` and run through ``benchmarks/studies/balance_arms.py``, never through the product's
+``balance_isic.py``.
 
 The best baseline is the best of the four non-GAN arms by mean test balanced accuracy. Differences come with a
 95 % paired bootstrap CI over test images and seeds. Before the GAN arms run, the generator is checked:
@@ -52,7 +34,7 @@ training split elsewhere and passed back with ``--generator``.
 from __future__ import annotations
 
 from dataclasses import MISSING, dataclass, field, fields
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from gan_augment.data import Manifest
 from gan_augment.generators import read_generator_metadata
@@ -60,19 +42,70 @@ from gan_augment.pretrained import DEFAULT_PRETRAINED
 
 from .data_source import DEMO_DATA, DEMO_DATA_DIR, REPO, prepare_manifest
 
-__all__ = ["rare_classes_of", "rare_classes_source", "MIN_SEEDS_FOR_VERDICT", "ARMS", "DEFAULT_ARMS", "LIGHT_ARMS", "UNIFORM_DRAW_ARMS",
+__all__ = ["rare_classes_of", "rare_classes_source", "MIN_SEEDS_FOR_VERDICT", "ARMS", "DEFAULT_ARMS", "ArmSpec",
+           "ARM_SPECS", "register_arm", "known_arms", "arm_spec", "is_light", "is_uniform",
            "BASELINES", "GOALS", "GeneratorMismatch", "BenchmarkConfig", "PRESETS", "prepare_manifest",
            "check_generator", "resolve_generator", "REPO", "DEMO_DATA", "DEMO_DATA_DIR", "ARM_KEYS", "arm_dose", "preset_default"]
 
 
-ARMS = ("plain", "aug", "aug_oversample", "aug_weighted", "gan", "gan_weighted", "gan_filtered", "gan_light",
-        "gan_rare", "gan_matched", "gan_real_last", "gan_crt", "gan_real_ft", "gan_uniform")
-# the full protocol's arms: the others test one idea each, asked for by name
-DEFAULT_ARMS = tuple(a for a in ARMS if a not in ("gan_rare", "gan_matched", "gan_real_last", "gan_crt", "gan_real_ft",
-                                                  "gan_uniform"))
-# capped at light_synthetic_fraction
-LIGHT_ARMS = ("gan_light", "gan_rare", "gan_matched", "gan_real_last", "gan_crt", "gan_real_ft")
-UNIFORM_DRAW_ARMS = ("gan_weighted", "gan_uniform")  # GAN arms drawn uniformly; the others class-balanced
+@dataclass(frozen=True)
+class ArmSpec:
+    """What makes an arm: how its training set is drawn and, for arms that train differently, the hooks that say how.
+
+    ``strategy(arm_data, cap, strategy, bank_size) -> (strategy, bank_size, info)`` replaces the GAN arms' target
+    counts; ``loaders(runner, arm, seed) -> (loader, class weights, info, final loader, final epochs)`` and
+    ``fit(runner, arm, seed, model, loader, fit_config, info, final_loader) -> (model, fit result)`` replace how the
+    run is trained; ``dose(cfg) -> {record key: (value, option)}`` adds the settings that make its runs one arm
+    (checked on resume); ``validate(cfg, epochs)`` refuses settings it cannot run with."""
+
+    name: str
+    light: bool = False  # capped at light_synthetic_fraction (else max_synthetic_fraction)
+    uniform: bool = False  # drawn uniformly from the set (else class-balanced, as aug_oversample)
+    strategy: Callable | None = None
+    loaders: Callable | None = None
+    fit: Callable | None = None
+    dose: Callable | None = None
+    validate: Callable | None = None
+    origin: str = "ga_bench"  # the module that registered it
+
+
+ARM_SPECS: dict[str, ArmSpec] = {}
+
+
+def register_arm(spec: ArmSpec) -> ArmSpec:
+    """Add an arm (a study's; the product's are below). Registering a name twice with another spec is an error."""
+    if spec.name in ARM_SPECS and ARM_SPECS[spec.name] != spec:
+        raise ValueError(f"arm {spec.name!r} is already registered by {ARM_SPECS[spec.name].origin}")
+    ARM_SPECS[spec.name] = spec
+    return spec
+
+
+def known_arms() -> tuple[str, ...]:
+    """Every registered arm, in the order the benchmark runs and reports them (the product's first)."""
+    return tuple(ARM_SPECS)
+
+
+def arm_spec(arm: str) -> ArmSpec:
+    if arm not in ARM_SPECS:
+        raise ValueError(f"unknown arm {arm!r}; choose from {list(ARM_SPECS)} (the studies' arms: run "
+                         "benchmarks/studies/balance_arms.py)")
+    return ARM_SPECS[arm]
+
+
+def is_light(arm: str) -> bool:
+    return arm in ARM_SPECS and ARM_SPECS[arm].light
+
+
+def is_uniform(arm: str) -> bool:
+    return arm in ARM_SPECS and ARM_SPECS[arm].uniform
+
+
+# the product's arms: the baselines, and the GAN arms worth a user's time
+for _spec in (ArmSpec("plain"), ArmSpec("aug"), ArmSpec("aug_oversample"), ArmSpec("aug_weighted"), ArmSpec("gan"),
+              ArmSpec("gan_weighted", uniform=True), ArmSpec("gan_filtered"), ArmSpec("gan_light", light=True)):
+    register_arm(_spec)
+ARMS = known_arms()  # the product's arms, all in the presets
+DEFAULT_ARMS = ARMS
 BASELINES = ("plain", "aug", "aug_oversample", "aug_weighted")
 MIN_SEEDS_FOR_VERDICT = 3  # fewer seeds: numbers only, no "meets goal" / "beat" wording
 GOALS = {"full": {"balanced_accuracy": 0.03, "rare_recall": 0.05}, "frac": {"balanced_accuracy": 0.05,
@@ -138,7 +171,8 @@ class BenchmarkConfig:
     gan_overrides: list[str] = field(default_factory=list)
     strategy: str = "not majority"
     max_synthetic_fraction: float = 0.9
-    light_synthetic_fraction: float = 0.5  # gan_light's cap (gan_rare's, and gan_matched's share in every class)
+    light_synthetic_fraction: float = 0.5  # gan_light's cap (and the light study arms')
+    # the settings of the studies' arms (benchmarks/studies/arms.py), kept here so that every record states them
     real_last_epochs: int = 2  # gan_real_last: its last epochs draw real images only
     retrain_epochs: int = 2  # gan_crt / gan_real_ft: epochs of the second stage (real images only) ...
     crt_lr: float = 1e-3  # ... its peak learning rate for the head alone (gan_crt; a linear probe's usual order) ...
@@ -186,13 +220,13 @@ def arm_dose(arm: str, cfg: BenchmarkConfig) -> dict[str, tuple[float, str]]:
     """The settings that make a GAN arm's runs one arm: a record's key -> (this config's value, the option that sets
     it). A folder's runs recorded with another value are refused (``Runner.read``); keys a record lacks are not
     checked."""
-    light = arm in LIGHT_ARMS
+    light = is_light(arm)
     dose = {"synthetic_cap": (cfg.light_synthetic_fraction if light else cfg.max_synthetic_fraction,
                               "--light-synthetic-fraction" if light else "--max-synthetic-fraction"),
             "real_last_epochs": (cfg.real_last_epochs, "--real-last-epochs")}
-    if arm in ("gan_crt", "gan_real_ft"):
-        dose["retrain_epochs"] = (cfg.retrain_epochs, "--retrain-epochs")
-        dose["retrain_lr"] = (cfg.crt_lr, "--crt-lr") if arm == "gan_crt" else (cfg.real_ft_lr, "--real-ft-lr")
+    spec = ARM_SPECS.get(arm)
+    if spec is not None and spec.dose is not None:
+        dose.update(spec.dose(cfg))
     return dose
 
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from classifier.stats import balanced_accuracy, macro_auroc, mean_recall, paired_bootstrap
 
-from .protocol import BASELINES, GOALS, MIN_SEEDS_FOR_VERDICT, UNIFORM_DRAW_ARMS
+from .protocol import BASELINES, GOALS, MIN_SEEDS_FOR_VERDICT, is_uniform
 from .report_context import HAM10000_CLASSES, _ci, _outside_lines, _pm, _reference_lines, reference_summary
 from .runs_status import runs_lines
 
@@ -303,7 +303,7 @@ def report_markdown(results: dict) -> str:
             syn = sum(v["synthetic"] for v in a["synthetic"].values())
             cap = a.get("synthetic_cap", cfg["max_synthetic_fraction"])
             extra = f" - {syn} synthetic images in the balanced set (cap {cap:.0%} per class)"
-            extra += (", drawn uniformly" if arm in UNIFORM_DRAW_ARMS else
+            extra += (", drawn uniformly" if is_uniform(arm) else
                       ", drawn class-balanced (MinorityOversampler)")
         if "real_last_epochs" in a:
             n = a["real_last_epochs"]

@@ -49,10 +49,10 @@ def _generator(r: dict) -> str:
 
 def _arm(name: str, arm: dict, preset: str) -> str:
     """The arm's name, with its synthetic cap where a run set another than its preset's for it."""
-    from .protocol import LIGHT_ARMS, preset_default
+    from .protocol import is_light, preset_default
 
     cap = arm.get("synthetic_cap")
-    default = preset_default(preset, "light_synthetic_fraction" if name in LIGHT_ARMS else "max_synthetic_fraction")
+    default = preset_default(preset, "light_synthetic_fraction" if is_light(name) else "max_synthetic_fraction")
     return name if cap is None or cap == default else f"{name} (synthetic share ≤ {cap:g})"
 
 

@@ -22,9 +22,8 @@ from gan_augment.provenance import device_name, run_metadata, utc_now
 
 from .arms import ArmData
 from .judge import JUDGE, check_judge, judge_path, restore_judge
-from .protocol import (ARMS, BASELINES, PROTOCOL_KEYS, REPO, BenchmarkConfig, arm_dose, check_generator,
+from .protocol import (BASELINES, PROTOCOL_KEYS, REPO, BenchmarkConfig, arm_dose, arm_spec, check_generator, known_arms,
                        prepare_manifest, rare_classes_of, rare_classes_source, resolve_generator)
-from .retrain import SECOND_STAGE, two_stage
 from .report import aggregate, compare, plots, reference_summary, report_markdown
 from .runs_status import run_commits
 
@@ -105,14 +104,11 @@ class Runner(ArmData):
     def train_model(self, arm: str, seed: int):
         """Train ``arm`` at ``seed`` (its own seed for the data order and the head); (model, spec, fit result,
         the arm's record fields - its class weights among them)."""
-        cfg = self.cfg
-        final_loader, final_epochs = None, 0
-        if arm == "gan_real_last":  # gan_light's loader, then aug_oversample's (real images only) at the end
-            loader, weights, info = self.train_set("gan_light", seed)
-            final_loader, final_epochs = self.train_set("aug_oversample", seed)[0], cfg.real_last_epochs
-            info["real_last_epochs"] = final_epochs
-        else:  # a two-stage arm's first stage is gan_light's run
-            loader, weights, info = self.train_set("gan_light" if arm in SECOND_STAGE else arm, seed)
+        cfg, arm_def = self.cfg, arm_spec(arm)
+        if arm_def.loaders is not None:  # a study arm that draws another arm's set, or ends on another loader
+            loader, weights, info, final_loader, final_epochs = arm_def.loaders(self, arm, seed)
+        else:
+            (loader, weights, info), final_loader, final_epochs = self.train_set(arm, seed), None, 0
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)  # same initial head for every arm with this seed
             model, spec = create_classifier(cfg.classifier, num_classes=len(self.class_names),
@@ -122,8 +118,8 @@ class Runner(ArmData):
             fcfg = FitConfig(epochs=self.epochs, lr=cfg.lr, weight_decay=cfg.weight_decay,
                              warmup_epochs=cfg.warmup_epochs, class_weights=weights, device=str(self.device),
                              seed=seed, progress=cfg.progress, desc=f"{arm} seed {seed}", final_epochs=final_epochs)
-            if arm in SECOND_STAGE:
-                model, fr = two_stage(self, arm, seed, model, loader, fcfg, info)
+            if arm_def.fit is not None:  # a study arm that trains otherwise (a second stage, ...)
+                model, fr = arm_def.fit(self, arm, seed, model, loader, fcfg, info, final_loader)
             else:
                 model, fr = fit(model, loader, self.loader(self.val), self.class_names, fcfg,
                                 final_loader=final_loader)
@@ -175,17 +171,15 @@ class Runner(ArmData):
 
 def run_benchmark(cfg: BenchmarkConfig, command: list[str] | None = None) -> dict:
     """Run (or resume) the benchmark; writes results.json, report.md and plots under ``cfg.out``."""
-    unknown = [a for a in cfg.arms if a not in ARMS]
+    unknown = [a for a in cfg.arms if a not in known_arms()]
     if unknown:
-        raise ValueError(f"unknown arms {unknown}; choose from {list(ARMS)}")
+        raise ValueError(f"unknown arms {unknown}; choose from {list(known_arms())} (the studies' one-idea arms - "
+                         "gan_rare, gan_matched, gan_real_last, gan_crt, gan_real_ft, gan_uniform - run through "
+                         "benchmarks/studies/balance_arms.py)")
     n_epochs = cfg.resolved_epochs()
-    if "gan_real_last" in cfg.arms and not 1 <= cfg.real_last_epochs <= n_epochs - 1:
-        raise ValueError(f"--real-last-epochs must be in [1, epochs - 1 = {n_epochs - 1}] for gan_real_last (some "
-                         f"epochs with generated images, some without), got {cfg.real_last_epochs}")
-    if any(a in SECOND_STAGE for a in cfg.arms) and not (cfg.retrain_epochs >= 1 and cfg.crt_lr > 0
-                                                        and cfg.real_ft_lr > 0):
-        raise ValueError(f"gan_crt / gan_real_ft need --retrain-epochs >= 1 and learning rates > 0, got "
-                         f"{cfg.retrain_epochs}, --crt-lr {cfg.crt_lr:g}, --real-ft-lr {cfg.real_ft_lr:g}")
+    for arm in cfg.arms:
+        if (validate := arm_spec(arm).validate) is not None:
+            validate(cfg, n_epochs)
     if cfg.synthetic_test_per_class < 0:
         raise ValueError("--synthetic-test-per-class must be >= 0 (0 skips the test), got "
                          f"{cfg.synthetic_test_per_class}")
@@ -259,7 +253,7 @@ def run_benchmark(cfg: BenchmarkConfig, command: list[str] | None = None) -> dic
         for arm in BASELINES:
             if arm not in order:  # `aug` too, when the check read it at seed 0 only
                 records[arm] = [r for r in (runner.read(arm, s) for s in cfg.seeds) if r is not None]
-    records = {a: records[a] for a in [x for x in ARMS if records.get(x)]}
+    records = {a: records[a] for a in [x for x in known_arms() if records.get(x)]}
     if not records:
         raise ValueError(f"--report-only: no finished run of arms {cfg.arms} and seeds {cfg.seeds} in {runner.runs}")
     arms = aggregate(records, runner.class_names, rare)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .protocol import ARM_KEYS, ARMS, PRESETS, preset_default
+from .protocol import ARM_KEYS, PRESETS, known_arms, preset_default
 
 __all__ = ["runs_status", "runs_lines", "run_commits"]
 
@@ -33,7 +33,7 @@ def runs_status(results: dict) -> dict:
     finished = {(a, int(s)) for a, s in results.get("runs_finished", [])}
     shown = {(a, s) for a, d in results["arms"].items() for s in d["seeds"]}
     planned = [(a, s) for s in seeds for a in arms]
-    order = {a: i for i, a in enumerate(ARMS)}
+    order = {a: i for i, a in enumerate(known_arms())}
     return {"planned": planned, "shown": sorted(shown, key=lambda r: (r[1], order.get(r[0], 99))),
             "left_out": sorted(finished - shown, key=lambda r: (r[1], order.get(r[0], 99))),
             "missing": [r for r in planned if r not in finished]}
@@ -74,7 +74,7 @@ def runs_lines(results: dict) -> list[str]:
         sliced = frac < 1 or cfg.get("max_train_images")
         given = cfg.get("generator") and not cfg.get("generator_from_full_split")  # a preset's shipped one
         if gan_missing and not generator and sliced and given:
-            baselines = ",".join(a for a in ARMS if not a.startswith("gan") and a in {m for m, _ in st["missing"]})
+            baselines = ",".join(a for a in known_arms() if not a.startswith("gan") and a in {m for m, _ in st["missing"]})
             lines[-1] += (" The GAN arms need a generator trained on this folder's `manifest.csv` "
                           f"(`{cfg['generator']}` was trained on the whole training split, which a slice refuses): "
                           "train one and pass it with `--generator FILE`"

@@ -27,7 +27,7 @@ from safetensors.torch import load_file, save_file
 from classifier import FitConfig, FitResult, fit
 from gan_augment._io import atomic_path
 
-from .protocol import PROTOCOL_KEYS
+from ga_bench.protocol import PROTOCOL_KEYS
 
 __all__ = ["SECOND_STAGE", "stage1_path", "load_stage1", "save_stage1", "second_stage", "two_stage"]
 
