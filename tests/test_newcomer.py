@@ -96,6 +96,32 @@ def test_the_product_benchmark_offers_its_arms_the_studies_add_theirs(tmp_path, 
         protocol.register_arm(protocol.ArmSpec("gan_light"))
 
 
+# ------------------------------------------------------------------------------------------------ bad data
+@pytest.mark.parametrize("counts, message", [
+    ({"a": 40}, r"the data has 1 class \(\['a'\]\); a classifier needs at least two"),
+    ({"a": 40, "b": 3}, r"classes with fewer than 5 images in all: \{'b': 3\}"),
+])
+def test_data_the_benchmark_cannot_answer_on_is_refused_before_any_work(tmp_path, counts, message):
+    from .conftest import make_image_folder
+
+    folder = make_image_folder(tmp_path / "d", counts, size=(16, 16))
+    with pytest.raises(ValueError, match=message):
+        prepare_manifest(BenchmarkConfig(data_dir=str(folder), out=str(tmp_path / "o")), tmp_path / "o")
+    assert not (tmp_path / "o" / "manifest.csv").exists()  # nothing half-written
+
+
+def test_a_class_missing_from_a_split_is_named(tmp_path):
+    from .conftest import make_image_folder
+
+    root = tmp_path / "d"
+    make_image_folder(root / "train", {"a": 20, "b": 20}, size=(16, 16))
+    make_image_folder(root / "val", {"a": 5, "b": 5}, size=(16, 16), seed=1)
+    make_image_folder(root / "test", {"a": 5}, size=(16, 16), seed=2)
+    with pytest.raises(ValueError, match=r"classes \['b'\] have no test image, so the benchmark can neither measure"):
+        prepare_manifest(BenchmarkConfig(data_dir=str(root), out=str(tmp_path / "o")), tmp_path / "o")
+    assert not (tmp_path / "o" / "manifest.csv").exists()
+
+
 # ------------------------------------------------------------------------------------------------ rare classes
 def test_rare_class_wording_says_which_rule_chose():
     labels = [0] * 100 + [1] * 58 + [2] * 70 + [3] * 90

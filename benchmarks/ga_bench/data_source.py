@@ -14,7 +14,8 @@ from gan_augment.data.subset import per_class_cap, stratified_subset
 if TYPE_CHECKING:
     from .protocol import BenchmarkConfig
 
-__all__ = ["REPO", "DEMO_DATA", "DEMO_DATA_DIR", "default_data_dir", "prepare_manifest"]
+__all__ = ["REPO", "DEMO_DATA", "DEMO_DATA_DIR", "MIN_IMAGES_PER_CLASS", "check_usable", "default_data_dir",
+           "prepare_manifest"]
 
 REPO = Path(__file__).resolve().parents[2]  # the repository root (configs/ and ../shared are found from here)
 
@@ -62,6 +63,35 @@ def _dermamnist_npz(size: int) -> str:
         raise ValueError(f"could not download DermaMNIST ({exc}); offline, point --data-dir at local data: the "
                          "HAM10000 folder with HAM10000_metadata.csv, an ImageFolder, or a MedMNIST-layout .npz") from None
     return str(Path(ds.root) / f"dermamnist{'' if size == 28 else f'_{size}'}.npz")
+
+
+MIN_IMAGES_PER_CLASS = 5  # fewer in all three splits: nothing to learn a class from and nothing to test it on
+
+
+def check_usable(manifest: Manifest) -> None:
+    """Refuse, naming the class or split at fault, data the benchmark cannot give an answer on: a missing split,
+    fewer than two classes, a class without training, validation or test images, or with fewer than
+    :data:`MIN_IMAGES_PER_CLASS` images in all."""
+    for split in ("train", "val", "test"):
+        if split not in manifest.split_names:
+            raise ValueError(f"the split has no {split!r} part; the benchmark needs train, val and test")
+    counts = manifest.counts()
+    names = list(manifest.class_names)
+    total = {c: sum(counts[s][c] for s in counts) for c in names}
+    present = [c for c in names if total[c]]
+    if len(present) < 2:
+        raise ValueError(f"the data has {len(present)} class ({present}); a classifier needs at least two")
+    tiny = {c: total[c] for c in names if total[c] < MIN_IMAGES_PER_CLASS}
+    if tiny:
+        raise ValueError(f"classes with fewer than {MIN_IMAGES_PER_CLASS} images in all: {tiny}; too few to train "
+                         "and test on - add images, merge the class with another, or leave its folder out")
+    for split in ("train", "val", "test"):
+        empty = [c for c in names if counts[split][c] == 0]
+        if empty:
+            raise ValueError(f"classes {empty} have no {split} image, so the benchmark can neither "
+                             f"{'learn' if split == 'train' else 'measure'} them; "
+                             + ("re-split with more images per class (--resplit), or leave them out"
+                                if split != "train" else "add training images or leave them out"))
 
 
 def prepare_manifest(cfg: "BenchmarkConfig", out: Path) -> Manifest:
@@ -119,6 +149,7 @@ def prepare_manifest(cfg: "BenchmarkConfig", out: Path) -> Manifest:
     reduced = Manifest(paths=[manifest.paths[i] for i in rows], labels=[manifest.labels[i] for i in rows],
                        groups=[manifest.groups[i] for i in rows], splits=[manifest.splits[i] for i in rows],
                        class_names=list(manifest.class_names))
+    check_usable(reduced)  # before anything is written
     path = out / "manifest.csv"
     if path.is_file():
         previous = Manifest.read(path)
@@ -126,9 +157,6 @@ def prepare_manifest(cfg: "BenchmarkConfig", out: Path) -> Manifest:
             raise ValueError(f"{out} holds a benchmark on another split (manifest {previous.short_hash} vs "
                              f"{reduced.short_hash}); use a new --out")
     reduced.write(path)
-    for split in ("train", "val", "test"):
-        if split not in reduced.split_names:
-            raise ValueError(f"the split has no {split!r} part; the benchmark needs train, val and test")
     written = Manifest.read(path)
     written.dropped_leaked = list(manifest.dropped_leaked)
     # the unsliced split (equal to written.hash when nothing was cut; a --source-split's when one is named)
