@@ -233,6 +233,8 @@ def test_quick_preset_end_to_end_on_real_images(tmp_path):
     assert "classification_accuracy_on_synthetic" in check and "lite0" in check["distribution"]
     report = (out / "report.md").read_text()
     assert "Pipeline check, not evidence" in report and "Generator check" in report
+    page = (out / "report.html").read_text()  # the same report as one page, the verdict (here: none) on top
+    assert '<p class="verdict">No verdict: 1 seed (a verdict needs 3)' in page and "data:image/jpeg;base64," in page
     # one seed: the differences, but no verdict (see tests/test_verdicts.py)
     assert "**No verdict:** `gan` (1 seed)" in report and "**Verdict:**" not in report
     assert results["comparison"]["gan"]["meets_goal"] is None

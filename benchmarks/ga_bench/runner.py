@@ -24,6 +24,7 @@ from .arms import ArmData
 from .judge import JUDGE, check_judge, judge_path, restore_judge
 from .protocol import (BASELINES, PROTOCOL_KEYS, REPO, BenchmarkConfig, arm_dose, arm_spec, check_generator, known_arms,
                        prepare_manifest, rare_classes_of, rare_classes_source, resolve_generator)
+from .report_html import report_html
 from .report import aggregate, compare, plots, reference_summary, report_markdown
 from .runs_status import run_commits
 
@@ -295,8 +296,10 @@ def run_benchmark(cfg: BenchmarkConfig, command: list[str] | None = None) -> dic
         results["reference"] = reference_summary(cfg.reference)
     if info.is_main:
         write_json(out / "results.json", results)
-        write_text(out / "report.md", report_markdown(results))
+        markdown_text = report_markdown(results)
+        write_text(out / "report.md", markdown_text)
         plots(results, out)
+        write_text(out / "report.html", report_html(results, markdown_text, out))  # one page, images inline
     gdist.barrier()
     return results
 
