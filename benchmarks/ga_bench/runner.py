@@ -13,7 +13,7 @@ import torch
 
 from classifier import FitConfig, classification_metrics, create_classifier, fit, predict
 from gan_augment import distributed as gdist
-from gan_augment._io import write_json, write_text
+from gan_augment._io import display_path, write_json, write_text
 from gan_augment.classifier_file import save_classifier
 from gan_augment.data import Manifest
 from gan_augment.generators import read_generator_metadata
@@ -195,6 +195,7 @@ def run_benchmark(cfg: BenchmarkConfig, command: list[str] | None = None) -> dic
     if cfg.prepare_only:
         return {"manifest": str(out / "manifest.csv"), "manifest_hash": manifest.hash,
                 "counts": {s: dict(c) for s, c in manifest.counts().items()}}
+    generator_asked = cfg.generator  # as given (pretrained:NAME, a path): what the record keeps
     if cfg.generator and any(a.startswith("gan") for a in cfg.arms):
         cfg.generator = resolve_generator(cfg.generator)  # pretrained:NAME -> its file, hash-checked
         # refuse before spending any classifier run
@@ -265,7 +266,7 @@ def run_benchmark(cfg: BenchmarkConfig, command: list[str] | None = None) -> dic
                  "world_size": info.world_size})
     results = {
         "meta": meta,
-        "config": dataclasses.asdict(cfg),
+        "config": {**dataclasses.asdict(cfg), "generator": display_path(generator_asked)},
         "epochs": runner.epochs,
         "pretrained": records[next(iter(records))][0]["pretrained"],
         "data": {"class_names": runner.class_names, "counts": {s: dict(c) for s, c in manifest.counts().items()},
