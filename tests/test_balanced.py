@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections import Counter
 
 import numpy as np
@@ -423,3 +424,14 @@ def test_throughput_helpers_count_every_image():
     assert loader_throughput(ds, batch_size=16, num_workers=0, max_items=40)["images"] == 48  # whole batches
     s = sampling_throughput(cond_generator(), n=8, batch_size=4)
     assert s["images"] == 8 and s["resolution"] == 32 and s["images_per_second"] > 0
+
+
+def test_a_generator_at_another_resolution_is_resized_with_a_warning():
+    big = PILDataset(size=(64, 64))
+    with pytest.warns(UserWarning, match=r"the generator makes 32 px images and the real images are 64x64: synthetic "
+                                         r"images are resized to 64x64 \(upsampled: blurrier"):
+        ds = GANBalancedDataset(big, cond_generator(res=32), device="cpu")
+    assert ds[len(big)][0].size == (64, 64)  # resized to the real items' size
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the generator's own size: nothing to say
+        GANBalancedDataset(PILDataset(size=(32, 32)), cond_generator(res=32), device="cpu")

@@ -136,6 +136,15 @@ class GANBalancedDataset(Dataset):
         if w != h and any(g.resolution for g, _ in self.sources.values()):
             warnings.warn(f"real images are {w}x{h} but generators make squares: synthetic images are resized to "
                           f"{w}x{h} and their aspect ratio changes; give real_ds square crops to avoid it", stacklevel=2)
+        # a generator of another resolution than the real items: its images are resized (bicubic) to theirs. Upsampled,
+        # they lack the fine detail real images of that size have - a shortcut a classifier can learn - so say so.
+        other = sorted({g.resolution for g, _ in self.sources.values() if g.resolution and g.resolution != max(w, h)})
+        if other:
+            warnings.warn(f"the generator makes {'/'.join(map(str, other))} px images and the real images are {w}x{h}: "
+                          f"synthetic images are resized to {w}x{h}"
+                          + (" (upsampled: blurrier than real images of that size, which a classifier can learn to "
+                             "tell apart; prefer a generator at your training resolution, or train at its)"
+                             if max(other) < max(w, h) else ""), stacklevel=2)
         real_counts = Counter(int(y) for y in self.labels)
         self.targets_per_class = sampling_targets(self.labels, strategy, self.classes)
         wanted = synthetic_counts(real_counts, self.targets_per_class, max_synthetic_fraction)
