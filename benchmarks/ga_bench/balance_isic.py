@@ -119,6 +119,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--time-limit-minutes", type=float,
                    help="pause between (arm, seed) runs (and the GAN at a checkpoint) once a next run would "
                         "probably not finish in time; rerun the same command to continue")
+    p.add_argument("--keep-classifiers", action="store_true", default=None,
+                   help="save every run's classifier as OUT/runs/ARM_seedK_classifier.safetensors (to score it on "
+                        "another test set later; results folders commit none)")
     p.add_argument("--prepare-only", action="store_true", default=None,
                    help="write the split to OUT/manifest.csv, print its hash and stop (to train a generator on it)")
     p.add_argument("--report-only", action="store_true", default=None,

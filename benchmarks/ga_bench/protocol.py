@@ -193,6 +193,9 @@ class BenchmarkConfig:
     n_boot: int = 2000
     progress: bool = True
     time_limit_minutes: float | None = None  # pause between (arm, seed) runs; rerun to continue
+    # keep every run's classifier beside its record (runs/ARM_seedK_classifier.safetensors), to score it later on
+    # another test set; results folders commit none (.gitignore)
+    keep_classifiers: bool = False
     prepare_only: bool = False  # write manifest.csv and stop
     report_only: bool = False  # report every finished (arm, seed) run of the arms and seeds asked; train nothing
     resplit: bool = False  # a source split that leaks: split afresh (grouped)

@@ -132,6 +132,15 @@ class Runner(ArmData):
                         image_size=self.cfg.image_size, mean=list(self.mean), std=list(self.std),
                         extra={"manifest_hash": self.manifest.hash, "arm": "aug"})
 
+    def save_classifier(self, model, spec, arm: str, seed: int) -> Path:
+        """``--keep-classifiers``: the run's classifier beside its record, loadable with
+        :func:`gan_augment.classifier_file.load_classifier` (to score it later on an external test set)."""
+        path = self.runs / f"{arm}_seed{seed}_classifier.safetensors"
+        save_classifier(model, path, family=spec.family, name=spec.name, class_names=self.class_names,
+                        image_size=self.cfg.image_size, mean=list(self.mean), std=list(self.std),
+                        extra={"manifest_hash": self.manifest.hash, "arm": arm, "seed": seed})
+        return path
+
     def run(self, arm: str, seed: int) -> dict:
         result_path = self.runs / f"{arm}_seed{seed}.json"
         if ((done := self.read(arm, seed)) is not None or self.cfg.report_only
@@ -149,6 +158,8 @@ class Runner(ArmData):
         np.save(self.runs / f"{arm}_seed{seed}_test_probs.npy", probs.astype(np.float32))
         if arm == "aug" and seed == 0:  # the real-trained classifier used to check and filter the GAN
             self.save_judge(model, spec, self.runs / JUDGE)
+        if self.cfg.keep_classifiers:
+            self.save_classifier(model, spec, arm, seed)
         record = {"arm": arm, "seed": seed, "test": metrics, "best_epoch": fr.best_epoch,
                   "best_val_balanced_accuracy": fr.best_val_balanced_accuracy, "history": fr.history,
                   "seconds": fr.seconds, "train_images_per_second": fr.images_per_second,
