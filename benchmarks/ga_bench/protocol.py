@@ -348,8 +348,10 @@ def check_generator(path: str, manifest: Manifest, *, from_full_split: bool = Fa
     if meta.get("split") != "train":
         raise GeneratorMismatch(f"refusing generator {path}: trained on split {meta.get('split')!r}, not 'train'")
     # a warm-started generator (train.init_generator): every file of its chain must have trained on what it did
+    seen_ok = {meta.get("manifest_hash")} | ({source} if from_full_split and source else set())
     for origin in (meta.get("init_from") or {}).get("lineage") or []:
-        if origin.get("manifest_hash") != meta.get("manifest_hash") or origin.get("split") != "train":
+        # its own training split, or - accepted with from_full_split - the unsliced split this one was cut from
+        if origin.get("manifest_hash") not in seen_ok or origin.get("split") != "train":
             raise GeneratorMismatch(
                 f"refusing generator {path}: it started from {origin.get('path')} (sha256 "
                 f"{str(origin.get('sha256'))[:12]}), trained on manifest {str(origin.get('manifest_hash'))[:12]} split "

@@ -161,10 +161,70 @@ def _synthetic_test_lines(arms: dict, classes: list[str]) -> list[str]:
     return lines
 
 
+def _dur(s: float | None) -> str:
+    if s is None:
+        return "-"
+    s = float(s)
+    return f"{s / 3600:.1f} h" if s >= 5400 else (f"{s / 60:.1f} min" if s >= 60 else f"{s:.0f} s")
+
+
+def _assess_lines(results: dict) -> list[str]:
+    """``assess.py``: the budget, the plan against what each stage took, and what a larger budget would change."""
+    a = results["assess"]
+    plan = a.get("plan_after_baselines") or a.get("plan") or {}
+    stages = a.get("stages_s") or {}
+    budget = a.get("budget_s") or 0
+    lines = ["## The assessment", "",
+             f"`assess.py` on `{a.get('data')}`: a budget of {_dur(budget)}, {_dur(a.get('spent_s'))} spent over "
+             f"{a.get('calls')} call{'s' if a.get('calls') != 1 else ''} ({a.get('spent_s', 0) / budget:.0%} of the "
+             f"budget); {a.get('epochs')} epochs per classifier run.", "",
+             "| stage | planned | took |", "|---|---|---|"]
+    planned = {"classifiers": (plan.get("runs", 0) * plan.get("run_s", 0) + plan.get("check_s", 0)
+                               if plan else None),
+               "generator": (plan.get("gan_s") or None) if plan else None}
+    names = {"split": "split and checks", "measure": "speed measurement", "classifiers":
+             "classifier runs and the generator check", "generator": "generator training", "report": "report"}
+    for key, label in names.items():
+        if key in stages or planned.get(key):
+            lines.append(f"| {label} | {_dur(planned.get(key)) if planned.get(key) else '-'} | "
+                         f"{_dur(stages.get(key)) if key in stages else '-'} |")
+    lines.append("")
+    if a.get("generator_step"):
+        lines.append(f"The generator trained {a['generator_step']} steps in {_dur(a.get('generator_trained_s'))} of "
+                     "wall time on this assessment's training split only.")
+    more = []
+    seeds_needed = len(results["config"]["seeds"])
+    missing = [arm for arm, d in results["arms"].items() if len(d.get("seeds", [])) < seeds_needed]
+    absent = [arm for arm in ("aug", "aug_oversample", "aug_weighted", "gan_light") if arm not in results["arms"]]
+    if missing or absent:
+        more.append(f"runs missing ({', '.join(missing + absent)}): a verdict needs {MIN_SEEDS_FOR_VERDICT} seeds of "
+                    "every arm; rerun the same command with a larger `--budget` to finish them")
+    chk = (results.get("generator") or {}).get("check") or {}
+    probes = [d.get("overall", {}).get("c2st") for d in chk.get("distribution", {}).values()]
+    probes = [p for p in probes if p is not None]
+    if probes:
+        p = max(probes)
+        cpu64 = Path(results["config"].get("gan_config") or "").name == "ham10000_64_cpu.yaml"
+        more.append(f"the generator: a linear probe tells its images from real ones {p:.0%} of the time "
+                    + ("- near 100 %, the classifier can learn 'looks generated' as a shortcut; " if p > 0.9 else "- ")
+                    + ("on HAM10000 this 64 px recipe took about 16 CPU-hours to reach 73-75 %; " if cpu64 else "")
+                    + "a larger `--budget` trains this generator on from its checkpoint and reruns only the GAN arm "
+                      "and the check")
+    if a.get("epochs") and a["epochs"] < 8:
+        more.append(f"the classifiers trained {a['epochs']} epochs, fewer than the protocol's 8: the baselines may be "
+                    "under-trained (the epochs are fixed by the first call; a new --out with a larger budget gives "
+                    "them more)")
+    if more:
+        lines += ["", "**What a larger budget would change:**", "", *[f"- {m}" for m in more]]
+    lines.append("")
+    return lines
+
+
 def report_markdown(results: dict) -> str:
     m, cfg, arms = results["meta"], results["config"], results["arms"]
     classes = results["data"]["class_names"]
-    lines = [f"# Does GAN augmentation help? - {m['regime']} regime, preset `{cfg['preset']}`", ""]
+    lines = [f"# Does GAN augmentation help? - {m['regime']} regime, preset `{cfg['preset']}`" if not results.get("assess")
+             else f"# Does GAN augmentation help on `{results['assess'].get('data')}`? - assess.py", ""]
     if results.get("reference"):
         lines += _reference_lines(results["reference"])
     if cfg["preset"] == "cpu64" and not cfg.get("max_train_images"):
@@ -173,6 +233,8 @@ def report_markdown(results: dict) -> str:
                   f"({results['data']['train_total']}), {results['epochs']} epochs, seed"
                   f"{'s' if len(seeds) != 1 else ''} {', '.join(map(str, seeds))} so far (each arm's seeds: the "
                   "tables). Evidence at 64 px, not at the reference 256 px.", ""]
+    elif results.get("assess"):
+        lines += _assess_lines(results)
     elif cfg["preset"] != "full":
         gen = results.get("generator") or {}
         res = (gen.get("check") or {}).get("generator", {}).get("resolution")

@@ -28,27 +28,37 @@ from .report_html import report_html
 from .report import aggregate, compare, plots, reference_summary, report_markdown
 from .runs_status import run_commits
 
-__all__ = ["Runner", "run_benchmark", "baselines_source"]
+__all__ = ["Runner", "run_benchmark", "baselines_source", "train_generator"]
 
 
-def _train_generator(cfg: BenchmarkConfig, manifest_path: Path, out: Path, deadline: float | None = None,
-                     channels: int = 3) -> Path:
+def train_generator(cfg: BenchmarkConfig, manifest_path: Path, out: Path, *, channels: int = 3,
+                    time_limit_minutes: float | None = None, extra_overrides: list[str] | tuple = ()):
+    """Train (or resume from its checkpoint) the generator of ``cfg.gan_config`` on the training split of
+    ``manifest_path`` in ``out/gan``, for at most ``time_limit_minutes`` of this call (it checkpoints and stops;
+    ``TrainResult.finished`` says whether it reached its steps). Returns the :class:`TrainResult`."""
     from gan_augment.training import load_config, train
 
     overrides = [f"data.manifest={manifest_path}", "data.split=train", f"out={out / 'gan'}",
                  "data.max_images=null", "data.train_fraction=1.0", "data.classes=null", f"data.channels={channels}",
-                 f"data.resize={cfg.resize}", *cfg.gan_overrides]
+                 f"data.resize={cfg.resize}", *cfg.gan_overrides, *extra_overrides]
+    if not cfg.progress:
+        overrides.append("train.progress=false")
     config_path = Path(cfg.gan_config)
     shipped = REPO / cfg.gan_config  # "configs/..." works from any directory
     if not config_path.is_file() and not config_path.is_absolute() and shipped.is_file():
         config_path = shipped
     gcfg = load_config(config_path, overrides)
-    if deadline is not None:  # the benchmark's time limit binds the GAN too (it checkpoints and pauses)
-        left = max((deadline - time.monotonic()) / 60, 0.01)
+    if time_limit_minutes is not None:  # the caller's time limit binds the GAN too (it checkpoints and pauses)
         own = gcfg.train.time_limit_minutes
-        gcfg.train.time_limit_minutes = min(own, left) if own else left
+        gcfg.train.time_limit_minutes = min(own, time_limit_minutes) if own else time_limit_minutes
     resume = (out / "gan" / "checkpoints").is_dir() and any((out / "gan" / "checkpoints").glob("ckpt_*.pt"))
-    result = train(gcfg, resume=resume)
+    return train(gcfg, resume=resume)
+
+
+def _train_generator(cfg: BenchmarkConfig, manifest_path: Path, out: Path, deadline: float | None = None,
+                     channels: int = 3) -> Path:
+    left = max((deadline - time.monotonic()) / 60, 0.01) if deadline is not None else None
+    result = train_generator(cfg, manifest_path, out, channels=channels, time_limit_minutes=left)
     if not result.finished:
         raise TimeoutError(f"GAN training paused at step {result.step} (time limit); rerun the same command to "
                            "continue it and the benchmark")
@@ -181,8 +191,13 @@ class Runner(ArmData):
         return self.cfg.resolved_epochs()
 
 
-def run_benchmark(cfg: BenchmarkConfig, command: list[str] | None = None) -> dict:
-    """Run (or resume) the benchmark; writes results.json, report.md and plots under ``cfg.out``."""
+def run_benchmark(cfg: BenchmarkConfig, command: list[str] | None = None, *, run_estimate_s: float = 0.0,
+                  extra: dict | None = None) -> dict:
+    """Run (or resume) the benchmark; writes results.json, report.md and plots under ``cfg.out``.
+
+    ``run_estimate_s``: how long the first (arm, seed) run of this call is expected to take, so that the time limit
+    does not start one that cannot finish (later runs are judged by the longest so far); ``extra``: keys added to
+    the results before the report is written (``assess.py``'s plan and stage times)."""
     unknown = [a for a in cfg.arms if a not in known_arms()]
     if unknown:
         raise ValueError(f"unknown arms {unknown}; choose from {list(known_arms())} (the studies' one-idea arms - "
@@ -217,6 +232,7 @@ def run_benchmark(cfg: BenchmarkConfig, command: list[str] | None = None) -> dic
     restore = check_judge(cfg, out, baseline_runs or out / "runs")  # refused here, before any work
     runner = Runner(cfg, manifest, out, deadline, baseline_runs)
     runner.started = started
+    runner.longest_run_s = run_estimate_s
     judge = {"restored": restore_judge(runner, out, command)} if restore else {}
     runner.filter_classifier = judge_path(out, runner.baseline_runs)
     rare_names = rare_classes_of(runner.train_real.targets, runner.class_names, given=cfg.rare_classes,
@@ -306,6 +322,7 @@ def run_benchmark(cfg: BenchmarkConfig, command: list[str] | None = None) -> dic
     results["runs_finished"] = [list(r) for r in sorted(done, key=lambda r: (r[1], r[0]))]
     if cfg.reference:
         results["reference"] = reference_summary(cfg.reference)
+    results.update(extra or {})
     if info.is_main:
         write_json(out / "results.json", results)
         markdown_text = report_markdown(results)
