@@ -119,6 +119,16 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--time-limit-minutes", type=float,
                    help="pause between (arm, seed) runs (and the GAN at a checkpoint) once a next run would "
                         "probably not finish in time; rerun the same command to continue")
+    p.add_argument("--external-test", help="also score every classifier on another source's images: an ImageFolder "
+                                           "(with --class-map) or isic9 (ISIC Archive images of other clinics, "
+                                           "for HAM10000)")
+    p.add_argument("--class-map", dest="external_class_map",
+                   help="--external-test: external_class=training_class,... (unmapped classes are left out)")
+    p.add_argument("--external-resize", choices=["center_crop", "squash", "pad", "unsquash_4x3"],
+                   help="how external images become squares (isic9: unsquash_4x3, its 4:3 frames were squashed)")
+    p.add_argument("--external-min-per-class", type=int, help="external classes with fewer images are not scored (10)")
+    p.add_argument("--external-drop-copies", action="store_true", default=None,
+                   help="leave out external images that copy a training image (default: refuse them, named)")
     p.add_argument("--keep-classifiers", action="store_true", default=None,
                    help="save every run's classifier as OUT/runs/ARM_seedK_classifier.safetensors (to score it on "
                         "another test set later; results folders commit none)")

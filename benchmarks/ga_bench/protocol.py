@@ -196,6 +196,13 @@ class BenchmarkConfig:
     # keep every run's classifier beside its record (runs/ARM_seedK_classifier.safetensors), to score it later on
     # another test set; results folders commit none (.gitignore)
     keep_classifiers: bool = False
+    # an external test set every classifier is also scored on (ga_bench/external.py): a folder with a class map, or a
+    # named set ("isic9": ISIC Archive images of other clinics than HAM10000's)
+    external_test: str | None = None
+    external_class_map: str | None = None  # "external_class=training_class,..."
+    external_resize: str | None = None  # default: the named set's (isic9: unsquash_4x3), else center_crop
+    external_min_per_class: int = 10  # classes with fewer external images are left out of its metrics
+    external_drop_copies: bool = False  # leave out external copies of training images (else refused)
     prepare_only: bool = False  # write manifest.csv and stop
     report_only: bool = False  # report every finished (arm, seed) run of the arms and seeds asked; train nothing
     resplit: bool = False  # a source split that leaks: split afresh (grouped)

@@ -14,7 +14,7 @@ from .protocol import BASELINES, GOALS, MIN_SEEDS_FOR_VERDICT, is_uniform
 from .report_context import HAM10000_CLASSES, _ci, _outside_lines, _pm, _reference_lines, reference_summary
 from .runs_status import runs_lines
 
-__all__ = ["aggregate", "compare", "report_markdown", "plots", "reference_summary", "HAM10000_CLASSES"]
+__all__ = ["aggregate", "compare", "external_summary", "report_markdown", "plots", "reference_summary", "HAM10000_CLASSES"]
 
 
 def aggregate(records: dict[str, list[dict]], class_names: list[str], rare: list[int]) -> dict:
@@ -82,6 +82,78 @@ def compare(arms: dict, runs_dir: Path | Callable[[str], Path], labels: np.ndarr
         out["verdict"] = out["verdict"] or len(shared) >= MIN_SEEDS_FOR_VERDICT
         out[g] = d
     return out
+
+
+def external_summary(records: dict[str, list[dict]], folder: Callable[[str], Path], labels: np.ndarray,
+                     class_names: list[str], info: dict, n_boot: int) -> dict:
+    """The external test over every run scored on it: each arm's scores, the best baseline *on this test set* (it
+    need not be the in-distribution one) and each GAN arm against it, paired bootstrap over external images of the
+    scored classes and shared seeds."""
+    scored = [class_names.index(c) for c in info["scored_classes"]]
+    rows = np.isin(labels, scored)
+    arms = {}
+    for arm, recs in records.items():
+        recs = sorted((r for r in recs if "external_test" in r), key=lambda r: r["seed"])
+        if not recs:
+            continue
+        e = [r["external_test"] for r in recs]
+        arms[arm] = {"seeds": [r["seed"] for r in recs], "balanced_accuracy": [x["balanced_accuracy"] for x in e],
+                     "per_class_recall": {c: [x["per_class_recall"][c] for x in e] for c in info["scored_classes"]}}
+        if all("mel_auroc" in x for x in e):
+            arms[arm]["mel_auroc"] = [x["mel_auroc"] for x in e]
+    out: dict = {"info": info, "arms": arms}
+    baselines = [a for a in BASELINES if a in arms]
+    if not baselines:
+        return out
+    best = max(baselines, key=lambda a: np.mean(arms[a]["balanced_accuracy"]))
+    out["best_baseline"] = best
+
+    def probs(arm, seeds):
+        return np.stack([np.load(folder(arm) / f"{arm}_seed{s}_external_probs.npy")[rows] for s in seeds])
+
+    # balanced accuracy over the scored classes: their labels re-indexed 0..k-1 would change argmax; instead the
+    # images of other classes are left out and the metric averages the recall of the classes present (NaN-safe)
+    for g in [a for a in arms if a.startswith("gan")]:
+        shared = [s for s in arms[g]["seeds"] if s in arms[best]["seeds"]]
+        if shared:
+            out[g] = {"seeds": shared, "balanced_accuracy": paired_bootstrap(
+                balanced_accuracy, labels[rows], probs(g, shared), probs(best, shared), n_boot=n_boot)}
+    return out
+
+
+def _external_lines(ext: dict) -> list[str]:
+    info, arms = ext["info"], ext["arms"]
+    scored = info["scored_classes"]
+    lines = ["", f"## External test: {info.get('name')} ({info.get('note') or info.get('source')})", "",
+             f"{info['n_images']} images from `{info.get('source')}`, resized `{info.get('resize')}`; scored classes "
+             f"(at least {info['min_images_per_class']} images): " + ", ".join(
+                 f"{c} {info['counts'][c]}" for c in scored) + "; too few to score: " + (", ".join(
+                     f"{c} {n}" for c, n in info["counts"].items() if c not in scored and n) or "none")
+             + "; absent: " + (", ".join(c for c, n in info["counts"].items() if not n) or "none") + ".",
+             ""]
+    left = info.get("dropped") or {}
+    if left or info.get("unmapped"):
+        lines += ["Left out: " + "; ".join([f"{n} {why}" for why, n in left.items()]
+                                          + [f"{n} of class `{c}` (not in the class map)"
+                                             for c, n in (info.get("unmapped") or {}).items()]) + ".", ""]
+    if not arms:
+        return lines + ["No run of this folder has been scored on it (runs whose classifiers were not kept cannot "
+                        "be).", ""]
+    auroc = any("mel_auroc" in a for a in arms.values())
+    lines += ["| arm | seeds | balanced accuracy | " + ("melanoma-vs-rest AUROC | " if auroc else "")
+              + " | ".join(f"recall {c}" for c in scored) + " |",
+              "|---|---|---:|" + ("---:|" if auroc else "") + "---:|" * len(scored)]
+    for arm, a in arms.items():
+        lines.append(f"| {arm} | {','.join(map(str, a['seeds']))} | {_pm(a['balanced_accuracy'])} | "
+                     + (f"{_pm(a['mel_auroc'])} | " if auroc and "mel_auroc" in a else ("- | " if auroc else ""))
+                     + " | ".join(_pm(a["per_class_recall"][c]) for c in scored) + " |")
+    best = ext.get("best_baseline")
+    gans = [g for g in arms if g.startswith("gan") and g in ext]
+    if best and gans:
+        lines += ["", f"GAN arms minus the best baseline on this test set (`{best}`), balanced accuracy over the scored "
+                  "classes, pp, 95 % paired bootstrap CI over its images and seeds:", ""]
+        lines += [f"- `{g}` ({len(ext[g]['seeds'])} seeds): {_ci(ext[g]['balanced_accuracy'])}" for g in gans]
+    return lines + [""]
 
 
 def goal_met(d: dict, goal: dict, n_seeds: int) -> tuple[bool | None, str]:
@@ -358,6 +430,8 @@ def report_markdown(results: dict) -> str:
                       f"{'these seeds show' if verdicts else 'this run shows'}."]
             if not verdicts:
                 lines += _closest(comp, results.get("generator"), verdict=False)
+    if results.get("external"):
+        lines += _external_lines(results["external"])
     lines += ["", *runs_lines(results), *_outside_lines(results), "## Arms and variants tried", ""]
     for arm, a in arms.items():
         extra = ""

@@ -14,7 +14,7 @@ import torch
 from classifier import FitConfig, classification_metrics, create_classifier, fit, predict
 from gan_augment import distributed as gdist
 from gan_augment._io import display_path, write_json, write_text
-from gan_augment.classifier_file import save_classifier
+from gan_augment.classifier_file import load_classifier, save_classifier
 from gan_augment.data import Manifest
 from gan_augment.generators import read_generator_metadata
 from gan_augment.pretrained import file_sha256
@@ -25,7 +25,7 @@ from .judge import JUDGE, check_judge, judge_path, restore_judge
 from .protocol import (BASELINES, PROTOCOL_KEYS, REPO, BenchmarkConfig, arm_dose, arm_spec, check_generator, known_arms,
                        prepare_manifest, rare_classes_of, rare_classes_source, resolve_generator)
 from .report_html import report_html
-from .report import aggregate, compare, plots, reference_summary, report_markdown
+from .report import aggregate, compare, external_summary, plots, reference_summary, report_markdown
 from .runs_status import run_commits
 
 __all__ = ["Runner", "run_benchmark", "baselines_source", "train_generator"]
@@ -80,6 +80,20 @@ class Runner(ArmData):
         self.longest_run_s = 0.0  # the next run is assumed to take as long as the longest so far
         self.generator_id: dict | None = None  # path, sha256, step of the GAN arms' generator (in their records)
         self.started: dict | None = None  # run_metadata() read when the benchmark started: each record's code
+        self.external_ds, self.external_info = None, None  # --external-test: the images, what the report says
+        if cfg.external_test:
+            from classifier import build_transform
+            from gan_augment.data import ManifestDataset
+
+            from .external import load_external
+
+            ext, self.external_info = load_external(cfg, manifest, out, channels=self.channels, device=self.device)
+            self.external_ds = ManifestDataset(
+                ext.manifest, "external", image_size=cfg.image_size, channels=self.channels,
+                resize=self.external_info["resize"], output="numpy", cache=True, verbose=cfg.progress,
+                allow_empty_classes=True,
+                transform=build_transform(cfg.image_size, augment=False, mean=self.mean, std=self.std))
+            self.external_labels = np.asarray(self.external_ds.targets)
 
     def _check_time(self, what: str) -> None:
         """Pause (TimeoutError) when ``what`` would probably not finish before the deadline."""
@@ -151,10 +165,31 @@ class Runner(ArmData):
                         extra={"manifest_hash": self.manifest.hash, "arm": arm, "seed": seed})
         return path
 
+    def score_external(self, model, arm: str, seed: int) -> dict:
+        """The classifier's scores on the external test set (its probabilities kept beside the record)."""
+        from .external import external_metrics
+
+        probs, _ = predict(model, self.loader(self.external_ds), device=self.device)
+        np.save(self.runs / f"{arm}_seed{seed}_external_probs.npy", probs.astype(np.float32))
+        return external_metrics(probs, self.external_labels, self.class_names, self.external_info["scored_classes"])
+
+    def add_external(self, arm: str, seed: int, record: dict) -> dict:
+        """A finished run of this folder scored on the external set from its kept classifier (``--keep-classifiers``)
+        when it has no external score yet; without the classifier's weights the record stays as it is."""
+        kept = self.runs / f"{arm}_seed{seed}_classifier.safetensors"
+        if (self.external_ds is None or "external_test" in record or self.folder(arm) != self.runs
+                or not kept.is_file() or not self.dist.is_main):
+            return record
+        model, _ = load_classifier(kept, device=self.device)
+        record["external_test"] = self.score_external(model, arm, seed)
+        write_json(self.runs / f"{arm}_seed{seed}.json", record)
+        return record
+
     def run(self, arm: str, seed: int) -> dict:
         result_path = self.runs / f"{arm}_seed{seed}.json"
-        if ((done := self.read(arm, seed)) is not None or self.cfg.report_only
-                or self.folder(arm) != self.runs):  # a baseline of another folder is read there, never run here
+        if (done := self.read(arm, seed)) is not None:
+            return self.add_external(arm, seed, done)
+        if self.cfg.report_only or self.folder(arm) != self.runs:  # a baseline of another folder is read there
             return done
         self._check_time(f"{arm} seed {seed}")
         t0 = time.monotonic()
@@ -176,6 +211,8 @@ class Runner(ArmData):
                   "pretrained": spec.pretrained, **info}
         if arm.startswith("gan"):  # so that a later run with another generator cannot reuse this record
             record["generator"] = self.generator_id
+        if self.external_ds is not None:
+            record["external_test"] = self.score_external(model, arm, seed)
         if self.generator is not None and (check := self.synthetic_test(model, seed)) is not None:
             record["synthetic_test"] = check  # baselines too, when the generator is known before they run
         if self.started:  # a folder grown over many invocations has runs of several commits and machines
@@ -308,6 +345,9 @@ def run_benchmark(cfg: BenchmarkConfig, command: list[str] | None = None, *, run
         "comparison": compare(arms, runner.folder, runner.test_labels, rare, "full" if regime == "full" else "frac",
                                cfg.n_boot),
     }
+    if runner.external_ds is not None:
+        results["external"] = external_summary(records, runner.folder, runner.external_labels, runner.class_names,
+                                               runner.external_info, cfg.n_boot)
     results["run_commits"] = run_commits(records)
     if generator_info:
         results["generator"] = generator_info

@@ -87,6 +87,7 @@ class ManifestDataset(Dataset):
         cache: bool = False,
         on_error: str = "raise",
         verbose: bool = True,
+        allow_empty_classes: bool = False,
     ) -> None:
         if not isinstance(manifest, Manifest):
             manifest = Manifest.read(manifest)
@@ -126,7 +127,8 @@ class ManifestDataset(Dataset):
             self._build_cache()
         elif on_error == "skip":
             self._drop_undecodable(self._validate_all())
-        self._check_classes_nonempty()
+        if not allow_empty_classes:  # an external test set holds only some of the training classes
+            self._check_classes_nonempty()
 
     # ------------------------------------------------------------------------------------------ plumbing
     @property

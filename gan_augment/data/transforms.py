@@ -40,7 +40,7 @@ def gan_preprocess(size: int, channels: int = 3) -> v2.Compose:
     ])
 
 
-RESIZE_POLICIES = ("center_crop", "squash", "pad")
+RESIZE_POLICIES = ("center_crop", "squash", "pad", "unsquash_4x3")
 
 
 def resize_center_crop(img: Image.Image, size: int) -> Image.Image:
@@ -55,13 +55,20 @@ def resize_to_square(img: Image.Image, size: int, policy: str = "center_crop") -
       loses the borders of the longer side (dermoscopy: the lesion sits in the centre of a 4:3 frame);
     - ``"squash"``: both sides to ``size`` - keeps the whole field of view, distorts the aspect ratio;
     - ``"pad"``: longer side to ``size``, the rest filled with black - keeps everything undistorted (scans whose
-      edges hold anatomy: chest X-ray, CT, MRI slices of mixed shapes).
+      edges hold anatomy: chest X-ray, CT, MRI slices of mixed shapes);
+    - ``"unsquash_4x3"``: for images that someone squashed from 4:3 frames to squares (public re-packagings of the
+      ISIC Archive): the width is stretched back by 4/3, then ``center_crop`` - a lesion then appears at the scale
+      and aspect ``center_crop`` gives the 4:3 originals.
     """
     if policy not in RESIZE_POLICIES:
         raise ValueError(f"unknown resize policy {policy!r}; choose one of {RESIZE_POLICIES}")
+    w, h = img.size
+    if policy == "unsquash_4x3":  # the crop center_crop takes of the 4:3-stretched image, resampled once
+        cw, ch = (min(w, round(h * 3 / 4)), h) if w * 4 / 3 >= h else (w, round(w * 4 / 3))
+        return TF.resized_crop(img, (h - ch) // 2, (w - cw) // 2, ch, cw, [size, size],
+                               interpolation=InterpolationMode.BICUBIC, antialias=True)
     if img.size == (size, size):
         return img
-    w, h = img.size
     if policy == "squash":
         return TF.resize(img, [size, size], interpolation=InterpolationMode.BICUBIC, antialias=True)
     if policy == "pad":

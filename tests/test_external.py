@@ -1,0 +1,148 @@
+"""The external test set: scanning and mapping another source's ImageFolder, leaving out what cannot be a fair test
+image (conflicting copies, the training data's own files, copies and near-copies of training images), restoring
+squashed 4:3 frames, and the benchmark scoring every classifier on it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ga_bench import runner as R
+from ga_bench.balance_isic import main as bench_main
+from ga_bench.external import external_metrics, near_copies
+from gan_augment.data.external import parse_class_map, scan_external, training_copies
+from gan_augment.data.transforms import resize_to_square
+
+from .conftest import make_image_folder
+
+CLASSES = ["akiec", "mel", "nv"]
+
+
+def test_class_maps_in_words():
+    assert parse_class_map("melanoma=mel, seborrheic keratosis=bkl") == {"melanoma": "mel",
+                                                                         "seborrheic keratosis": "bkl"}
+    for bad, why in [("melanoma", "external_class=training_class"), ("a=b,a=c", "mapped twice"),
+                     ("=mel", "external_class=training_class")]:
+        with pytest.raises(ValueError, match=why):
+            parse_class_map(bad)
+
+
+@pytest.fixture
+def other_clinic(tmp_path):
+    root = tmp_path / "other"
+    make_image_folder(root / "Train", {"melanoma": 6, "nevus": 5, "wart": 3}, seed=5)
+    make_image_folder(root / "Test", {"melanoma": 2, "nevus": 2}, seed=6)
+    # the same file filed as melanoma and nevus (unknowable label), and a second copy within one class
+    shutil.copy(root / "Train" / "melanoma" / "melanoma_000.jpg", root / "Train" / "nevus" / "dup.jpg")
+    shutil.copy(root / "Train" / "nevus" / "nevus_001.png", root / "Test" / "nevus" / "again.png")
+    return root
+
+
+def test_another_sources_folder_mapped_with_what_is_left_out_and_why(other_clinic):
+    ext = scan_external(other_clinic, "melanoma=mel,nevus=nv", CLASSES, drop_same_names=["nevus_003.jpg"])
+    # mel: 8 files less the one also filed as nevus; nv: 7 own files (+ that conflict and a copy, both out) less the
+    # one named like a training image
+    assert ext.counts == {"akiec": 0, "mel": 6 + 2 - 1, "nv": 5 + 2 - 1}
+    assert ext.unmapped == {"wart": 3}
+    whys = sorted(d["why"] for d in ext.dropped)
+    assert whys == ["a copy of another external file", "named like an image of the training data",
+                    "the same file under two classes", "the same file under two classes"]
+    assert set(ext.manifest.splits) == {"external"}
+    assert ext.scored_classes(5) == ["mel", "nv"] and ext.scored_classes(7) == ["mel"]
+
+
+def test_a_class_map_that_names_what_is_not_there_is_refused(other_clinic):
+    with pytest.raises(ValueError, match=r"names \['bcc'\], not classes of the training data"):
+        scan_external(other_clinic, "melanoma=bcc", CLASSES)
+    with pytest.raises(ValueError, match=r"names \['naevus'\], not class folders there"):
+        scan_external(other_clinic, "naevus=nv", CLASSES)
+
+
+def test_byte_copies_of_training_images_are_found(other_clinic, tmp_path):
+    train = tmp_path / "train_img.jpg"
+    shutil.copy(other_clinic / "Test" / "melanoma" / "melanoma_001.png", train)
+    ext = scan_external(other_clinic, "melanoma=mel,nevus=nv", CLASSES)
+    assert training_copies(ext, [str(train)]) == [(str(other_clinic / "Test" / "melanoma" / "melanoma_001.png"),
+                                                   str(train))]
+
+
+def test_a_squashed_4x3_frame_is_restored_to_the_crop_center_crop_takes_of_the_original():
+    w, h = 400, 300
+    yy, xx = np.mgrid[:h, :w]
+    disc = ((xx - 200) ** 2 + ((yy - 150) * 1.0) ** 2 < 60 ** 2).astype(np.uint8) * 255
+    original = Image.fromarray(np.stack([disc] * 3, -1))
+    squashed = original.resize((180, 180), Image.BICUBIC)
+    want = np.asarray(resize_to_square(original, 64, "center_crop"), dtype=float)
+    restored = np.asarray(resize_to_square(squashed, 64, "unsquash_4x3"), dtype=float)
+    naive = np.asarray(resize_to_square(squashed, 64, "center_crop"), dtype=float)
+    assert np.abs(restored - want).mean() < 1.5 < 5 < np.abs(naive - want).mean()
+    assert resize_to_square(Image.new("RGB", (90, 300)), 32, "unsquash_4x3").size == (32, 32)  # a tall image too
+
+
+def test_near_copies_are_those_closer_to_a_training_image_than_any_validation_image_is():
+    rng = np.random.default_rng(0)
+    train = rng.normal(size=(20, 8))
+    val = rng.normal(size=(5, 8))
+    # a near copy of training image 3, and images exactly as far from the training set as validation ones are
+    external = np.concatenate([train[3:4] + 0.01, val[1:4]])
+
+    nearest, sim, threshold = near_copies(external, train, val, features=lambda x: x)
+    flagged = np.flatnonzero(sim > threshold)
+    assert flagged.tolist() == [0] and nearest[0] == 3 and sim[0] > 0.99
+
+
+def test_external_metrics_score_only_the_classes_it_has_enough_of():
+    labels = np.array([1, 1, 1, 2, 2, 0])  # class 0 has one image: not scored
+    probs = np.eye(3)[[1, 1, 2, 2, 0, 0]]
+    m = external_metrics(probs, labels, CLASSES, ["mel", "nv"])
+    assert m["per_class_recall"] == {"mel": pytest.approx(2 / 3), "nv": 0.5}
+    assert m["balanced_accuracy"] == pytest.approx((2 / 3 + 0.5) / 2) and m["n_images"] == 5
+    assert 0 <= m["mel_auroc"] <= 1
+
+
+def _bench(tmp_path, out, *extra):
+    data = make_image_folder(tmp_path / "imgs", {"akiec": 14, "mel": 14, "nv": 16})
+    return bench_main(["--preset", "quick", "--out", str(out), "--data-dir", str(data), "--no-progress", "--epochs",
+                       "1", "--seeds", "0,1", "--arms", "aug,aug_oversample", "--batch-size", "16", "--num-workers",
+                       "0", "--image-size", "32", *extra])
+
+
+def test_every_classifier_is_scored_on_the_external_set_and_the_report_says_how(tmp_path, other_clinic):
+    out = tmp_path / "bench"
+    # first without it, classifiers kept: the second call scores the kept ones without training anything
+    assert _bench(tmp_path, out, "--keep-classifiers") == 0
+    ext = ["--external-test", str(other_clinic), "--class-map", "melanoma=mel,nevus=nv", "--external-min-per-class",
+           "3"]
+
+    def no_training(*a, **k):
+        raise AssertionError("a finished run was retrained")
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(R.Runner, "train_model", no_training)
+    try:
+        assert _bench(tmp_path, out, "--keep-classifiers", *ext) == 0
+    finally:
+        mp.undo()
+    record = json.loads((out / "runs" / "aug_seed1.json").read_text())
+    e = record["external_test"]
+    assert e["classes"] == ["mel", "nv"] and e["n_images"] == 14  # 7 mel, 7 nv (see above)
+    assert np.load(out / "runs" / "aug_seed1_external_probs.npy").shape == (14, 3)
+    results = json.loads((out / "results.json").read_text())
+    assert results["external"]["arms"]["aug"]["seeds"] == [0, 1]
+    assert results["external"]["info"]["unmapped"] == {"wart": 3}
+    report = (out / "report.md").read_text()
+    assert "## External test" in report and "recall mel" in report and "3 of class `wart`" in report
+
+
+def test_an_external_image_that_copies_a_training_image_is_refused_named(tmp_path, other_clinic, capsys):
+    data = make_image_folder(tmp_path / "imgs", {"akiec": 14, "mel": 14, "nv": 16})
+    shutil.copy(data / "mel" / "mel_000.jpg", other_clinic / "Test" / "melanoma" / "leak.jpg")
+    args = ["--external-test", str(other_clinic), "--class-map", "melanoma=mel,nevus=nv"]
+    assert _bench(tmp_path, tmp_path / "b1", *args) == 2
+    err = capsys.readouterr().err
+    assert "leak.jpg" in err and "--external-drop-copies" in err
+    assert not list((tmp_path / "b1" / "runs").glob("*.json"))
