@@ -14,12 +14,18 @@ is read through its indices (torchsampler reads the parent's labels, a known bug
 
 from .dataset import GANBalancedDataset
 from .samplers import DistributedMinorityOversampler, MinorityOversampler
+from .soft import BoundarySamples, MixupSamples, SoftTargets, boundary_pairs, teacher_probabilities
 from .strategy import (STRATEGY_NAMES, resolve_class_names, resolve_labels, sampling_targets, synthetic_counts,
                        synthetic_share)
 
 __all__ = [
     "GANBalancedDataset",
     "MinorityOversampler",
+    "SoftTargets",
+    "teacher_probabilities",
+    "BoundarySamples",
+    "MixupSamples",
+    "boundary_pairs",
     "DistributedMinorityOversampler",
     "STRATEGY_NAMES",
     "resolve_labels",

@@ -320,6 +320,18 @@ class GANBalancedDataset(Dataset):
     def is_synthetic(self, index: int) -> bool:
         return index >= len(self.labels)
 
+    def raw(self, index: int) -> tuple[Any, int]:
+        """Item ``index`` before any transform: (image in the real items' type, label) - e.g. for a teacher's soft
+        label of a synthetic image (:class:`~gan_augment.balanced.soft.SoftTargets`)."""
+        n_real = len(self.labels)
+        if index < n_real:
+            return self.real_ds[index][0], int(self.labels[index])
+        j = index - n_real
+        c, k = int(self._syn_classes[j]), int(self._syn_rank[j])
+        if self.mode != "bank":
+            raise ValueError("raw() of a synthetic item needs mode='bank' (on-the-fly items are drawn afresh)")
+        return self.format.from_uint8(self._bank[c][k % len(self._bank[c])]), c
+
     def __getitem__(self, index: int):
         if index < 0:
             index += len(self)

@@ -60,6 +60,8 @@ class GeneratorBase(nn.Module):
             raise ValueError(f"z must have shape (N, {self.z_dim}), got {tuple(z.shape)}")
         if self.conditional and y is None:
             raise ValueError("this generator is class-conditional: pass class indices y")
+        if y is not None and y.is_floating_point() and (y.ndim != 2 or y.shape[1] != self.num_classes):
+            raise ValueError(f"class weights y must have shape (N, {self.num_classes}), got {tuple(y.shape)}")
         if not self.conditional and y is not None:
             raise ValueError("this generator is unconditional: pass y=None")
 
@@ -102,6 +104,32 @@ class GeneratorBase(nn.Module):
         # already uses every core, so little is lost).
         with _SAMPLE_LOCK:
             return self._sample_batches(z_all, labels, noise_seeds, batch_size, device, output, autocast)
+
+    @torch.no_grad()
+    def sample_between(self, n: int, class_a: int | str, class_b: int | str, weight_b: float | Sequence[float] |
+                       torch.Tensor, *, seed: int | None = None, batch_size: int = 64,
+                       device: str | torch.device | None = None, output: str = "uint8") -> tuple[torch.Tensor,
+                                                                                                 torch.Tensor]:
+        """``n`` images conditioned *between* two classes: the class embeddings of every conditional layer mixed
+        ``(1 - w) * class_a + w * class_b`` (one latent per image, like :meth:`sample`), and their class weights
+        (N, K) - the mixed label a classifier trains them with (boundary samples). ``weight_b``: one weight or one
+        per image, each in [0, 1]; 0 gives :meth:`sample`'s images of ``class_a`` for the same seed."""
+        a, b = (int(resolve_classes(self, c, 1)[0]) for c in (class_a, class_b))
+        w = torch.as_tensor(weight_b, dtype=torch.float32).flatten()
+        w = w.expand(n) if w.numel() == 1 else w
+        if len(w) != n or (w < 0).any() or (w > 1).any():
+            raise ValueError(f"weight_b: one weight in [0, 1] or {n} of them")
+        mix = torch.zeros(n, self.num_classes)
+        mix[:, a] += 1 - w
+        mix[:, b] += w
+        generator = torch.Generator().manual_seed(int(seed) if seed is not None else int(torch.seed() % (2**63)))
+        device = torch.device(device) if device is not None else next(self.parameters()).device
+        z_all = torch.randn(n, self.z_dim, generator=generator)
+        noise_seeds = torch.randint(0, 2**62, (n,), generator=generator).tolist() if self.uses_noise else None
+        with _SAMPLE_LOCK:
+            images = self._sample_batches(z_all, mix, noise_seeds, batch_size, device, output,
+                                          contextlib.nullcontext())
+        return images, mix
 
     def _sample_batches(self, z_all, labels, noise_seeds, batch_size, device, output, autocast) -> torch.Tensor:
         n, outs = len(z_all), []

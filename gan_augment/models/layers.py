@@ -6,13 +6,23 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-__all__ = ["ConditionalBatchNorm2d", "TransitionalBatchNorm2d", "ConditionScaleMixin", "set_condition_scale",
+__all__ = ["class_embedding", "ConditionalBatchNorm2d", "TransitionalBatchNorm2d", "ConditionScaleMixin", "set_condition_scale",
            "maybe_sn", "ProjectionHead", "factor_resolution"]
 
 
 def maybe_sn(module: nn.Module, enabled: bool) -> nn.Module:
     """Wrap ``module`` in spectral normalisation (Miyato et al. 2018) when ``enabled``."""
     return spectral_norm(module) if enabled else module
+
+
+def class_embedding(table: nn.Embedding, y: torch.Tensor) -> torch.Tensor:
+    """Rows of ``table`` for class indices ``y`` (N,), or - for a float ``y`` of class weights (N, K), e.g. 0.7 of
+    one class and 0.3 of another - the same mix of rows: conditioning *between* classes (boundary samples)."""
+    if y.is_floating_point():
+        if y.ndim != 2 or y.shape[1] != table.num_embeddings:
+            raise ValueError(f"class weights must have shape (N, {table.num_embeddings}), got {tuple(y.shape)}")
+        return y.to(table.weight.dtype) @ table.weight
+    return table(y)
 
 
 class ConditionalBatchNorm2d(nn.Module):
@@ -36,8 +46,8 @@ class ConditionalBatchNorm2d(nn.Module):
         out = self.bn(x)
         if self.num_classes == 0:
             return out
-        gain = self.gain(y).view(-1, out.shape[1], 1, 1)
-        bias = self.bias(y).view(-1, out.shape[1], 1, 1)
+        gain = class_embedding(self.gain, y).view(-1, out.shape[1], 1, 1)
+        bias = class_embedding(self.bias, y).view(-1, out.shape[1], 1, 1)
         return out * gain + bias
 
 
@@ -65,8 +75,8 @@ class TransitionalBatchNorm2d(nn.Module):
         out = self.bn(x)
         if self.num_classes == 0:
             return out
-        gain = self.dgain(y).view(-1, out.shape[1], 1, 1)
-        bias = self.dbias(y).view(-1, out.shape[1], 1, 1)
+        gain = class_embedding(self.dgain, y).view(-1, out.shape[1], 1, 1)
+        bias = class_embedding(self.dbias, y).view(-1, out.shape[1], 1, 1)
         return out * (1 + scale * gain) + scale * bias
 
 
