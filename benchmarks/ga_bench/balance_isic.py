@@ -104,6 +104,11 @@ def parser() -> argparse.ArgumentParser:
                                                       "images only (2)")
     p.add_argument("--crt-lr", type=float, help="gan_crt: peak learning rate of the re-trained head (1e-3)")
     p.add_argument("--real-ft-lr", type=float, help="gan_real_ft: peak learning rate of its real-only fine-tune (3e-5)")
+    p.add_argument("--distill-temperature", type=float, help="gan_distill / real_distill: the teacher's temperature (2)")
+    p.add_argument("--distill-hard-weight", type=float,
+                   help="gan_distill / real_distill: the one-hot label's weight in a soft item's target (0.5)")
+    p.add_argument("--boundary-rate", type=float,
+                   help="gan_boundary / real_mixup: extra items per real training image (0.1)")
     p.add_argument("--bank-size", type=int)
     p.add_argument("--max-train-images", type=int)
     p.add_argument("--max-eval-per-class", type=int)

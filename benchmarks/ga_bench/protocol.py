@@ -177,6 +177,10 @@ class BenchmarkConfig:
     retrain_epochs: int = 2  # gan_crt / gan_real_ft: epochs of the second stage (real images only) ...
     crt_lr: float = 1e-3  # ... its peak learning rate for the head alone (gan_crt; a linear probe's usual order) ...
     real_ft_lr: float = 3e-5  # ... and for every layer (gan_real_ft: a tenth of the first stage's 3e-4)
+    # the regimes study's mechanisms (benchmarks/studies/teach.py): soft labels from a real-trained teacher ...
+    distill_temperature: float = 2.0
+    distill_hard_weight: float = 0.5  # the one-hot label's weight in a soft item's target
+    boundary_rate: float = 0.1  # ... and samples between two classes: this many per real training image
     bank_size: int = 10_000
     filter_threshold: float = 0.5  # gan_filtered: absolute probability the judge must give the class ...
     filter_quantile: float | None = None  # ... or this quantile of its scores on real val images of the class
@@ -223,7 +227,8 @@ class BenchmarkConfig:
 # how the GAN arms build their training sets: a folder's resume command repeats those that differ from its preset
 # (its runs refuse another dose - synthetic cap, real-only ending, second stage: arm_dose, Runner.read)
 ARM_KEYS = ("max_synthetic_fraction", "light_synthetic_fraction", "real_last_epochs", "retrain_epochs", "crt_lr",
-            "real_ft_lr", "bank_size", "filter_threshold", "filter_quantile", "rare_classes", "rare_share")
+            "real_ft_lr", "bank_size", "filter_threshold", "filter_quantile", "rare_classes", "rare_share",
+            "distill_temperature", "distill_hard_weight", "boundary_rate")
 
 
 def arm_dose(arm: str, cfg: BenchmarkConfig) -> dict[str, tuple[float, str]]:

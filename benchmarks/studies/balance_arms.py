@@ -16,6 +16,7 @@ if __package__ in (None, ""):  # run as a script: python benchmarks/studies/bala
     _sys.path.insert(0, str(_Path(__file__).resolve().parents[1]))
 
 import studies.arms  # noqa: E402,F401  (registers the arms)
+import studies.teach  # noqa: E402,F401  (the regimes study's mechanisms and their controls)
 from ga_bench.balance_isic import main  # noqa: E402
 
 __all__ = ["main"]

