@@ -468,10 +468,13 @@ def assess(args: argparse.Namespace, command: list[str]) -> int:
     # 3. plan (the epochs are fixed by the first call: a continued assessment reruns nothing that is done)
     try:
         plan = plan_now(state.get("epochs"))
-    except BudgetTooSmall:
-        state["calls"].pop()  # a refused call spent nothing worth counting (the speeds it measured are kept)
+    except BudgetTooSmall as exc:
+        state["calls"].pop()  # a refused call spent nothing worth counting
+        if not done:  # nothing ran yet: measure afresh next time (this machine may have been busy)
+            state.pop("speeds", None)
         save()
-        raise
+        raise BudgetTooSmall(f"{exc} (measured here: the classifier trains {speeds.train_ips:.0f} images/s; on a "
+                             "machine busy with other work that is too low - rerun when it is idle)") from None
     state["epochs"] = plan.epochs
     cfg.epochs = plan.epochs
     state["plan"] = {**asdict(plan), "speeds": asdict(speeds), "made": call["started"]}
