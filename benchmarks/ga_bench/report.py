@@ -13,6 +13,7 @@ from classifier.stats import balanced_accuracy, macro_auroc, mean_recall, paired
 from .protocol import BASELINES, GOALS, MIN_SEEDS_FOR_VERDICT, is_uniform
 from .report_context import HAM10000_CLASSES, _ci, _outside_lines, _pm, _reference_lines, reference_summary
 from .runs_status import runs_lines
+from .report_sections import _assess_lines, _external_lines, external_summary  # noqa: F401
 
 __all__ = ["aggregate", "compare", "external_summary", "report_markdown", "plots", "reference_summary", "HAM10000_CLASSES"]
 
@@ -82,78 +83,6 @@ def compare(arms: dict, runs_dir: Path | Callable[[str], Path], labels: np.ndarr
         out["verdict"] = out["verdict"] or len(shared) >= MIN_SEEDS_FOR_VERDICT
         out[g] = d
     return out
-
-
-def external_summary(records: dict[str, list[dict]], folder: Callable[[str], Path], labels: np.ndarray,
-                     class_names: list[str], info: dict, n_boot: int) -> dict:
-    """The external test over every run scored on it: each arm's scores, the best baseline *on this test set* (it
-    need not be the in-distribution one) and each GAN arm against it, paired bootstrap over external images of the
-    scored classes and shared seeds."""
-    scored = [class_names.index(c) for c in info["scored_classes"]]
-    rows = np.isin(labels, scored)
-    arms = {}
-    for arm, recs in records.items():
-        recs = sorted((r for r in recs if "external_test" in r), key=lambda r: r["seed"])
-        if not recs:
-            continue
-        e = [r["external_test"] for r in recs]
-        arms[arm] = {"seeds": [r["seed"] for r in recs], "balanced_accuracy": [x["balanced_accuracy"] for x in e],
-                     "per_class_recall": {c: [x["per_class_recall"][c] for x in e] for c in info["scored_classes"]}}
-        if all("mel_auroc" in x for x in e):
-            arms[arm]["mel_auroc"] = [x["mel_auroc"] for x in e]
-    out: dict = {"info": info, "arms": arms}
-    baselines = [a for a in BASELINES if a in arms]
-    if not baselines:
-        return out
-    best = max(baselines, key=lambda a: np.mean(arms[a]["balanced_accuracy"]))
-    out["best_baseline"] = best
-
-    def probs(arm, seeds):
-        return np.stack([np.load(folder(arm) / f"{arm}_seed{s}_external_probs.npy")[rows] for s in seeds])
-
-    # balanced accuracy over the scored classes: their labels re-indexed 0..k-1 would change argmax; instead the
-    # images of other classes are left out and the metric averages the recall of the classes present (NaN-safe)
-    for g in [a for a in arms if a.startswith("gan")]:
-        shared = [s for s in arms[g]["seeds"] if s in arms[best]["seeds"]]
-        if shared:
-            out[g] = {"seeds": shared, "balanced_accuracy": paired_bootstrap(
-                balanced_accuracy, labels[rows], probs(g, shared), probs(best, shared), n_boot=n_boot)}
-    return out
-
-
-def _external_lines(ext: dict) -> list[str]:
-    info, arms = ext["info"], ext["arms"]
-    scored = info["scored_classes"]
-    lines = ["", f"## External test: {info.get('name')} ({info.get('note') or info.get('source')})", "",
-             f"{info['n_images']} images from `{info.get('source')}`, resized `{info.get('resize')}`; scored classes "
-             f"(at least {info['min_images_per_class']} images): " + ", ".join(
-                 f"{c} {info['counts'][c]}" for c in scored) + "; too few to score: " + (", ".join(
-                     f"{c} {n}" for c, n in info["counts"].items() if c not in scored and n) or "none")
-             + "; absent: " + (", ".join(c for c, n in info["counts"].items() if not n) or "none") + ".",
-             ""]
-    left = info.get("dropped") or {}
-    if left or info.get("unmapped"):
-        lines += ["Left out: " + "; ".join([f"{n} {why}" for why, n in left.items()]
-                                          + [f"{n} of class `{c}` (not in the class map)"
-                                             for c, n in (info.get("unmapped") or {}).items()]) + ".", ""]
-    if not arms:
-        return lines + ["No run of this folder has been scored on it (runs whose classifiers were not kept cannot "
-                        "be).", ""]
-    auroc = any("mel_auroc" in a for a in arms.values())
-    lines += ["| arm | seeds | balanced accuracy | " + ("melanoma-vs-rest AUROC | " if auroc else "")
-              + " | ".join(f"recall {c}" for c in scored) + " |",
-              "|---|---|---:|" + ("---:|" if auroc else "") + "---:|" * len(scored)]
-    for arm, a in arms.items():
-        lines.append(f"| {arm} | {','.join(map(str, a['seeds']))} | {_pm(a['balanced_accuracy'])} | "
-                     + (f"{_pm(a['mel_auroc'])} | " if auroc and "mel_auroc" in a else ("- | " if auroc else ""))
-                     + " | ".join(_pm(a["per_class_recall"][c]) for c in scored) + " |")
-    best = ext.get("best_baseline")
-    gans = [g for g in arms if g.startswith("gan") and g in ext]
-    if best and gans:
-        lines += ["", f"GAN arms minus the best baseline on this test set (`{best}`), balanced accuracy over the scored "
-                  "classes, pp, 95 % paired bootstrap CI over its images and seeds:", ""]
-        lines += [f"- `{g}` ({len(ext[g]['seeds'])} seeds): {_ci(ext[g]['balanced_accuracy'])}" for g in gans]
-    return lines + [""]
 
 
 def goal_met(d: dict, goal: dict, n_seeds: int) -> tuple[bool | None, str]:
@@ -230,65 +159,6 @@ def _synthetic_test_lines(arms: dict, classes: list[str]) -> list[str]:
     for arm, t in tested.items():
         cells = [f"{np.mean(t['recall'][c]) * 100:.0f} / {np.mean(t['real_recall'][c]) * 100:.0f}" for c in classes]
         lines.append(f"| {arm} | {','.join(str(x) for x in t['seeds'])} | " + " | ".join(cells) + " |")
-    return lines
-
-
-def _dur(s: float | None) -> str:
-    if s is None:
-        return "-"
-    s = float(s)
-    return f"{s / 3600:.1f} h" if s >= 5400 else (f"{s / 60:.1f} min" if s >= 60 else f"{s:.0f} s")
-
-
-def _assess_lines(results: dict) -> list[str]:
-    """``assess.py``: the budget, the plan against what each stage took, and what a larger budget would change."""
-    a = results["assess"]
-    plan = a.get("plan_after_baselines") or a.get("plan") or {}
-    stages = a.get("stages_s") or {}
-    budget = a.get("budget_s") or 0
-    lines = ["## The assessment", "",
-             f"`assess.py` on `{a.get('data')}`: a budget of {_dur(budget)}, {_dur(a.get('spent_s'))} spent over "
-             f"{a.get('calls')} call{'s' if a.get('calls') != 1 else ''} ({a.get('spent_s', 0) / budget:.0%} of the "
-             f"budget); {a.get('epochs')} epochs per classifier run.", "",
-             "| stage | planned | took |", "|---|---|---|"]
-    planned = {"classifiers": (plan.get("runs", 0) * plan.get("run_s", 0) + plan.get("check_s", 0)
-                               if plan else None),
-               "generator": (plan.get("gan_s") or None) if plan else None}
-    names = {"split": "split and checks", "measure": "speed measurement", "classifiers":
-             "classifier runs and the generator check", "generator": "generator training", "report": "report"}
-    for key, label in names.items():
-        if key in stages or planned.get(key):
-            lines.append(f"| {label} | {_dur(planned.get(key)) if planned.get(key) else '-'} | "
-                         f"{_dur(stages.get(key)) if key in stages else '-'} |")
-    lines.append("")
-    if a.get("generator_step"):
-        lines.append(f"The generator trained {a['generator_step']} steps in {_dur(a.get('generator_trained_s'))} of "
-                     "wall time on this assessment's training split only.")
-    more = []
-    seeds_needed = len(results["config"]["seeds"])
-    missing = [arm for arm, d in results["arms"].items() if len(d.get("seeds", [])) < seeds_needed]
-    absent = [arm for arm in ("aug", "aug_oversample", "aug_weighted", "gan_light") if arm not in results["arms"]]
-    if missing or absent:
-        more.append(f"runs missing ({', '.join(missing + absent)}): a verdict needs {MIN_SEEDS_FOR_VERDICT} seeds of "
-                    "every arm; rerun the same command with a larger `--budget` to finish them")
-    chk = (results.get("generator") or {}).get("check") or {}
-    probes = [d.get("overall", {}).get("c2st") for d in chk.get("distribution", {}).values()]
-    probes = [p for p in probes if p is not None]
-    if probes:
-        p = max(probes)
-        cpu64 = Path(results["config"].get("gan_config") or "").name == "ham10000_64_cpu.yaml"
-        more.append(f"the generator: a linear probe tells its images from real ones {p:.0%} of the time "
-                    + ("- near 100 %, the classifier can learn 'looks generated' as a shortcut; " if p > 0.9 else "- ")
-                    + ("on HAM10000 this 64 px recipe took about 16 CPU-hours to reach 73-75 %; " if cpu64 else "")
-                    + "a larger `--budget` trains this generator on from its checkpoint and reruns only the GAN arm "
-                      "and the check")
-    if a.get("epochs") and a["epochs"] < 8:
-        more.append(f"the classifiers trained {a['epochs']} epochs, fewer than the protocol's 8: the baselines may be "
-                    "under-trained (the epochs are fixed by the first call; a new --out with a larger budget gives "
-                    "them more)")
-    if more:
-        lines += ["", "**What a larger budget would change:**", "", *[f"- {m}" for m in more]]
-    lines.append("")
     return lines
 
 
