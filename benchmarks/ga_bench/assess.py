@@ -24,15 +24,11 @@ arm's runs and check made with the older generator, and reruns only those.
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import re
-import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 from gan_augment._io import display_path, write_json
 from gan_augment.pretrained import file_sha256

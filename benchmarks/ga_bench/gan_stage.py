@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
-import json
-
-from gan_augment._io import write_json
 from gan_augment import distributed as gdist
+from gan_augment._io import write_json
 
 from .protocol import REPO, BenchmarkConfig
 
@@ -49,8 +48,6 @@ def _train_generator(cfg: BenchmarkConfig, manifest_path: Path, out: Path, deadl
     return result.generator_path
 
 
-
-
 def _check_feature_weights(cfg: BenchmarkConfig) -> None:
     from gan_augment.weights import WEIGHT_PACKAGES_HINT, fid_inception_path
 
@@ -76,5 +73,3 @@ def _generator_check(cfg: BenchmarkConfig, runner, gen_path: str, out: Path) -> 
         write_json(path, check)
     gdist.barrier()
     return json.loads(path.read_text())
-
-
