@@ -40,3 +40,21 @@ def test_each_mechanism_and_its_control_train_the_same_number_of_items_differing
     # a resumed folder refuses another dose of the same arm
     assert bench_main(_args(out, data, "--arms", "gan_distill", "--generator", str(g), "--bank-size", "200",
                             "--synthetic-test-per-class", "0", "--distill-temperature", "1")) == 2
+    # ... a string setting too (the few-shot slice's matched set), named with the option that continues it
+    assert bench_main(_args(out, data, "--arms", "gan_distill", "--generator", str(g), "--bank-size", "200",
+                            "--synthetic-test-per-class", "0", "--distill-temperature", "3",
+                            "--distill-set", "matched")) == 2
+
+
+def test_the_matched_distill_set_gives_every_class_soft_items(tmp_path):
+    """--distill-set matched: the same synthetic share in every class, the largest included (a balanced few-shot
+    slice gets none from gan_light's set)."""
+    data, out, manifest, g = three_class_bench(tmp_path)
+    assert bench_main(_args(out, data, "--arms", "aug,gan_distill", "--generator", str(g), "--bank-size", "20",
+                            "--synthetic-test-per-class", "0", "--distill-set", "matched")) == 0
+    rec = json.loads((out / "runs" / "gan_distill_seed0.json").read_text())
+    train = manifest.counts()["train"]
+    assert rec["distill_set"] == "matched"
+    # share 0.5: one generated image per real one in every class, the largest included
+    assert {c: v["synthetic"] for c, v in rec["synthetic"].items()} == {c: n for c, n in train.items() if n}
+    assert rec["soft_items"] == sum(train.values())

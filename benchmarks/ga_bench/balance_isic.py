@@ -29,8 +29,9 @@ def build_config(args: argparse.Namespace) -> BenchmarkConfig:
         if v is not None:
             values[f.name] = v
     if args.out is None:
-        frac = values.get("train_fraction", 1.0)
-        values["out"] = f"runs/balance_isic_{args.preset}" + (f"_frac{int(round(frac * 100)):03d}" if frac < 1 else "")
+        cfg = BenchmarkConfig(**values)
+        cfg.out = f"runs/balance_isic_{args.preset}" + ("" if cfg.regime() == "full" else f"_{cfg.regime()}")
+        return cfg
     return BenchmarkConfig(**values)
 
 
@@ -49,6 +50,10 @@ def parser() -> argparse.ArgumentParser:
                                           "generator trained on its training split is then accepted with "
                                           "--generator-from-full-split")
     p.add_argument("--train-fraction", type=float, help="keep this fraction of each class's train images (0.25)")
+    p.add_argument("--max-train-per-class", type=int, metavar="N",
+                   help="the few-shot slice: at most N training images of each class (seeded draw); its runs train "
+                        "--fewshot-epochs (60) unless --epochs is given")
+    p.add_argument("--fewshot-epochs", type=int, help="epochs of a --max-train-per-class run (60)")
     p.add_argument("--epochs", type=int)
     p.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",")])
     p.add_argument("--arms", type=lambda s: [x.strip() for x in s.split(",")], help=f"subset of {','.join(known_arms())}")
@@ -68,6 +73,11 @@ def parser() -> argparse.ArgumentParser:
                    help="accept a generator trained on the whole training split that --max-train-images / "
                         "--train-fraction slice (no test leak, but the GAN arm sees more real images than the "
                         "baselines: the report says so; the demo preset's setting)")
+    p.add_argument("--upper-bound-from", metavar="DIR",
+                   help="the shared-generator regime (a slice, --generator-from-full-split): the full split's "
+                        "benchmark folder (same test rows and protocol), whose best baseline is the upper bound; the "
+                        "report gives each GAN arm's share of the gap closed, with CI, and the generator's "
+                        "memorisation test")
     p.add_argument("--reference", help="a committed result folder to summarise at the top of the report")
     p.add_argument("--baselines-from", metavar="DIR",
                    help="another benchmark folder with the same split and protocol: its baseline runs (and the aug "
@@ -107,6 +117,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--distill-temperature", type=float, help="gan_distill / real_distill: the teacher's temperature (2)")
     p.add_argument("--distill-hard-weight", type=float,
                    help="gan_distill / real_distill: the one-hot label's weight in a soft item's target (0.5)")
+    p.add_argument("--distill-set", choices=["light", "matched"],
+                   help="gan_distill / real_distill: gan_light's set (light) or gan_matched's (matched: the same "
+                        "synthetic share in every class; a balanced slice such as the few-shot one)")
     p.add_argument("--boundary-rate", type=float,
                    help="gan_boundary / real_mixup: extra items per real training image (0.1)")
     p.add_argument("--bank-size", type=int)

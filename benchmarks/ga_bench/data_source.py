@@ -140,6 +140,12 @@ def prepare_manifest(cfg: "BenchmarkConfig", out: Path) -> Manifest:
         sub = stratified_subset(train_labels, fraction=cfg.train_fraction if cfg.train_fraction < 1 else None,
                                 max_images=cfg.max_train_images, seed=cfg.split_seed)
         chosen = {train_idx[j] for j in sub}
+    if cfg.max_train_per_class is not None:  # the few-shot slice (of the slice above, if any)
+        if cfg.max_train_per_class < 1:
+            raise ValueError(f"--max-train-per-class must be >= 1, got {cfg.max_train_per_class}")
+        kept = sorted(chosen)
+        chosen = {kept[j] for j in per_class_cap([manifest.labels[i] for i in kept], cfg.max_train_per_class,
+                                                 cfg.split_seed)}
     rows = []
     for split in ("val", "test"):
         idx = manifest.indices(split)

@@ -151,6 +151,19 @@ def load_external(cfg, manifest: Manifest, out: Path, *, channels: int, device="
     return ext, info
 
 
+def external_dataset(cfg, manifest: Manifest, out: Path, runner) -> tuple[ManifestDataset, dict]:
+    """The external test images as the benchmark's classifiers read them (``runner``: channels, device, mean/std),
+    and what the report says about them."""
+    from classifier import build_transform
+
+    ext, info = load_external(cfg, manifest, out, channels=runner.channels, device=runner.device)
+    ds = ManifestDataset(ext.manifest, "external", image_size=cfg.image_size, channels=runner.channels,
+                         resize=info["resize"], output="numpy", cache=True, verbose=cfg.progress,
+                         allow_empty_classes=True,
+                         transform=build_transform(cfg.image_size, augment=False, mean=runner.mean, std=runner.std))
+    return ds, info
+
+
 def _uint8(ds: ManifestDataset) -> np.ndarray:
     """(N, C, H, W) uint8 images of a cached dataset."""
     return np.ascontiguousarray(ds.uint8_array().transpose(0, 3, 1, 2))

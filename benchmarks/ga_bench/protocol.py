@@ -136,6 +136,10 @@ class BenchmarkConfig:
     fractions: tuple = (0.7, 0.15, 0.15)
     train_fraction: float = 1.0
     max_train_images: int | None = None  # a stratified slice of the training split (quick preset)
+    # the few-shot slice: at most this many training images of each class (seeded draw); its runs train
+    # fewshot_epochs unless --epochs says otherwise
+    max_train_per_class: int | None = None
+    fewshot_epochs: int = 60
     max_eval_per_class: int | None = None  # cap val/test images per class (quick preset)
     image_size: int = 256
     channels: int | str = 3  # 1, 3 or "auto" (1 when every training image is grey)
@@ -160,6 +164,10 @@ class BenchmarkConfig:
     # report says so - the demo's setting, never the evidence's
     generator_from_full_split: bool = False
     reference: str | None = None  # a committed full-scale result folder, summarised at the top of the report
+    # the shared-generator regime (with generator_from_full_split on a slice): the benchmark folder of the full
+    # training split, same val/test rows and protocol, whose best baseline is the upper bound - the same classifier
+    # on every real image the generator saw; the report gives each GAN arm's share of the gap it closes
+    upper_bound_from: str | None = None
     # another benchmark folder (same split and protocol) whose baseline runs are read, never trained here: to
     # compare a second generator with baselines already run
     baselines_from: str | None = None
@@ -180,6 +188,9 @@ class BenchmarkConfig:
     # the regimes study's mechanisms (benchmarks/studies/teach.py): soft labels from a real-trained teacher ...
     distill_temperature: float = 2.0
     distill_hard_weight: float = 0.5  # the one-hot label's weight in a soft item's target
+    # the distilled set: gan_light's ("light": the classes below the largest get generated images) or gan_matched's
+    # ("matched": the light share in every class - the few-shot slice is balanced, so "light" adds none there)
+    distill_set: str = "light"
     boundary_rate: float = 0.1  # ... and samples between two classes: this many per real training image
     bank_size: int = 10_000
     filter_threshold: float = 0.5  # gan_filtered: absolute probability the judge must give the class ...
@@ -214,21 +225,31 @@ class BenchmarkConfig:
 
     def resolved_epochs(self) -> int:
         """The epochs every arm trains for: ``epochs``, else ``full_epochs`` on the full training split and
-        ``slice_epochs`` on a slice (None: ``full_epochs / train_fraction``, the full regime's optimiser steps)."""
+        ``slice_epochs`` on a slice (None: ``full_epochs / train_fraction``, the full regime's optimiser steps),
+        ``fewshot_epochs`` on a few-shot slice (``max_train_per_class``: the full regime's steps would be hundreds
+        of epochs of a few images, each with a full validation pass)."""
         if self.epochs is not None:
             return self.epochs
+        if self.max_train_per_class is not None:
+            return self.fewshot_epochs
         if self.train_fraction >= 1.0:
             return self.full_epochs
         if self.slice_epochs is None:
             return max(1, round(self.full_epochs / self.train_fraction))
         return self.slice_epochs
 
+    def regime(self) -> str:
+        """The regime's name in records and reports: full, fracNNN (a --train-fraction slice) or fewshotN."""
+        if self.max_train_per_class is not None:
+            return f"fewshot{self.max_train_per_class}"
+        return "full" if self.train_fraction >= 1 else f"frac{int(round(self.train_fraction * 100)):03d}"
+
 
 # how the GAN arms build their training sets: a folder's resume command repeats those that differ from its preset
 # (its runs refuse another dose - synthetic cap, real-only ending, second stage: arm_dose, Runner.read)
 ARM_KEYS = ("max_synthetic_fraction", "light_synthetic_fraction", "real_last_epochs", "retrain_epochs", "crt_lr",
             "real_ft_lr", "bank_size", "filter_threshold", "filter_quantile", "rare_classes", "rare_share",
-            "distill_temperature", "distill_hard_weight", "boundary_rate")
+            "distill_temperature", "distill_hard_weight", "distill_set", "boundary_rate")
 
 
 def arm_dose(arm: str, cfg: BenchmarkConfig) -> dict[str, tuple[float, str]]:
@@ -248,7 +269,8 @@ def arm_dose(arm: str, cfg: BenchmarkConfig) -> dict[str, tuple[float, str]]:
 # the settings that shape a classifier run: --baselines-from reads another folder's runs only when all agree (and
 # the split's hash and the epochs)
 PROTOCOL_KEYS = ("image_size", "channels", "resize", "batch_size", "lr", "weight_decay", "warmup_epochs", "classifier",
-                 "pretrained", "train_fraction", "max_train_images", "max_eval_per_class", "strategy")
+                 "pretrained", "train_fraction", "max_train_images", "max_train_per_class", "max_eval_per_class",
+                 "strategy")
 
 PRESETS: dict[str, dict[str, Any]] = {
     # CPU, minutes: a slice of the data, 64 px, a tiny 32 px GAN, 2 epochs, 1 seed. Checks the pipeline only.

@@ -14,6 +14,7 @@ from .protocol import BASELINES, GOALS, MIN_SEEDS_FOR_VERDICT, is_uniform
 from .report_context import HAM10000_CLASSES, _ci, _outside_lines, _pm, _reference_lines, reference_summary
 from .runs_status import runs_lines
 from .report_sections import _assess_lines, _external_lines, external_summary  # noqa: F401
+from .shared_regime import shared_generator_lines
 
 __all__ = ["aggregate", "compare", "external_summary", "report_markdown", "plots", "reference_summary", "HAM10000_CLASSES"]
 
@@ -300,6 +301,8 @@ def report_markdown(results: dict) -> str:
                       f"{'these seeds show' if verdicts else 'this run shows'}."]
             if not verdicts:
                 lines += _closest(comp, results.get("generator"), verdict=False)
+    if results.get("shared_generator"):
+        lines += shared_generator_lines(results["shared_generator"])
     if results.get("external"):
         lines += _external_lines(results["external"])
     lines += ["", *runs_lines(results), *_outside_lines(results), "## Arms and variants tried", ""]

@@ -26,7 +26,8 @@ from .protocol import (BASELINES, PROTOCOL_KEYS, REPO, BenchmarkConfig, arm_dose
                        prepare_manifest, rare_classes_of, rare_classes_source, resolve_generator)
 from .report_html import report_html
 from .report import aggregate, compare, external_summary, plots, reference_summary, report_markdown
-from .runs_status import run_commits
+from .runs_status import _arg, run_commits
+from .shared_regime import load_upper_bound, shared_generator_summary
 from .gan_stage import _check_feature_weights, _generator_check, _train_generator, train_generator  # noqa: F401
 
 __all__ = ["Runner", "run_benchmark", "baselines_source", "train_generator"]
@@ -49,17 +50,9 @@ class Runner(ArmData):
         self.started: dict | None = None  # run_metadata() read when the benchmark started: each record's code
         self.external_ds, self.external_info = None, None  # --external-test: the images, what the report says
         if cfg.external_test:
-            from classifier import build_transform
-            from gan_augment.data import ManifestDataset
+            from .external import external_dataset
 
-            from .external import load_external
-
-            ext, self.external_info = load_external(cfg, manifest, out, channels=self.channels, device=self.device)
-            self.external_ds = ManifestDataset(
-                ext.manifest, "external", image_size=cfg.image_size, channels=self.channels,
-                resize=self.external_info["resize"], output="numpy", cache=True, verbose=cfg.progress,
-                allow_empty_classes=True,
-                transform=build_transform(cfg.image_size, augment=False, mean=self.mean, std=self.std))
+            self.external_ds, self.external_info = external_dataset(cfg, manifest, out, self)
             self.external_labels = np.asarray(self.external_ds.targets)
 
     def _check_time(self, what: str) -> None:
@@ -89,8 +82,9 @@ class Runner(ArmData):
         for key, (ours, option) in arm_dose(arm, self.cfg).items():  # a GAN arm's dose: another is another arm
             theirs = record.get(key)
             if theirs is not None and theirs != ours:
-                raise ValueError(f"{path}: {key} {theirs:g} there, {ours:g} here: a folder holds one protocol (pass "
-                                 f"{option} {theirs:g} to continue it, or another --out)")
+                theirs, ours = _arg(theirs), _arg(ours)
+                raise ValueError(f"{path}: {key} {theirs} there, {ours} here: a folder holds one protocol (pass "
+                                 f"{option} {theirs} to continue it, or another --out)")
         return record
 
     def train_model(self, arm: str, seed: int):
@@ -233,6 +227,7 @@ def run_benchmark(cfg: BenchmarkConfig, command: list[str] | None = None, *, run
     if any(a.startswith("gan") for a in cfg.arms):
         _check_feature_weights(cfg)  # likewise: the generator check must be able to run
     baseline_runs = baselines_source(cfg, manifest, out) if cfg.baselines_from else None
+    upper = load_upper_bound(cfg, manifest) if cfg.upper_bound_from else None  # the shared-generator regime
     restore = check_judge(cfg, out, baseline_runs or out / "runs")  # refused here, before any work
     runner = Runner(cfg, manifest, out, deadline, baseline_runs)
     runner.started = started
@@ -290,7 +285,7 @@ def run_benchmark(cfg: BenchmarkConfig, command: list[str] | None = None, *, run
     if not records:
         raise ValueError(f"--report-only: no finished run of arms {cfg.arms} and seeds {cfg.seeds} in {runner.runs}")
     arms = aggregate(records, runner.class_names, rare)
-    regime = "full" if cfg.train_fraction >= 1 else f"frac{int(round(cfg.train_fraction * 100)):03d}"
+    regime = cfg.regime()
     meta = run_metadata(command, device=runner.device)
     meta.update({k: started[k] for k in ("commit", "commit_source", "dirty")}, started=started["date"])
     meta.update({"regime": regime, "manifest_hash": manifest.hash, "preset": cfg.preset,
@@ -312,6 +307,9 @@ def run_benchmark(cfg: BenchmarkConfig, command: list[str] | None = None, *, run
         "comparison": compare(arms, runner.folder, runner.test_labels, rare, "full" if regime == "full" else "frac",
                                cfg.n_boot),
     }
+    if upper is not None:
+        results["shared_generator"] = shared_generator_summary(upper, arms, runner.folder, runner.test_labels,
+                                                               len(runner.train_real), generator_asked, cfg.n_boot)
     if runner.external_ds is not None:
         results["external"] = external_summary(records, runner.folder, runner.external_labels, runner.class_names,
                                                runner.external_info, cfg.n_boot)

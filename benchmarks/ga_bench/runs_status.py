@@ -61,6 +61,10 @@ def runs_lines(results: dict) -> list[str]:
         generator = (results.get("generator") or {}).get("path")  # the folder's GAN runs refuse any other
         cmd = (f"python benchmarks/balance_isic.py --preset {cfg['preset']} --out {cfg['out']}"
                + (f" --train-fraction {frac:g}" if frac < 1 else "")
+               + "".join(f" --{k.replace('_', '-')} {cfg[k]}" for k in ("max_train_per_class", "upper_bound_from")
+                         if cfg.get(k) is not None)
+               + (" --generator-from-full-split" if cfg.get("generator_from_full_split")
+                  and not preset_default(cfg["preset"], "generator_from_full_split") else "")
                + (f" --generator {generator}" if gan_missing and generator else "")
                + (f" --baselines-from {cfg['baselines_from']}" if cfg.get("baselines_from") else "")
                + "".join(f" --{k.replace('_', '-')} {_arg(cfg[k])}" for k in ARM_KEYS
@@ -71,7 +75,7 @@ def runs_lines(results: dict) -> list[str]:
                   "every finished run."]
         if cfg.get("baselines_from"):
             lines[-1] += f" Missing baseline runs are run in `{cfg['baselines_from']}` (this folder only reads them)."
-        sliced = frac < 1 or cfg.get("max_train_images")
+        sliced = frac < 1 or cfg.get("max_train_images") or cfg.get("max_train_per_class")
         given = cfg.get("generator") and not cfg.get("generator_from_full_split")  # a preset's shipped one
         if gan_missing and not generator and sliced and given:
             baselines = ",".join(a for a in known_arms() if not a.startswith("gan") and a in {m for m, _ in st["missing"]})

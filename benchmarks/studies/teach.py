@@ -1,7 +1,8 @@
 """The regimes study's mechanisms (issue #43, item 3): generated images used as soft or boundary examples, each arm
 beside the control that isolates what its generated images add (``gan_augment.balanced.soft``).
 
-- ``gan_distill``: ``gan_light``'s set, its synthetic items labelled ``distill_hard_weight * one-hot + (1 -
+- ``gan_distill``: ``gan_light``'s set (``distill_set`` "matched": ``gan_matched``'s, the few-shot slice's, where every
+  class is as large as the largest and ``gan_light`` adds no image), its synthetic items labelled ``distill_hard_weight * one-hot + (1 -
   distill_hard_weight) * softmax(teacher / distill_temperature)``; the teacher is the real-trained judge (``aug``
   seed 0). Control ``real_distill``: the same set with real images of the same class in the synthetic items' places
   (seeded draws), labelled by the same teacher the same way (self-distillation).
@@ -20,7 +21,8 @@ from torch.utils.data import Dataset
 from classifier import build_transform
 from ga_bench.protocol import ArmSpec, known_arms, register_arm
 from gan_augment import MinorityOversampler
-from gan_augment.balanced import BoundarySamples, GANBalancedDataset, MixupSamples, SoftTargets, teacher_probabilities
+from gan_augment.balanced import (BoundarySamples, GANBalancedDataset, MixupSamples, SoftTargets, synthetic_share,
+                                  teacher_probabilities)
 from gan_augment.classifier_file import load_classifier
 
 __all__ = ["TEACH_ARMS", "CONTROLS"]
@@ -71,8 +73,15 @@ def _distill_loaders(runner, arm, seed):
         raise ValueError(f"{arm} needs --generator (the control's real images take the generated images' places)")
     tf = build_transform(cfg.image_size, augment=True, mean=runner.mean, std=runner.std, seed=seed)
     eval_tf = build_transform(cfg.image_size, augment=False, mean=runner.mean, std=runner.std)
-    balanced = GANBalancedDataset(runner.train_real, runner.generator, max_synthetic_fraction=cfg.light_synthetic_fraction,
-                                  transform=tf, bank_size=cfg.bank_size, device=runner.device, seed=seed)
+    if cfg.distill_set not in ("light", "matched"):
+        raise ValueError(f"--distill-set must be light or matched, got {cfg.distill_set!r}")
+    cap = cfg.light_synthetic_fraction
+    strategy, bank = cfg.strategy, cfg.bank_size
+    if cfg.distill_set == "matched":  # gan_matched's set: the same synthetic share in every class
+        strategy = synthetic_share(cap)
+        bank = max(bank, sum(strategy(runner.train_real.targets).values()) - len(runner.train_real))
+    balanced = GANBalancedDataset(runner.train_real, runner.generator, strategy=strategy, max_synthetic_fraction=cap,
+                                  transform=tf, bank_size=bank, device=runner.device, seed=seed)
     ds = balanced if arm == "gan_distill" else _RealInSlots(balanced, runner.train_real, seed)
     n = len(runner.train_real)
     slots = list(range(n, len(ds)))
@@ -82,7 +91,7 @@ def _distill_loaders(runner, arm, seed):
     sampler = MinorityOversampler(soft.get_labels(), cfg.strategy, num_samples=n, seed=seed,
                                   classes=runner.class_names)
     agree = float(np.mean(probs.argmax(1) == np.asarray(soft.get_labels()[n:]))) if slots else float("nan")
-    info = {"images_per_epoch": n, "synthetic": balanced.class_counts(), "synthetic_cap": cfg.light_synthetic_fraction,
+    info = {"images_per_epoch": n, "synthetic": balanced.class_counts(), "synthetic_cap": cap,
             "soft_items": len(slots), "teacher_agrees_with_label": agree,
             "slot_images": "generated" if arm == "gan_distill" else "real (self-distillation control)"}
     return runner.loader(soft, sampler=sampler, drop_last=True), None, info, None, 0
@@ -109,7 +118,8 @@ def _boundary_loaders(runner, arm, seed):
 
 def _distill_dose(cfg):
     return {"distill_temperature": (cfg.distill_temperature, "--distill-temperature"),
-            "distill_hard_weight": (cfg.distill_hard_weight, "--distill-hard-weight")}
+            "distill_hard_weight": (cfg.distill_hard_weight, "--distill-hard-weight"),
+            "distill_set": (cfg.distill_set, "--distill-set")}
 
 
 def _boundary_dose(cfg):

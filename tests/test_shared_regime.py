@@ -1,0 +1,169 @@
+"""The regimes study's slices and the shared-generator regime's report (issue #43, item 1): the few-shot slice, the
+share of the gap closed with its bootstrap CI, and the refusals of an upper bound that is not the slice's own."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from classifier.stats import balanced_accuracy, gap_closed_bootstrap
+from ga_bench.balance_isic import build_config, parser
+from ga_bench.protocol import BenchmarkConfig, prepare_manifest
+from ga_bench.runs_status import runs_lines
+from ga_bench.shared_regime import (generator_evidence, load_upper_bound, shared_generator_lines,
+                                    shared_generator_summary)
+
+from .conftest import make_image_folder
+
+
+def _probs(labels: np.ndarray, right: np.ndarray, k: int) -> np.ndarray:
+    """One-hot probabilities: the true class where ``right``, the next class elsewhere."""
+    pred = np.where(right, labels, (labels + 1) % k)
+    return np.eye(k)[pred]
+
+
+def test_gap_closed_is_the_share_of_the_gap_with_a_paired_ci():
+    rng = np.random.default_rng(0)
+    k, n = 3, 300
+    labels = np.arange(n) % k
+    u = rng.random((3, n))
+    # per seed: base right on 50 %, upper on 90 %, the arm on 70 % of the images (nested: arm right where base is)
+    base = np.stack([_probs(labels, u[s] < 0.5, k) for s in range(3)])
+    upper = np.stack([_probs(labels, u[s] < 0.9, k) for s in range(3)])
+    arm = np.stack([_probs(labels, u[s] < 0.7, k) for s in range(3)])
+    d = gap_closed_bootstrap(balanced_accuracy, labels, arm, base, upper, n_boot=300)
+    m = [np.mean([balanced_accuracy(labels, p[s]) for s in range(3)]) for p in (arm, base, upper)]
+    assert d["share"] == pytest.approx((m[0] - m[1]) / (m[2] - m[1]))
+    assert 0.4 < d["share"] < 0.6 and d["ci_low"] < d["share"] < d["ci_high"] and d["ci_high"] - d["ci_low"] < 0.3
+    assert (d["arm"], d["base"], d["upper"]) == pytest.approx(tuple(m)) and d["undefined_share"] == 0
+    # the arm at the upper bound closes all of it; at the baseline none
+    assert gap_closed_bootstrap(balanced_accuracy, labels, upper, base, upper, n_boot=50)["share"] == pytest.approx(1)
+    assert gap_closed_bootstrap(balanced_accuracy, labels, base, base, upper, n_boot=50)["share"] == pytest.approx(0)
+    # no gap: no share, every replicate undefined
+    flat = gap_closed_bootstrap(balanced_accuracy, labels, arm, base, base, n_boot=20)
+    assert np.isnan(flat["share"]) and flat["undefined_share"] == 1 and np.isnan(flat["ci_low"])
+    with pytest.raises(ValueError, match="one shape"):
+        gap_closed_bootstrap(balanced_accuracy, labels, arm[:2], base, upper)
+
+
+def test_the_few_shot_slice_caps_each_class_and_names_its_regime(tmp_path):
+    folder = make_image_folder(tmp_path / "d", {"a": 40, "b": 20, "c": 14}, size=(16, 16))
+    full = prepare_manifest(BenchmarkConfig(data_dir=str(folder), out=str(tmp_path / "full")), tmp_path / "full")
+    cfg = BenchmarkConfig(data_dir=str(folder), out=str(tmp_path / "fs"), max_train_per_class=5)
+    few = prepare_manifest(cfg, tmp_path / "fs")
+    full_train = Counter(full.labels[i] for i in full.indices("train"))
+    assert Counter(few.labels[i] for i in few.indices("train")) == {c: min(n, 5) for c, n in full_train.items()}
+    assert set(few.indices("train")) and few.source_hash == full.hash != few.hash
+    for split in ("val", "test"):  # held-out rows untouched
+        assert [few.paths[i] for i in few.indices(split)] == [full.paths[i] for i in full.indices(split)]
+    assert cfg.regime() == "fewshot5" and cfg.resolved_epochs() == 60
+    assert BenchmarkConfig(max_train_per_class=5, epochs=7).resolved_epochs() == 7
+    assert BenchmarkConfig(train_fraction=0.25).regime() == "frac025" and BenchmarkConfig().regime() == "full"
+    # the default folder names the regime; a bad cap is refused before anything is written
+    args = parser().parse_args(["--preset", "cpu64", "--max-train-per-class", "20", "--fewshot-epochs", "40"])
+    built = build_config(args)
+    assert built.out == "runs/balance_isic_cpu64_fewshot20" and built.resolved_epochs() == 40
+    with pytest.raises(ValueError, match="--max-train-per-class must be >= 1"):
+        prepare_manifest(BenchmarkConfig(data_dir=str(folder), max_train_per_class=0), tmp_path / "bad")
+    assert not (tmp_path / "bad" / "manifest.csv").exists()
+
+
+def _upper_folder(tmp_path, folder, arms: dict[str, list[float]], labels, k, **cfg_kw):
+    """A finished full-regime folder: results.json with these baselines' accuracies, and their test probabilities."""
+    cfg = BenchmarkConfig(data_dir=str(folder), out=str(tmp_path / "full"), **cfg_kw)
+    prepare_manifest(cfg, tmp_path / "full")
+    runs = tmp_path / "full" / "runs"
+    runs.mkdir()
+    rng = np.random.default_rng(1)
+    for arm, accs in arms.items():
+        for s, acc in enumerate(accs):
+            np.save(runs / f"{arm}_seed{s}_test_probs.npy", _probs(labels, rng.random(len(labels)) < acc, k))
+    results = {"config": dataclasses.asdict(cfg), "data": {"train_total": 50},
+               "arms": {a: {"seeds": list(range(len(v))), "balanced_accuracy": v} for a, v in arms.items()}}
+    (tmp_path / "full" / "results.json").write_text(json.dumps(results))
+    return tmp_path / "full"
+
+
+def test_the_upper_bound_is_the_full_splits_best_baseline_and_is_checked(tmp_path):
+    folder = make_image_folder(tmp_path / "d", {"a": 40, "b": 30, "c": 20}, size=(16, 16))
+    sliced_cfg = BenchmarkConfig(data_dir=str(folder), out=str(tmp_path / "s"), train_fraction=0.5,
+                                 generator_from_full_split=True)
+    sliced = prepare_manifest(sliced_cfg, tmp_path / "s")
+    labels = np.asarray([sliced.class_names.index(sliced.labels[i]) for i in sliced.indices("test")])
+    upper_dir = _upper_folder(tmp_path, folder, {"aug": [0.6, 0.6], "aug_oversample": [0.9, 0.9]}, labels, 3)
+    sliced_cfg.upper_bound_from = str(upper_dir)
+    upper = load_upper_bound(sliced_cfg, sliced)
+    assert upper.arm == "aug_oversample" and upper.seeds == [0, 1] and upper.probs([0, 1]).shape == (2, len(labels), 3)
+
+    # refusals, each naming what is wrong
+    def refused(match, **changes):
+        with pytest.raises(ValueError, match=match):
+            load_upper_bound(dataclasses.replace(sliced_cfg, **changes), sliced)
+
+    refused("a slice of the training split", train_fraction=1.0)
+    refused("add --generator-from-full-split", generator_from_full_split=False)
+    refused("another protocol \\(image_size", image_size=64)
+    refused("needs a benchmark folder", upper_bound_from=str(tmp_path / "nowhere"))
+    other = make_image_folder(tmp_path / "o", {"a": 44, "b": 30, "c": 20}, size=(16, 16), seed=5)
+    other_m = prepare_manifest(BenchmarkConfig(data_dir=str(other), out=str(tmp_path / "os"), train_fraction=0.5),
+                               tmp_path / "os")
+    with pytest.raises(ValueError, match="is not the one this slice was cut from"):
+        load_upper_bound(sliced_cfg, other_m)
+    # the upper bound is itself a slice
+    results = json.loads((upper_dir / "results.json").read_text())
+    results["config"]["train_fraction"] = 0.25
+    (upper_dir / "results.json").write_text(json.dumps(results))
+    refused("it is itself a slice")
+
+
+def test_the_shared_generator_report_gives_the_gap_closed_and_the_privacy_evidence(tmp_path):
+    k, n = 3, 200
+    labels = np.arange(n) % k
+    rng = np.random.default_rng(2)
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    u = rng.random((2, n))
+    for arm, acc in (("aug_oversample", 0.5), ("aug", 0.4), ("gan_light", 0.6)):
+        for s in range(2):
+            np.save(runs / f"{arm}_seed{s}_test_probs.npy", _probs(labels, u[s] < acc, k))
+    upper_dir = tmp_path / "full"
+    (upper_dir / "runs").mkdir(parents=True)
+    for s in range(2):
+        np.save(upper_dir / "runs" / f"aug_oversample_seed{s}_test_probs.npy", _probs(labels, u[s] < 0.9, k))
+
+    class Upper:  # what load_upper_bound returns, without the split checks (tested above)
+        folder, arm, seeds, balanced_accuracy, train_total = upper_dir, "aug_oversample", [0, 1], [0.9, 0.9], 7012
+
+        def probs(self, seeds):
+            return np.stack([np.load(upper_dir / "runs" / f"aug_oversample_seed{s}_test_probs.npy") for s in seeds])
+
+    arms = {"aug": {"seeds": [0, 1], "balanced_accuracy": [0.4, 0.4]},
+            "aug_oversample": {"seeds": [0, 1], "balanced_accuracy": [0.5, 0.5]},
+            "gan_light": {"seeds": [0, 1], "balanced_accuracy": [0.6, 0.6]}}
+    d = shared_generator_summary(Upper(), arms, lambda a: runs, labels, 1753,
+                                 "pretrained:ham10000-64-lite128-16k", n_boot=100)
+    g = d["arms"]["gan_light"]
+    assert d["slice_best"] == "aug_oversample" and g["seeds"] == [0, 1]
+    assert g["share"] == pytest.approx((g["arm"] - g["base"]) / (g["upper"] - g["base"])) and 0.1 < g["share"] < 0.4
+    ev = d["evidence"]  # the shipped generator's committed evaluation
+    assert ev["memorisation"]["flagged"] is False and ev["memorisation"]["p_value"] == pytest.approx(0.0281, abs=1e-4)
+    assert ev["panel"].endswith("nearest_training.png")
+    text = "\n".join(shared_generator_lines(d))
+    assert "all 7012 training images" in text and "1753 real training images" in text
+    assert f"{g['share']:+.0%} [{g['ci_low']:+.0%}, {g['ci_high']:+.0%}]" in text
+    assert "p = 0.028" in text and "not flagged" in text
+    assert generator_evidence("some/file.safetensors") is None
+    assert "No committed memorisation test" in "\n".join(
+        shared_generator_lines({**d, "evidence": None}))
+
+
+def test_the_resume_command_repeats_the_regime(tmp_path):
+    cfg = dataclasses.asdict(BenchmarkConfig(preset="cpu64", out="runs/x", max_train_per_class=20,
+                                             generator_from_full_split=True, upper_bound_from="runs/full"))
+    results = {"config": cfg, "arms": {"aug": {"seeds": [0]}}, "runs_finished": [["aug", 0]], "run_commits": []}
+    text = "\n".join(runs_lines(results))
+    assert "--max-train-per-class 20 --upper-bound-from runs/full --generator-from-full-split" in text
