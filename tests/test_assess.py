@@ -95,6 +95,21 @@ def test_bad_data_is_refused_before_any_work(tmp_path, capsys):
     assert not (out / "assess.json").exists() and not (out / "runs").exists()
 
 
+def test_a_medmnist_npz_is_split_as_published_and_planned(tmp_path, capsys):
+    """A MedMNIST .npz (grey, its own train/val/test): the published split is kept, the plan printed, nothing run."""
+    from .test_data import _write_medmnist
+
+    npz = _write_medmnist(tmp_path / "pneumoniamnist.npz", channels=1, n=(30, 9, 9), n_classes=2)
+    out = tmp_path / "out"
+    assert A.main([str(npz), "--out", str(out), "--budget", "10h", "--plan-only", "--no-progress",
+                   "--image-size", "32", "--num-workers", "0"]) == 0
+    err = capsys.readouterr().err
+    assert "train 30, val 9, test 9 images, 2 classes" in err and "generator" in err
+    state = json.loads((out / "assess.json").read_text())
+    assert state["data"] == str(npz) and state["plan"]["runs"] == 3 * len(A.ASSESS_ARMS)
+    assert not (out / "runs").exists() or not list((out / "runs").glob("*.json"))
+
+
 FAST = ["--image-size", "32", "--gan-config", "configs/quick_cpu.yaml", "--gan-set", "train.log_every=5",
         "--gan-set", "train.checkpoint_every=20", "--gan-set", "train.sample_every=1000", "--min-gan-minutes", "0.1",
         "--check-features", "lite0", "--check-per-class", "8", "--max-epochs", "1", "--num-workers", "0",

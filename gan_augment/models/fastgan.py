@@ -18,6 +18,12 @@ file written without them still starts a generator with them (``train.init_gener
 at 0, so it draws the file's images until training moves them; the upsampling mode adds no weights and changes the
 images a little from the first step.
 
+Growing (``grown_from=r``, the resolution half of this one): a generator started from a trained one at ``r`` px
+(``train.init_generator``), its blocks kept and one up-block, one SLE and a new output layer added - progressive
+growing's fade-in (Karras et al., ICLR 2018). The file's output layer stays as ``to_image_low`` on the ``r`` px map;
+the image is ``tanh((1 - fade) * up2(to_image_low(h_r)) + fade * to_image(h))`` with ``fade`` a buffer that training
+ramps from 0 (the file's images, each pixel repeated 2x2) to 1 (``train.fade_steps``); at 1 the low path is skipped.
+
 - ``noise=True``: per-pixel noise injection after every upsampling conv (FastGAN's ``NoiseInjection``, StyleGAN's
   noise inputs, Karras et al. 2019): one single-channel Gaussian map per image and block, scaled per channel by a
   learned strength that starts at 0. Stochastic detail - skin texture, hair, pores - then need not be coded in the
@@ -122,8 +128,12 @@ class FastGANGenerator(ConditionScaleMixin, GeneratorBase):
     start_compatible_args = {"noise": (False, r"ups\.\d+\.noise\.strength"), "upsample": ("nearest", None)}
 
     def __init__(self, *, resolution: int, num_classes: int = 0, channels: int = 3, z_dim: int = 128,
-                 base_channels: int = 16, noise: bool = False, upsample: str = "nearest"):
+                 base_channels: int = 16, noise: bool = False, upsample: str = "nearest",
+                 grown_from: int | None = None):
         super().__init__()
+        if grown_from is not None and grown_from * 2 != resolution:
+            raise ValueError(f"grown_from must be half the resolution ({resolution // 2}), got {grown_from}")
+        self.grown_from = grown_from
         if upsample not in UPSAMPLE_MODES:
             raise ValueError(f"upsample must be one of {UPSAMPLE_MODES}, got {upsample!r}")
         self.resolution, self.num_classes, self.channels, self.z_dim = resolution, num_classes, channels, z_dim
@@ -147,6 +157,9 @@ class FastGANGenerator(ConditionScaleMixin, GeneratorBase):
         self.sle_pairs = [(max(4, r // 16), r) for r in self.sizes if r >= 32]
         self.sles = nn.ModuleList([SkipLayerExcitation(ch[lo], ch[hi]) for lo, hi in self.sle_pairs])
         self.to_image = nn.Conv2d(ch[resolution], channels, 3, 1, 1)
+        if grown_from is not None:  # the grown-from generator's output layer, faded out (module docstring)
+            self.to_image_low = nn.Conv2d(ch[grown_from], channels, 3, 1, 1)
+            self.register_buffer("fade", torch.ones(()))
         for m in self.modules():  # DCGAN-style N(0, 0.02) init, as in FastGAN
             if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
                 nn.init.normal_(m.weight, 0.0, 0.02)
@@ -175,14 +188,21 @@ class FastGANGenerator(ConditionScaleMixin, GeneratorBase):
                 lo, block = sle[r]
                 h = block(feats[lo], h)
             feats[r] = h
-        return torch.tanh(self.to_image(h))  # the output tanh (a missing one is a known FastGAN-port bug)
+        out = self.to_image(h)
+        if self.grown_from is not None and float(self.fade) < 1:
+            low = F.interpolate(self.to_image_low(feats[self.grown_from]), scale_factor=2, mode="nearest")
+            out = torch.lerp(low, out, self.fade.to(out.dtype))
+        return torch.tanh(out)  # the output tanh (a missing one is a known FastGAN-port bug)
 
 
 @register_generator("fastgan")
 def fastgan_generator(*, resolution: int, num_classes: int = 0, channels: int = 3, z_dim: int = 128,
-                      base_channels: int = 16, noise: bool = False, upsample: str = "nearest") -> FastGANGenerator:
+                      base_channels: int = 16, noise: bool = False, upsample: str = "nearest",
+                      grown_from: int | None = None) -> FastGANGenerator:
     """FastGAN-lite generator with skip-layer excitation; ``base_channels`` (FastGAN's ngf, the width) 16 / 32 /
     64 trades speed for capacity (~0.23 / 0.92 / 3.6 GMAC per 64 px image); ``noise`` adds per-pixel noise
-    injection, ``upsample`` is ``"nearest"`` (FastGAN's) or ``"bilinear"``."""
+    injection, ``upsample`` is ``"nearest"`` (FastGAN's) or ``"bilinear"``; ``grown_from`` (half the resolution)
+    grows a trained generator of that resolution by one block, faded in."""
+    kwargs = {"grown_from": grown_from} if grown_from is not None else {}
     return FastGANGenerator(resolution=resolution, num_classes=num_classes, channels=channels, z_dim=z_dim,
-                            base_channels=base_channels, noise=noise, upsample=upsample)
+                            base_channels=base_channels, noise=noise, upsample=upsample, **kwargs)

@@ -122,6 +122,9 @@ class CheckpointMixin:
         if tc.init_discriminator and not tc.init_generator:
             raise ValueError("train.init_discriminator needs train.init_generator: a discriminator continues the "
                              "generator it was trained with (pass the generator file exported with it)")
+        if self.cfg.model.g_grown_from is not None and not tc.init_generator:
+            raise ValueError(f"model.g_grown_from {self.cfg.model.g_grown_from} grows a trained generator: set "
+                             "train.init_generator to a generator file of that resolution")
         if not tc.init_generator:
             return {}
         self.init_from = warm_start(self.G, tc.init_generator, self.class_names)
@@ -131,6 +134,19 @@ class CheckpointMixin:
         self.init_from["discriminator"], d_state = warm_start_discriminator(
             self.D, tc.init_discriminator, self.cfg.to_dict()["model"], self.class_names, self.init_from)
         return d_state
+
+    def fade(self, step: int) -> float:
+        """A grown generator's fade-in at G step ``step``: 0 at the step of the file it grew from, 1 after
+        ``train.fade_steps`` more (always 1 for a generator that did not grow)."""
+        if self.cfg.model.g_grown_from is None or not self.init_from:
+            return 1.0
+        n = self.cfg.train.fade_steps
+        return 1.0 if n <= 0 else min(1.0, max(0.0, (step - int(self.init_from["step"])) / n))
+
+    def _apply_fade(self) -> None:
+        if self.cfg.model.g_grown_from is not None:
+            for net in (self.G, *self._ema_modules()):
+                getattr(net, "module", net).fade.fill_(self.fade(self.step))  # DDP wraps G under torchrun
 
     def _apply_d_state(self, d_state: dict[str, Any]) -> None:
         if self.ada is not None and "augment_p" in d_state:  # the augmentation strength D was trained at

@@ -79,6 +79,9 @@ class ModelConfig:
     g_noise: bool = False
     # fastgan generator only: 2x upsampling in its blocks, "nearest" (FastGAN's) or "bilinear"
     g_upsample: str = "nearest"
+    # fastgan generator only: grow a trained generator of half this resolution (train.init_generator) by one block,
+    # its output faded in over train.fade_steps (models/fastgan.py); null = not grown
+    g_grown_from: int | None = None
     d_pretrained: bool = True  # projected discriminator: ImageNet Lite0 backbone (False: random frozen one)
     # projected discriminator: width of a trained head on the full-resolution image (the frozen features start
     # at stride 4, so they see little of the finest detail); 0 = off
@@ -173,6 +176,8 @@ class TrainConfig:
     # with init_generator: the discriminator file exported with it (discriminator.safetensors of the same run and
     # step, or pretrained:NAME) that D starts from instead of afresh
     init_discriminator: str | None = None
+    # model.g_grown_from: G steps over which the new block's output replaces the grown-from generator's (0: at once)
+    fade_steps: int = 1000
 
 
 @dataclass

@@ -39,8 +39,10 @@ def network_kwargs(mc: ModelConfig) -> tuple[dict[str, Any], dict[str, Any]]:
             g_kwargs["noise"] = True
         if mc.g_upsample != "nearest":
             g_kwargs["upsample"] = mc.g_upsample
+        if mc.g_grown_from is not None:
+            g_kwargs["grown_from"] = mc.g_grown_from
     else:
-        for key, default in (("g_noise", False), ("g_upsample", "nearest")):
+        for key, default in (("g_noise", False), ("g_upsample", "nearest"), ("g_grown_from", None)):
             if getattr(mc, key) != default:
                 raise ValueError(f"model.{key} is an option of generator 'fastgan', not {mc.generator!r}; set it "
                                  f"to {default!r} or use the fastgan generator")

@@ -323,6 +323,7 @@ class Trainer(BatchMixin, CheckpointMixin, EmaMixin, MonitorMixin):
         try:
             while self.step < self.total_steps:
                 self._apply_condition_scale()
+                self._apply_fade()
                 self._step_noise()
                 y_last = None
                 for _ in range(tc.n_dis):

@@ -54,6 +54,8 @@ def warm_start(G: GeneratorBase, spec: str, class_names: list[str]) -> dict[str,
     path = resolve_init_generator(spec)
     source = load_generator(path)  # rebuilt from its metadata, its weights checked against that architecture
     meta = source.meta
+    if getattr(G, "grown_from", None) is not None:
+        return _grow(G, source, spec, path, class_names)
     theirs = {k: getattr(source, k) for k in _SAME}
     ours = {k: getattr(G, k) for k in _SAME}
     differ = [k for k in _SAME if theirs[k] != ours[k]]
@@ -87,10 +89,47 @@ def warm_start(G: GeneratorBase, spec: str, class_names: list[str]) -> dict[str,
                              f"{sorted(added)} added (missing {stray}, unexpected {list(unexpected)})")
     else:
         G.load_state_dict(source.state_dict(), strict=True)
+    return _record(spec, path, meta)
+
+
+def _record(spec: str, path: Path, meta: dict) -> dict[str, Any]:
     own = {"path": spec, "sha256": file_sha256(path), "step": int(meta.get("step") or 0),
            "manifest_hash": meta.get("manifest_hash"), "split": meta.get("split")}
-    lineage = list((meta.get("init_from") or {}).get("lineage") or []) + [own]
-    return {**own, "lineage": lineage}
+    return {**own, "lineage": list((meta.get("init_from") or {}).get("lineage") or []) + [own]}
+
+
+def _grow(G: GeneratorBase, source: GeneratorBase, spec: str, path: Path, class_names: list[str]) -> dict[str, Any]:
+    """``model.g_grown_from``: every weight of the file's generator into G's blocks of the same place, its output
+    layer into ``to_image_low``; G's new block, SLE and output layer keep their fresh init; the fade starts at 0."""
+    where = f"train.init_generator {spec}"
+    if source.resolution != G.grown_from:
+        raise ValueError(f"{where}: a {source.resolution} px generator; model.g_grown_from {G.grown_from} grows a "
+                         f"{G.grown_from} px one")
+    differ = [k for k in _SAME if k != "resolution" and getattr(source, k) != getattr(G, k)]
+    skip = ("resolution", "grown_from")
+    if {k: v for k, v in source.arch_args.items() if k not in skip} != \
+            {k: v for k, v in G.arch_args.items() if k not in skip}:
+        differ.append("arch_args")
+    if differ:
+        raise ValueError(f"{where}: its generator differs from this run's model in "
+                         + "; ".join(f"{k} ({getattr(source, k, source.arch_args)} there, {getattr(G, k, G.arch_args)} "
+                                     "here)" for k in differ) + ": set the model section to the file's")
+    if G.num_classes and list(source.meta.get("class_names") or []) != list(class_names):
+        raise ValueError(f"{where}: its classes {source.meta.get('class_names')} are not this run's {list(class_names)}")
+    state = {("to_image_low." + k.split(".", 1)[1] if k.startswith("to_image.") else k): v
+             for k, v in source.state_dict().items()}
+    ours = G.state_dict()
+    wrong = sorted(k for k in state if k in ours and ours[k].shape != state[k].shape)
+    unexpected = sorted(k for k in state if k not in ours)
+    last = len(G.ups) - 1
+    new = re.compile(rf"(ups\.{last}\..*|sles\.{len(G.sles) - 1}\..*|to_image\..*|fade)")
+    stray = sorted(k for k in ours if k not in state and not new.fullmatch(k))
+    if wrong or unexpected or stray:
+        raise ValueError(f"{where}: its weights do not fit this run's grown generator (other shapes {wrong[:4]}, "
+                         f"unexpected {unexpected[:4]}, missing {stray[:4]})")
+    G.load_state_dict(state, strict=False)
+    G.fade.fill_(0.0)
+    return {**_record(spec, path, source.meta), "grown_from": source.resolution}
 
 
 # ------------------------------------------------------------------------------------------ the discriminator
@@ -194,6 +233,15 @@ def warm_start_discriminator(D: torch.nn.Module, spec: str, model: dict[str, Any
     ours, theirs = discriminator_identity(model), meta.get("model") or {}
     # a key the file does not name was written before that option existed: it had the option's default
     theirs = {**{k: v for k, v in vars(ModelConfig()).items() if k in ours}, **theirs}
+    if generator.get("grown_from") and theirs.get("resolution") == generator["grown_from"]:
+        # a grown run: the grown-from generator's D fits if its frozen backbone saw the same view (64 px images at
+        # backbone scale 2 = 128 px images at scale 1) - its heads then sit on the same feature maps
+        view = lambda d: int(d.get("resolution") or 0) * int(d.get("d_backbone_scale") or 1)  # noqa: E731
+        if view(theirs) != view(ours):
+            raise ValueError(f"train.init_discriminator {spec}: its backbone saw {view(theirs)} px images, this grown "
+                             f"run's sees {view(ours)} px (model.d_backbone_scale {ours.get('d_backbone_scale')}): "
+                             f"set model.d_backbone_scale to {view(theirs) // int(ours['resolution'])} if it divides")
+        theirs = {**theirs, "resolution": ours["resolution"], "d_backbone_scale": ours.get("d_backbone_scale")}
     differ = [k for k in ours if theirs.get(k) != ours[k]]  # keys this D does not take are not compared
     if differ:
         raise ValueError(f"train.init_discriminator {spec}: its discriminator differs from this run's in "

@@ -1,0 +1,99 @@
+"""Growing a trained FastGAN generator by one block (``model.g_grown_from``, issue #44): the file's blocks kept, a new
+up-block, SLE and output layer faded in from the file's own images; its discriminator reused where the frozen
+backbone sees the same view."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from gan_augment.generators import load_generator, read_generator_metadata, save_generator
+from gan_augment.models import create_generator
+from gan_augment.training import Trainer
+from gan_augment.training.warm_start import warm_start
+
+from .test_training import _cfg, folder  # noqa: F401 - folder is a fixture
+from .test_warm_start_discriminator import _recipe
+
+
+def _small(resolution, **kw):
+    torch.manual_seed(0)
+    G = create_generator("fastgan", resolution=resolution, num_classes=3, z_dim=16, base_channels=4, **kw)
+    G.class_names = ["a", "b", "c"]
+    return G
+
+
+def test_a_grown_generator_starts_as_the_files_images_upsampled_and_fades_in(tmp_path):
+    src = _small(32)
+    for p in src.parameters():  # a "trained" generator: not the init the grown one also starts from
+        p.data.add_(0.05 * torch.randn_like(p))
+    path = save_generator(src, tmp_path / "g32.safetensors", manifest_hash="m" * 64, split="train")
+    G = _small(64, grown_from=32)
+    record = warm_start(G, str(path), ["a", "b", "c"])
+    assert record["grown_from"] == 32 and record["lineage"][-1]["sha256"] == record["sha256"]
+    assert float(G.fade) == 0.0
+    src, G = src.eval(), G.eval()
+    z, y = torch.randn(5, 16), torch.tensor([0, 1, 2, 0, 1])
+    with torch.no_grad():
+        expected = F.interpolate(src(z, y), scale_factor=2, mode="nearest")
+        assert torch.allclose(G(z, y), expected, atol=1e-6)  # the file's images, each pixel 2x2
+        G.fade.fill_(0.5)
+        half = G(z, y)
+        G.fade.fill_(1.0)
+        full = G(z, y)
+    assert half.shape == full.shape == (5, 3, 64, 64)
+    assert (half - expected).abs().mean() > 1e-4 and (full - half).abs().mean() > 1e-4
+    # at fade 1 the low path is skipped: no gradient reaches the file's output layer
+    G.train()
+    G(z, y).mean().backward()
+    assert G.to_image_low.weight.grad is None and G.to_image.weight.grad is not None
+    # the grown file rebuilds as a grown generator, its fade with it
+    out = save_generator(G, tmp_path / "g64.safetensors", manifest_hash="m" * 64, split="train")
+    again = load_generator(out)
+    assert again.resolution == 64 and again.grown_from == 32 and float(again.fade) == 1.0
+    assert read_generator_metadata(out)["arch_args"]["grown_from"] == 32
+
+
+def test_growing_refuses_a_file_that_is_not_the_half_resolution_generator(tmp_path):
+    with pytest.raises(ValueError, match="grown_from must be half the resolution \\(32\\)"):
+        _small(64, grown_from=16)
+    g16 = save_generator(_small(32), tmp_path / "g32.safetensors", manifest_hash="m" * 64, split="train")
+    with pytest.raises(ValueError, match="a 32 px generator; model.g_grown_from 64 grows a 64 px one"):
+        warm_start(_small(128, grown_from=64), str(g16), ["a", "b", "c"])
+    torch.manual_seed(0)
+    wide = create_generator("fastgan", resolution=32, num_classes=3, z_dim=32, base_channels=4)
+    wide.class_names = ["a", "b", "c"]
+    other = save_generator(wide, tmp_path / "z32.safetensors", manifest_hash="m" * 64, split="train")
+    with pytest.raises(ValueError, match="z_dim \\(32 there, 16 here\\)"):
+        warm_start(_small(64, grown_from=32), str(other), ["a", "b", "c"])
+    with pytest.raises(ValueError, match="classes"):
+        warm_start(_small(64, grown_from=32), str(g16), ["a", "b", "x"])
+
+
+def test_a_grown_run_fades_in_over_its_steps_and_takes_the_files_discriminator(tmp_path, folder):
+    first = _recipe(tmp_path / "first", folder, steps=3)
+    first["model"].update({"d_backbone_scale": 2})  # 32 px images, the backbone sees 64 px
+    result = Trainer(_cfg(first)).fit()
+    gen, disc = result.generator_path, result.generator_path.parent / "discriminator.safetensors"
+    grown = _recipe(tmp_path / "grown", folder, steps=7, init_generator=str(gen), init_discriminator=str(disc),
+                    fade_steps=2)
+    grown["model"].update({"resolution": 64, "g_grown_from": 32, "d_backbone_scale": 1})  # the same 64 px view
+    trainer = Trainer(_cfg(grown))
+    assert [trainer.fade(s) for s in (3, 4, 5, 6)] == [0.0, 0.5, 1.0, 1.0]
+    assert float(trainer.G.fade) == 0.0 and trainer.init_from["discriminator"]["path"] == str(disc)
+    out = trainer.fit()
+    assert out.finished and out.step == 7
+    G = load_generator(out.generator_path)
+    assert G.resolution == 64 and float(G.fade) == 1.0
+    meta = read_generator_metadata(out.generator_path)
+    assert meta["init_from"]["grown_from"] == 32 and meta["init_from"]["step"] == 3
+    # another view is refused, naming the scale that would fit
+    grown["model"]["d_backbone_scale"] = 2
+    with pytest.raises(ValueError, match="saw 64 px images, this grown run's sees 128 px.*d_backbone_scale to 1"):
+        Trainer(_cfg({**grown, "out": str(tmp_path / "g2")}))
+    # growing needs a file to grow
+    bare = _recipe(tmp_path / "bare", folder, steps=2)
+    bare["model"].update({"resolution": 64, "g_grown_from": 32})
+    with pytest.raises(ValueError, match="model.g_grown_from 32 grows a trained generator"):
+        Trainer(_cfg(bare))
