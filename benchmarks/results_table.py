@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import studies.arms  # noqa: F401  (registers the studies' arms, which committed folders ran)
+import studies.teach  # noqa: F401  (and the regimes study's mechanisms)
 from ga_bench.results_table import table_files, update_readme
 
 if __name__ == "__main__":

@@ -167,3 +167,39 @@ def test_the_resume_command_repeats_the_regime(tmp_path):
     results = {"config": cfg, "arms": {"aug": {"seeds": [0]}}, "runs_finished": [["aug", 0]], "run_commits": []}
     text = "\n".join(runs_lines(results))
     assert "--max-train-per-class 20 --upper-bound-from runs/full --generator-from-full-split" in text
+
+
+def test_the_regimes_table_compares_each_mechanism_with_the_best_baseline_and_its_control(tmp_path):
+    from classifier.stats import paired_bootstrap
+    from ga_bench.fmt import ci_pp
+    from studies.regimes import REGIMES, regimes_table
+
+    results_dir = tmp_path / "benchmarks" / "results"
+    folder = results_dir / "regime_shared_fewshot20"
+    data = make_image_folder(tmp_path / "d", {"a": 30, "b": 20, "c": 14}, size=(16, 16))
+    m = prepare_manifest(BenchmarkConfig(data_dir=str(data), max_train_per_class=5), folder)
+    labels = np.asarray([m.class_names.index(m.labels[i]) for i in m.indices("test")])
+    (folder / "runs").mkdir()
+    rng = np.random.default_rng(3)
+    acc = {"aug": 0.5, "aug_oversample": 0.6, "gan_matched": 0.55, "gan_distill": 0.7, "real_distill": 0.65}
+    for arm, p in acc.items():
+        for s in (0, 1):
+            np.save(folder / "runs" / f"{arm}_seed{s}_test_probs.npy", _probs(labels, rng.random(len(labels)) < p, 3))
+    arms = {a: {"seeds": [0, 1], "balanced_accuracy": [p, p]} for a, p in acc.items()}
+    gap = {"gan_distill": {"share": 0.25, "ci_low": -0.1, "ci_high": 0.6}}
+    (folder / "results.json").write_text(json.dumps({"arms": arms, "shared_generator": {"arms": gap}}))
+    table = regimes_table(results_dir, repo=tmp_path, n_boot=200)
+
+    def pair(a, b):
+        load = lambda x: np.stack([np.load(folder / "runs" / f"{x}_seed{s}_test_probs.npy") for s in (0, 1)])  # noqa
+        return ci_pp(paired_bootstrap(balanced_accuracy, labels, load(a), load(b), n_boot=200))
+
+    rows = {r.split(" | ")[1]: r for r in table.splitlines() if " | " in r}
+    assert "best baseline `aug_oversample`" in rows and "60.0 ± 0.0" in rows["best baseline `aug_oversample`"]
+    assert f"| {pair('gan_distill', 'aug_oversample')} | {pair('gan_distill', 'real_distill')} | +25% [-10%, +60%] |" \
+        in rows["gan_distill"]
+    assert f"| {pair('gan_matched', 'aug_oversample')} |  | - |" in rows["gan_matched"]  # no control, no gap
+    assert "real_distill" in rows and "aug" not in rows  # baselines other than the best are not rows
+    for name in REGIMES:
+        if name != folder.name:
+            assert f"(`{name}`) | not yet run" in table
