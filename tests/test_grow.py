@@ -97,3 +97,32 @@ def test_a_grown_run_fades_in_over_its_steps_and_takes_the_files_discriminator(t
     bare["model"].update({"resolution": 64, "g_grown_from": 32})
     with pytest.raises(ValueError, match="model.g_grown_from 32 grows a trained generator"):
         Trainer(_cfg(bare))
+
+
+def test_the_pilots_variants_differ_only_by_their_start_and_its_readme_answers_at_a_shared_point():
+    from gan_augment.training import load_config
+    from studies.grow128 import CONFIG, VARIANTS, overrides, study_markdown
+
+    grow, scratch = (load_config(CONFIG, overrides(k)) for k in ("grow", "scratch"))
+    assert grow.model.g_grown_from == 64 and grow.train.init_generator == "pretrained:ham10000-64-lite128-16k"
+    assert scratch.model.g_grown_from is None and scratch.train.init_generator is None
+    assert scratch.train.init_discriminator is None and grow.model.resolution == scratch.model.resolution == 128
+    a, b = grow.to_dict(), scratch.to_dict()
+    for d in (a, b):
+        d["model"].pop("g_grown_from"), d["train"].pop("init_generator"), d["train"].pop("init_discriminator")
+    assert a == b  # nothing else differs
+
+    def point(cpu, fid, probe):
+        return {"cpu_minutes": cpu, "step": 10, "overall": {"fid": fid, "kid": 0.01, "precision": 0.5, "recall": 0.4,
+                                                            "c2st": probe}, "memorisation": {"p_value": 0.3}}
+
+    study = {"points_cpu_minutes": [20.0, 40.0], "per_class": 50, "max_real_per_class": 200,
+             "meta": {"commit": "abcdef123456789", "device": "cpu"},
+             "floor": {"distribution": {"overall": {"fid": 40.0, "c2st": 0.55}}},
+             "variants": {"grow": {"points": {"20": point(20.1, 70.0, 0.9), "40": point(40.2, 60.0, 0.85)}},
+                          "scratch": {"points": {"20": point(20.3, 150.0, 0.99)}}}}
+    text = study_markdown(study)
+    assert "**Answer (at 20 CPU-minutes, the largest point both reached).** `grow` has the lower FID" in text
+    assert "grow FID 70.0, probe 90 %; scratch FID 150.0, probe 99 %" in text and "FID 40.0, probe 55 %" in text
+    assert "| grow | 40.2 | 10 | 60.0 | 10.0 | 0.50 | 0.40 | 85 | 0.300 |" in text
+    assert "**Not yet run:** scratch @ 40." in text and set(VARIANTS) == {"grow", "scratch"}

@@ -113,9 +113,11 @@ def train_to(key: str, run_dir: Path, budget_min: float, deadline: float | None)
     return cpu_done(run_dir)
 
 
-def real_floor(manifest_path: Path, class_names: list[str], cache_dir: Path | None) -> dict[str, Any]:
+def real_floor(manifest_path: Path, class_names: list[str], cache_dir: Path | None,
+               resolution: int = 64) -> dict[str, Any]:
     """The generator check applied to real *training* images (PER_CLASS per class) instead of generated ones:
-    the values a generator indistinguishable from the training data would get under this protocol."""
+    the values a generator indistinguishable from the training data would get under this protocol, at
+    ``resolution``."""
     from gan_augment.data import Manifest
     from gan_augment.metrics.evaluate import load_real_images
     from gan_augment.metrics.features import cached_features, create_feature_extractor
@@ -123,10 +125,10 @@ def real_floor(manifest_path: Path, class_names: list[str], cache_dir: Path | No
 
     manifest = Manifest.read(manifest_path)
     ext = create_feature_extractor("inception")
-    held = load_real_images(manifest, "val", class_names, resolution=64, channels=3,
+    held = load_real_images(manifest, "val", class_names, resolution=resolution, channels=3,
                             max_per_class=MAX_REAL_PER_CLASS, seed=0)
-    train = load_real_images(manifest, "train", class_names, resolution=64, channels=3, max_per_class=PER_CLASS,
-                             seed=1)
+    train = load_real_images(manifest, "train", class_names, resolution=resolution, channels=3,
+                             max_per_class=PER_CLASS, seed=1)
     f_held, _ = cached_features(ext, held.key, lambda: held.images, cache_dir=cache_dir)
     f_train, _ = cached_features(ext, train.key, lambda: train.images, cache_dir=cache_dir)
     dist = distribution_metrics(f_held, f_train, real_labels=held.labels, fake_labels=train.labels,
@@ -135,20 +137,20 @@ def real_floor(manifest_path: Path, class_names: list[str], cache_dir: Path | No
     pix = {class_names[c]: pixel_diversity(train.images[train.labels == c]) for c in sorted(set(train.labels.tolist()))}
     return {"distribution": dist, "spread_per_class": spread, "pixel_std_per_class": pix,
             "n_train_images": int(len(train.labels)), "n_val_images": int(len(held.labels)),
-            "spectrum": floor_spectrum(manifest_path, class_names)}
+            "spectrum": floor_spectrum(manifest_path, class_names, resolution)}
 
 
-def floor_spectrum(manifest_path: Path, class_names: list[str]) -> dict[str, Any]:
+def floor_spectrum(manifest_path: Path, class_names: list[str], resolution: int = 64) -> dict[str, Any]:
     """The spectrum comparison (``gan-augment evaluate``'s) with real training images in place of generated ones."""
     from gan_augment.data import Manifest
     from gan_augment.metrics.evaluate import load_real_images
     from gan_augment.metrics.fidelity import spectrum_comparison
 
     manifest = Manifest.read(manifest_path)
-    held = load_real_images(manifest, "val", class_names, resolution=64, channels=3,
+    held = load_real_images(manifest, "val", class_names, resolution=resolution, channels=3,
                             max_per_class=MAX_REAL_PER_CLASS, seed=0)
-    train = load_real_images(manifest, "train", class_names, resolution=64, channels=3, max_per_class=PER_CLASS,
-                             seed=1)
+    train = load_real_images(manifest, "train", class_names, resolution=resolution, channels=3,
+                             max_per_class=PER_CLASS, seed=1)
     return spectrum_comparison(held.images, train.images)
 
 

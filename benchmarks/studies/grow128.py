@@ -1,0 +1,159 @@
+"""128 px on a CPU: grow the shipped 64 px generator, or train 128 px from scratch? (issue #44's pilot)
+
+Two variants of ``configs/ham10000_128_grow.yaml`` trained for the same budget of the training loop's own CPU time
+(``train.cpu_time_limit_minutes``, so other work on the machine does not change it) and judged at fixed points of it
+by the protocol of the 64 px study (``studies/gan_recipes.py``'s ``evaluate_point``: InceptionV3 FID / KID /
+precision / recall and the real-vs-generated probe against the validation split, per class, the memorisation
+test), at 128 px, beside the same numbers for real training images at 128 px (the floor):
+
+- ``grow``: the shipped ``ham10000-64-lite128-16k`` grown by one block (its blocks kept, the new one faded in over
+  ``train.fade_steps``), its discriminator file continued;
+- ``scratch``: the same networks and recipe from random weights (the control).
+
+    python benchmarks/studies/grow128.py --out benchmarks/results/grow128_cpu --time-limit-minutes 170
+
+Resumable: finished points are kept; a variant whose checkpoint is gone (another machine) starts over.
+"""
+
+from __future__ import annotations
+
+if __package__ in (None, ""):  # run as a script
+    import sys as _sys
+    from pathlib import Path as _Path
+
+    _sys.path.insert(0, str(_Path(__file__).resolve().parents[1]))
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from ga_bench.cpu_budget import Paused, pausable, train_for_cpu
+from ga_bench.fmt import num
+
+REPO = Path(__file__).resolve().parents[2]
+CONFIG = REPO / "configs" / "ham10000_128_grow.yaml"
+COMMON = ["train.steps=1000000", "train.progress=false", "train.tensorboard=false", "train.device=cpu",
+          "train.keep_last=1"]
+VARIANTS: dict[str, tuple[str, list[str]]] = {
+    "grow": ("the shipped 64 px generator grown to 128 px, its discriminator continued", []),
+    "scratch": ("the same networks at 128 px from random weights",
+                ["model.g_grown_from=null", "train.init_generator=null", "train.init_discriminator=null"]),
+}
+POINTS_CPU_MINUTES = (20.0, 40.0, 60.0)
+RESOLUTION = 128
+
+
+def overrides(key: str) -> list[str]:
+    return [*COMMON, *VARIANTS[key][1]]
+
+
+def study_markdown(study: dict[str, Any], out: str = "benchmarks/results/grow128_cpu") -> str:
+    """The folder's README: question, the answer at the largest point both variants reached, the table, the
+    command."""
+    variants, floor = study.get("variants", {}), (study.get("floor") or {}).get("distribution", {}).get("overall", {})
+    common = [p for p in map(lambda x: f"{x:g}", study["points_cpu_minutes"])
+              if all(p in variants.get(k, {}).get("points", {}) for k in VARIANTS)]
+    lines = ["# Grow the 64 px generator to 128 px, or train 128 px from scratch?", "",
+             "**Question.** At equal CPU time on this machine, which start gives the better 128 px generator of "
+             "HAM10000: the shipped 64 px generator grown by one block, or the same networks from random weights? "
+             "(Issue #44's pilot; the way in for 128 and 256 px on a CPU.)", ""]
+    if common:
+        p = common[-1]
+        a, b = (variants[k]["points"][p]["overall"] for k in ("grow", "scratch"))
+        better = "grow" if (a.get("fid") or 1e9) < (b.get("fid") or 1e9) else "scratch"
+        lines += [f"**Answer (at {p} CPU-minutes, the largest point both reached).** `{better}` has the lower FID: "
+                  f"grow FID {num(a.get('fid'))}, probe {num(100 * (a.get('c2st') or float('nan')), '.0f')} %; "
+                  f"scratch FID {num(b.get('fid'))}, probe {num(100 * (b.get('c2st') or float('nan')), '.0f')} %; "
+                  f"real training images at {RESOLUTION} px: FID {num(floor.get('fid'))}, probe "
+                  f"{num(100 * (floor.get('c2st') or float('nan')), '.0f')} %. One training seed each.", ""]
+    else:
+        lines += ["**Answer.** Not yet: no CPU point has been reached by both variants.", ""]
+    lines += [f"InceptionV3 features, validation split, {study['per_class']} generated images per class, at most "
+              f"{study['max_real_per_class']} real ones per class; probe = how often a linear probe tells generated "
+              "from real (50 % = never).", "",
+              "| variant | CPU-min | G steps | FID | KID x1e3 | precision | recall | probe % | memorisation p |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for key, rec in variants.items():
+        for label, pt in rec["points"].items():
+            o, mem = pt["overall"], pt.get("memorisation", {})
+            lines.append(f"| {key} | {pt['cpu_minutes']:.1f} | {pt['step']} | {num(o.get('fid'))} | "
+                         f"{num((o.get('kid') or float('nan')) * 1e3)} | {num(o.get('precision'), '.2f')} | "
+                         f"{num(o.get('recall'), '.2f')} | {num(100 * (o.get('c2st') or float('nan')), '.0f')} | "
+                         f"{num(mem.get('p_value'), '.3f')}{' FLAGGED' if mem.get('flagged') else ''} |")
+    if floor:
+        lines.append(f"| real training images ({RESOLUTION} px floor) | | | {num(floor.get('fid'))} | "
+                     f"{num((floor.get('kid') or float('nan')) * 1e3)} | {num(floor.get('precision'), '.2f')} | "
+                     f"{num(floor.get('recall'), '.2f')} | {num(100 * (floor.get('c2st') or float('nan')), '.0f')} | |")
+    missing = [f"{k} @ {p:g}" for p in study["points_cpu_minutes"] for k in VARIANTS
+               if f"{p:g}" not in variants.get(k, {}).get("points", {})]
+    meta = study.get("meta", {})
+    lines += ["", f"Variants: " + "; ".join(f"`{k}` - {d}" for k, (d, _) in VARIANTS.items()) + ".", "",
+              "**Command** (resumable; finished points are kept):", "", "```bash",
+              f"python benchmarks/studies/grow128.py --out {out} --time-limit-minutes 170", "```", "",
+              f"Code: commit `{str(meta.get('commit'))[:12]}` on {meta.get('device')}."
+              + (f" **Not yet run:** {', '.join(missing)}." if missing else "")]
+    if study.get("paused"):
+        lines.append(f"Paused: {study['paused']}.")
+    return "\n".join(lines) + "\n"
+
+
+def run_study(out: Path, runs_dir: Path, *, time_limit_minutes: float | None, cache_dir: Path | None,
+              points: tuple[float, ...] = POINTS_CPU_MINUTES) -> dict[str, Any]:
+    from gan_augment._io import write_json, write_text
+    from gan_augment.generators import load_generator
+    from gan_augment.provenance import run_metadata
+    from studies.gan_recipes import MAX_REAL_PER_CLASS, PER_CLASS, _collect, evaluate_point, real_floor
+
+    deadline = time.monotonic() + time_limit_minutes * 60 if time_limit_minutes else None
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "study.json"
+    study = json.loads(path.read_text()) if path.is_file() else {
+        "meta": run_metadata(device="cpu"), "config": str(CONFIG.relative_to(REPO)), "common": COMMON,
+        "points_cpu_minutes": list(points), "per_class": PER_CLASS, "max_real_per_class": MAX_REAL_PER_CLASS,
+        "features": "inception", "variants": {}}
+    for key, (desc, extra) in VARIANTS.items():  # a variant with points but no checkpoint starts over
+        rec = study["variants"].setdefault(key, {"description": desc, "overrides": overrides(key), "points": {}})
+        ckpts = runs_dir / key / "checkpoints"
+        if rec["points"] and not (ckpts.is_dir() and any(ckpts.glob("ckpt_*.pt"))):
+            print(f"grow128: {key} has points but no checkpoint in {runs_dir / key}; starting it over", file=sys.stderr)
+            rec["points"] = {}
+    with pausable(study, "grow128"):
+        for budget in points:  # both variants at each point before the next: a pause leaves them comparable
+            for key in VARIANTS:
+                label, run_dir = f"{budget:g}", runs_dir / key
+                rec = study["variants"][key]
+                if label in rec["points"]:
+                    continue
+                train_for_cpu(CONFIG, overrides(key), run_dir, budget, deadline, name=key)
+                if deadline is not None and deadline - time.monotonic() < 4 * 60:
+                    raise Paused("not enough time left to evaluate")
+                rec["points"][label] = evaluate_point(key, run_dir, run_dir / f"eval_{label}", cache_dir)
+                if "floor" not in study:
+                    names = list(load_generator(run_dir / "generator.safetensors").class_names)
+                    study["floor"] = real_floor(run_dir / "manifest.csv", names, cache_dir, resolution=RESOLUTION)
+                _collect(key, run_dir, out / key, final=label)
+                study["meta"]["last_update"] = run_metadata(device="cpu")
+                write_json(path, study)
+                write_text(out / "README.md", study_markdown(study, out.as_posix()))
+                print(f"grow128: {key} @ {label} CPU-min: {rec['points'][label]['overall']}", flush=True)
+    write_json(path, study)
+    write_text(out / "README.md", study_markdown(study, out.as_posix()))
+    return study
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", type=Path, default=Path("benchmarks/results/grow128_cpu"))
+    p.add_argument("--runs-dir", type=Path, default=Path("runs/grow128_cpu"), help="checkpoints (not committed)")
+    p.add_argument("--time-limit-minutes", type=float, help="pause cleanly before this much wall time")
+    p.add_argument("--cache-dir", type=Path, default=Path("runs/feature_cache"))
+    args = p.parse_args(argv)
+    run_study(args.out, args.runs_dir, time_limit_minutes=args.time_limit_minutes, cache_dir=args.cache_dir)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
