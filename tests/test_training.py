@@ -170,13 +170,19 @@ def test_resume_refuses_a_changed_config_and_missing_checkpoint(tmp_path, folder
         Trainer(_cfg(fresh), resume=True)
 
 
-def test_time_limit_pauses_with_a_checkpoint(tmp_path, folder):
+def test_time_limit_pauses_with_a_checkpoint(tmp_path, folder, capsys):
     cfg = tiny_config(tmp_path, folder, steps=50, time_limit_minutes=1e-9, checkpoint_every=100)
     result = Trainer(_cfg(cfg)).fit()
     assert not result.finished and result.step == 1
     assert result.checkpoint_path.name == "ckpt_00000001.pt"
     summary = json.loads((tmp_path / "run" / "train_summary.json").read_text())
     assert summary["finished"] is False
+    assert "reached at step 1; checkpointing - rerun with --resume to continue" in capsys.readouterr().err
+    # a caller that continues otherwise (assess.py) says so instead
+    from gan_augment.training import train
+
+    train(_cfg({**cfg, "out": str(tmp_path / "again")}), pause_hint="the caller goes on")
+    assert "checkpointing - the caller goes on" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------------------------------------ failure

@@ -267,7 +267,9 @@ def assess(args: argparse.Namespace, command: list[str]) -> int:
         if more > 30 or not (gan_dir / "generator.safetensors").is_file():
             overrides = [f"train.init_generator={args.init_generator}"] if args.init_generator else []
             result = train_generator(cfg, out / "manifest.csv", out, channels=channels,
-                                     time_limit_minutes=max(more, 1.0) / 60, extra_overrides=overrides)
+                                     time_limit_minutes=max(more, 1.0) / 60, extra_overrides=overrides,
+                                     pause_hint="the assessment goes on with the generator as it is; a call with "
+                                                "a larger --budget trains it on from this checkpoint")
             call["generator_step"] = result.step
         stage("generator", t0)
         generator = str(gan_dir / "generator.safetensors")

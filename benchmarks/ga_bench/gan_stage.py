@@ -15,7 +15,8 @@ __all__ = ["train_generator"]
 
 
 def train_generator(cfg: BenchmarkConfig, manifest_path: Path, out: Path, *, channels: int = 3,
-                    time_limit_minutes: float | None = None, extra_overrides: list[str] | tuple = ()):
+                    time_limit_minutes: float | None = None, extra_overrides: list[str] | tuple = (),
+                    pause_hint: str | None = None):
     """Train (or resume from its checkpoint) the generator of ``cfg.gan_config`` on the training split of
     ``manifest_path`` in ``out/gan``, for at most ``time_limit_minutes`` of this call (it checkpoints and stops;
     ``TrainResult.finished`` says whether it reached its steps). Returns the :class:`TrainResult`."""
@@ -35,7 +36,7 @@ def train_generator(cfg: BenchmarkConfig, manifest_path: Path, out: Path, *, cha
         own = gcfg.train.time_limit_minutes
         gcfg.train.time_limit_minutes = min(own, time_limit_minutes) if own else time_limit_minutes
     resume = (out / "gan" / "checkpoints").is_dir() and any((out / "gan" / "checkpoints").glob("ckpt_*.pt"))
-    return train(gcfg, resume=resume)
+    return train(gcfg, resume=resume, pause_hint=pause_hint)
 
 
 def _train_generator(cfg: BenchmarkConfig, manifest_path: Path, out: Path, deadline: float | None = None,

@@ -57,6 +57,7 @@ class Trainer(BatchMixin, CheckpointMixin, EmaMixin, MonitorMixin):
     (``train.sync_batchnorm`` on CUDA), the run follows the single-process one. Rank 0 alone logs, samples and
     checkpoints; checkpoints hold no per-rank state, so a run resumes under any number of processes.
     """
+    pause_hint = "rerun with --resume to continue"  # the pause message's advice (train(pause_hint=...))
 
     def __init__(self, config: GANConfig, *, resume: bool = False):
         with folder_removed_on_failure(config.out):  # a refused config or data leaves no folder this call made
@@ -365,8 +366,7 @@ class Trainer(BatchMixin, CheckpointMixin, EmaMixin, MonitorMixin):
                         what = (f"time limit of {tc.time_limit_minutes} min" if limit_s is not None and
                                 time.monotonic() - t_start > limit_s else
                                 f"CPU-time limit of {tc.cpu_time_limit_minutes} min")
-                        tqdm.write(f"{what} reached at step {self.step}; "
-                                   "checkpointing - rerun with --resume to continue", file=sys.stderr)
+                        tqdm.write(f"{what} reached at step {self.step}; checkpointing - {self.pause_hint}", file=sys.stderr)
                     break
         finally:
             pbar.close()
@@ -392,7 +392,9 @@ class Trainer(BatchMixin, CheckpointMixin, EmaMixin, MonitorMixin):
                            images_per_second=run_ips, log_path=self.log_path)
 
 
-def train(config: GANConfig, *, resume: bool = False) -> TrainResult:
-    """Build a :class:`Trainer` and run it."""
-    return Trainer(config, resume=resume).fit()
+def train(config: GANConfig, *, resume: bool = False, pause_hint: str | None = None) -> TrainResult:
+    """Build a :class:`Trainer` and run it (``pause_hint``: what the pause message tells the user to do)."""
+    trainer = Trainer(config, resume=resume)
+    trainer.pause_hint = pause_hint or trainer.pause_hint
+    return trainer.fit()
 
