@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 import pytest
 
@@ -209,3 +210,18 @@ def test_the_readme_command_for_your_own_data_is_this_commands():
     argv = line.split("#")[0].split()[2:]
     args = A.parser().parse_args(argv)
     assert args.budget == 7200 and args.out == "runs/assess_scans" and args.channels == "auto"
+
+
+def test_the_report_says_when_the_generator_memorised_its_training_images():
+    """The committed grey assessment: a generator trained 5,412 steps on 920 images, flagged by the memorisation
+    test; the demo's (1,200 images) was not."""
+    from ga_bench.report import _assess_lines, report_markdown
+
+    results_dir = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+    grey = json.loads((results_dir / "assess_grey_2h" / "results.json").read_text())
+    text = report_markdown(grey)
+    assert "- memorisation test (nearest training image" in text and "**FLAGGED - the generator reproduces" in text
+    assert "not the memorisation: the test flagged this generator (6% of its images" in "\n".join(_assess_lines(grey))
+    demo = json.loads((results_dir / "assess_demo_2h" / "results.json").read_text())
+    assert "held-out 1st percentile: not flagged." in report_markdown(demo)
+    assert "not the memorisation" not in "\n".join(_assess_lines(demo))

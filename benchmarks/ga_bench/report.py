@@ -237,6 +237,14 @@ def report_markdown(results: dict) -> str:
                 lines.append(f"- {chk.get('feature_spaces', {}).get(name, name)}: FID {o.get('fid', float('nan')):.1f}, "
                              f"KID {o.get('kid', float('nan')) * 1e3:.1f}e-3 vs the validation split "
                              f"({o['n_real']} real / {o['n_fake']} generated){probe}.")
+        mem = (chk.get("memorisation") or {}).get("overall") or {}
+        if "p_value" in mem:  # a generator that copies its training images leaks them: said before any accuracy
+            lines.append(f"- memorisation test (nearest training image, generated vs held-out real; Mann-Whitney U): "
+                         f"p = {mem['p_value']:.2g}, {mem['fraction_below_heldout_p1']:.0%} of generated images closer "
+                         "to a training image than the held-out 1st percentile: " + (
+                             "**FLAGGED - the generator reproduces training images; do not share it or its images "
+                             "(nearest pairs: `generator_check/nearest_training.jpg`)**" if mem.get("flagged")
+                             else "not flagged."))
         cas = chk.get("classification_accuracy_on_synthetic")
         if cas:
             real = chk.get("classification_accuracy_on_real_heldout", {}).get("per_class", {})

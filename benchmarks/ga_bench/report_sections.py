@@ -64,6 +64,12 @@ def _assess_lines(results: dict) -> list[str]:
                     + ("on HAM10000 this 64 px recipe took about 16 CPU-hours to reach 73-75 %; " if cpu64 else "")
                     + "a larger `--budget` trains this generator on from its checkpoint and reruns only the GAN arm "
                       "and the check")
+    mem = (chk.get("memorisation") or {}).get("overall") or {}
+    if mem.get("flagged"):
+        more.append(f"not the memorisation: the test flagged this generator ({mem['fraction_below_heldout_p1']:.0%} of "
+                    "its images closer to a training image than the held-out 1st percentile) - more steps over the "
+                    f"same {results['data'].get('train_total')} training images are more likely to raise that than "
+                    "lower it; do not share the generator or its images")
     if a.get("epochs") and a["epochs"] < 8:
         more.append(f"the classifiers trained {a['epochs']} epochs, fewer than the protocol's 8: the baselines may be "
                     "under-trained (the epochs are fixed by the first call; a new --out with a larger budget gives "
