@@ -195,7 +195,7 @@ def test_quick_preset_end_to_end_on_real_images(tmp_path):
     # a small synthetic bank: a 20-step generator's images all fail gan_filtered's judge, which then draws
     # max_filter_rounds batches per class - most of this test's time with the preset's bank of 1000
     args = _bench(tmp_path, "--data-dir", "demo:ham10000-64", "--max-train-images", "210", "--max-eval-per-class", "8",
-                  "--bank-size", "140",
+                  "--bank-size", "140", "--image-size", "32",
                   "--arms", "plain,aug,aug_oversample,aug_weighted,gan,gan_filtered,gan_light",
                   "--gan-overrides", "train.steps=20;train.progress=false;train.tensorboard=false;train.log_every=5")
     with warnings.catch_warnings():
