@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import IO, Any, Iterator
 
 __all__ = ["atomic_path", "atomic_open", "folder_removed_on_failure", "write_json", "write_text", "sha256_file",
-           "safetensors_metadata", "display_path"]
+           "safetensors_metadata", "display_path", "portable_paths"]
 
 
 def display_path(path: str | os.PathLike | None) -> str | None:
@@ -30,6 +30,20 @@ def display_path(path: str | os.PathLike | None) -> str | None:
             continue
         return prefix + rel.as_posix() if prefix or str(rel) != "." else "."
     return p.as_posix()
+
+
+def portable_paths(obj: Any) -> Any:
+    """``obj`` (nested dicts, lists, strings) with no absolute path string left: each is shown by
+    :func:`display_path` when that makes it relative, else as ``.../<name>``. For metadata that travels with a file
+    (a generator shared with another site names no folder of the machine that trained it)."""
+    if isinstance(obj, dict):
+        return {k: portable_paths(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(portable_paths(v) for v in obj)
+    if isinstance(obj, str) and os.path.isabs(obj):
+        shown = display_path(obj)
+        return shown if not os.path.isabs(shown) else f".../{Path(obj).name}"
+    return obj
 
 
 @contextlib.contextmanager

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 from torch.utils.data import Dataset
@@ -115,3 +116,7 @@ def test_results_table_rows_and_study_tables(tmp_path):
     assert update_readme(run.parent / "README.md", ".", write=False)
     text = (run.parent / "README.md").read_text()
     assert "old" not in text and "| [a](a/report.md) |" in text and text.endswith(f"{END}\nmore\n")
+    (run.parent / "other.md").write_text(f"# study\n{BEGIN}\nno end marker\n")
+    with pytest.raises(ValueError, match=r"other.md: no marker line '<!-- results-table:end -->'"):
+        update_readme(run.parent / "other.md", ".", write=True)
+    assert (run.parent / "other.md").read_text().endswith("no end marker\n")  # untouched

@@ -6,7 +6,7 @@ import json
 import math
 import os
 from pathlib import Path
-from .fmt import ci_pp as _ci
+from .fmt import ci_pp as _ci, replace_between_markers
 
 __all__ = ["results_table", "update_readme", "table_files", "BEGIN", "END", "README_RUNS"]
 
@@ -109,16 +109,4 @@ def update_readme(readme: str | Path, results_dir: str | Path, *, write: bool,
                   folders: tuple[str, ...] | None = None) -> bool:
     """Replace the README block between the markers; returns True if it was already up to date."""
     readme = Path(readme)
-    text = readme.read_text()
-    if BEGIN not in text or END not in text:
-        raise ValueError(f"{readme} has no results-table markers")
-    head, rest = text.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    new = f"{head}{BEGIN}\n{results_table(results_dir, readme.parent, folders)}\n{END}{tail}"
-    if new == text:
-        return True
-    if write:
-        from gan_augment._io import write_text
-
-        write_text(readme, new)
-    return False
+    return replace_between_markers(readme, BEGIN, END, results_table(results_dir, readme.parent, folders), write=write)

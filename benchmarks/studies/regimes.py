@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from classifier.stats import balanced_accuracy, paired_bootstrap
-from ga_bench.fmt import ci_pp
+from ga_bench.fmt import ci_pp, replace_between_markers
 from ga_bench.protocol import BASELINES, REPO
 from ga_bench.report_context import _pm
 from gan_augment.data import Manifest
@@ -100,15 +100,7 @@ def regimes_table(results_dir: Path, repo: Path = REPO, n_boot: int = 2000) -> s
 
 def update(doc: Path, results_dir: Path, *, write: bool, repo: Path = REPO) -> bool:
     """Replace the table between the markers of ``doc``; True if it was already up to date."""
-    text = doc.read_text()
-    if BEGIN not in text or END not in text:
-        raise ValueError(f"{doc} has no regimes-table markers")
-    head, rest = text.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    new = f"{head}{BEGIN}\n{regimes_table(results_dir, repo)}\n{END}{tail}"
-    if new != text and write:
-        doc.write_text(new)
-    return new == text
+    return replace_between_markers(doc, BEGIN, END, regimes_table(results_dir, repo), write=write)
 
 
 def main(argv: list[str] | None = None) -> int:

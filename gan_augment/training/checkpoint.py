@@ -13,7 +13,7 @@ import torch
 
 from .. import __version__
 from .. import distributed as gdist
-from .._io import atomic_path, write_text
+from .._io import atomic_path, portable_paths, write_text
 from ..generators import CHECKPOINT_FORMAT, load_checkpoint_file, save_generator
 from ..pretrained import file_sha256
 from .ema import ema_file_name
@@ -97,7 +97,7 @@ class CheckpointMixin:
             extra["init_from"] = self.init_from
         path = save_generator(self._sample_model(), self.out / "generator.safetensors", class_names=self.G.class_names,
                               manifest_hash=self.data.manifest.hash, split=self.cfg.data.split, step=self.step,
-                              extra=extra)
+                              extra=portable_paths(extra))
         self._export_discriminator(path)
         for decay, ema in self.ema_extra.items():  # train.ema_extra_decays: the same run's longer/shorter averages
             training = {**extra["training"], "ema_decay": decay}
