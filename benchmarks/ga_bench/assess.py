@@ -41,6 +41,7 @@ __all__ = ["ASSESS_ARMS", "BASELINE_ARMS", "Recipe", "RECIPES", "parse_budget", 
 
 BASELINE_ARMS = ("aug", "aug_oversample", "aug_weighted")
 ASSESS_ARMS = (*BASELINE_ARMS, "gan_light")  # the baselines that matter and the recommended GAN arm
+MIN_MORE_GAN_S = 30.0  # a larger budget trains the generator on only when it adds at least this much training
 
 
 from .assess_plan import (CLASSIFIER_SHARE, INCEPTION_COST, LATER_RUNS_COST, MAX_EPOCHS, MIN_EPOCHS,  # noqa: F401
@@ -264,7 +265,7 @@ def assess(args: argparse.Namespace, command: list[str]) -> int:
         print("\n".join(["assess: plan from the first runs", *plan.lines(_gan_done_s(gan_dir))]), file=sys.stderr)
         # 5. the generator, for its share; it stops at a checkpoint and the assessment goes on with it
         t0 = time.monotonic()
-        if more > 30 or not (gan_dir / "generator.safetensors").is_file():
+        if more > MIN_MORE_GAN_S or not (gan_dir / "generator.safetensors").is_file():
             overrides = [f"train.init_generator={args.init_generator}"] if args.init_generator else []
             result = train_generator(cfg, out / "manifest.csv", out, channels=channels,
                                      time_limit_minutes=max(more, 1.0) / 60, extra_overrides=overrides,
