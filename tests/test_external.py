@@ -146,3 +146,38 @@ def test_an_external_image_that_copies_a_training_image_is_refused_named(tmp_pat
     err = capsys.readouterr().err
     assert "leak.jpg" in err and "--external-drop-copies" in err
     assert not list((tmp_path / "b1" / "runs").glob("*.json"))
+
+
+def test_a_slices_left_out_images_are_data_names_too(tmp_path):
+    # a few-shot or 25 % slice's manifest lists the slice only; the rest of its folder (seen by a shared generator,
+    # from the same clinic) must still be recognised in an external folder by name
+    from ga_bench.external import _data_names
+    from gan_augment.data import Manifest
+
+    data = make_image_folder(tmp_path / "ham", {"mel": 3, "nv": 3})
+    sliced = Manifest(paths=[str(data / "mel" / "mel_000.jpg"), str(data / "nv" / "nv_000.jpg")],
+                      labels=["mel", "nv"], groups=["a", "b"], splits=["train", "test"], class_names=["mel", "nv"])
+    names = set(_data_names(None, sliced))
+    assert names == {f"{c}_{i:03d}.{'png' if i % 2 else 'jpg'}" for c in ("mel", "nv") for i in range(3)}
+    assert set(_data_names(str(data / "mel"), sliced)) == names  # a given folder adds to it, never replaces it
+
+
+def test_a_record_scored_on_another_external_set_is_scored_again_or_refused(tmp_path):
+    from ga_bench.external import external_rescore
+
+    info = {"set_id": "abc", "n_scored": 12, "scored_classes": ["mel", "nv"]}
+    path, kept = tmp_path / "aug_seed0.json", tmp_path / "aug_seed0_classifier.safetensors"
+    assert not external_rescore({}, info, path, kept)  # no score and no classifier: the record stays as it is
+    kept.write_bytes(b"x")
+    assert external_rescore({}, info, path, kept)  # no score yet: scored from the kept classifier
+    assert not external_rescore({"external_test": {"set": "abc"}}, info, path, kept)
+    assert external_rescore({"external_test": {"set": "old"}}, info, path, kept)  # another set: scored again
+    legacy_same = {"external_test": {"n_images": 12, "classes": ["mel", "nv"]}}  # before sets had an id
+    assert not external_rescore(legacy_same, info, path, None)
+    legacy_other = {"external_test": {"n_images": 5, "classes": ["mel"]}}
+    assert external_rescore(legacy_other, info, path, kept)
+    with pytest.raises(ValueError, match=r"aug_seed0.json: scored on another external test set \(5 images of "
+                                         r"\['mel'\]\) than this one \(12 of \['mel', 'nv'\]\)"):
+        external_rescore(legacy_other, info, path, None)
+    with pytest.raises(ValueError, match="its classifier was not kept"):
+        external_rescore({"external_test": {"set": "old"}}, info, path, tmp_path / "absent.safetensors")

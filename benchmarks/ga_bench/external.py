@@ -11,7 +11,9 @@ image is - are refused, named (``--external-drop-copies`` leaves them out instea
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -26,7 +28,7 @@ from gan_augment.data.external import EXTERNAL_SPLIT, ExternalTestSet, scan_exte
 from .data_source import REPO
 
 __all__ = ["ExternalSpec", "EXTERNAL_SETS", "resolve_external", "load_external", "external_metrics",
-           "near_copies"]
+           "near_copies", "external_rescore"]
 
 
 @dataclass(frozen=True)
@@ -72,9 +74,17 @@ def resolve_external(cfg) -> ExternalSpec | None:
 
 
 def _data_names(data_dir: str | None, manifest: Manifest) -> list[str]:
+    """The file names of the benchmark's data: its manifest's, and every image under the folder they come from -
+    a slice's manifest lists only the slice, and the images left out of it (seen by a shared generator, of the same
+    clinic) are no external test images either."""
     names = [Path(p).name for p in manifest.paths]
-    if data_dir and Path(data_dir).is_dir():
-        names += [p.name for p in Path(data_dir).rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS]
+    roots = {Path(data_dir)} if data_dir and Path(data_dir).is_dir() else set()
+    if manifest.paths:
+        common = Path(os.path.commonpath([str(Path(p).resolve().parent) for p in manifest.paths]))
+        if common.is_dir() and common != Path(common.anchor):
+            roots.add(common)
+    for root in roots:
+        names += [p.name for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS]
     return names
 
 
@@ -143,7 +153,11 @@ def load_external(cfg, manifest: Manifest, out: Path, *, channels: int, device="
                                 groups=[m.groups[i] for i in keep], splits=[m.splits[i] for i in keep],
                                 class_names=list(m.class_names))
         ext.dropped += [{"path": b["path"], "why": "a copy of an image of the benchmark's data"} for b in bad]
+    # what identifies the set: a record scored on another one is never mixed with this one's (external_rescore)
+    ident = json.dumps([sorted(zip((Path(p).name for p in ext.manifest.paths), ext.manifest.labels)), spec.resize,
+                        cfg.image_size])
     info = {**ext.summary(cfg.external_min_per_class), "name": cfg.external_test, "resize": spec.resize,
+            "set_id": hashlib.sha256(ident.encode()).hexdigest()[:16],
             "note": spec.note, "source": display_path(spec.folder),
             "near_copy_threshold": check["threshold"], "similarity_quantiles": check["similarity_quantiles"],
             "copies_left_out": [{"path": display_path(b["path"]), "copy_of": display_path(b["copy_of"]),
@@ -161,7 +175,29 @@ def external_dataset(cfg, manifest: Manifest, out: Path, runner) -> tuple[Manife
                          resize=info["resize"], output="numpy", cache=True, verbose=cfg.progress,
                          allow_empty_classes=True,
                          transform=build_transform(cfg.image_size, augment=False, mean=runner.mean, std=runner.std))
+    scored = [manifest.class_names.index(c) for c in info["scored_classes"]]
+    info["n_scored"] = int(np.isin(np.asarray(ds.targets), scored).sum())  # the images its metrics are over
     return ds, info
+
+
+def external_rescore(record: dict, info: dict, path: Path, kept: Path | None) -> bool:
+    """Whether a finished run's record needs scoring on this external set from its kept classifier ``kept``: it has
+    no score yet, or one on another set (other images, frames or size). A score on another set without a classifier
+    to score again is an error naming the record: one folder's external results are over one set."""
+    have = kept is not None and kept.is_file()
+    theirs = record.get("external_test")
+    if theirs is None:
+        return have
+    if "set" in theirs:
+        same = theirs["set"] == info["set_id"]
+    else:  # a record from before sets were identified: the same images of the same classes
+        same = (theirs.get("n_images"), theirs.get("classes")) == (info["n_scored"], info["scored_classes"])
+    if same or have:
+        return not same
+    raise ValueError(f"{display_path(path)}: scored on another external test set ({theirs.get('n_images')} images "
+                     f"of {theirs.get('classes')}) than this one ({info['n_scored']} of {info['scored_classes']}), and "
+                     "its classifier was not kept to score it again: delete the runs made with the other set (or "
+                     "pass another --out)")
 
 
 def _uint8(ds: ManifestDataset) -> np.ndarray:

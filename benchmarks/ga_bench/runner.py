@@ -21,6 +21,7 @@ from gan_augment.pretrained import file_sha256
 from gan_augment.provenance import device_name, run_metadata, utc_now
 
 from .arms import ArmData
+from .external import external_dataset, external_metrics, external_rescore
 from .judge import JUDGE, check_judge, judge_path, restore_judge
 from .protocol import (BASELINES, PROTOCOL_KEYS, REPO, BenchmarkConfig, arm_dose, arm_spec, check_generator, known_arms,
                        prepare_manifest, rare_classes_of, rare_classes_source, resolve_generator)
@@ -50,8 +51,6 @@ class Runner(ArmData):
         self.started: dict | None = None  # run_metadata() read when the benchmark started: each record's code
         self.external_ds, self.external_info = None, None  # --external-test: the images, what the report says
         if cfg.external_test:
-            from .external import external_dataset
-
             self.external_ds, self.external_info = external_dataset(cfg, manifest, out, self)
             self.external_labels = np.asarray(self.external_ds.targets)
 
@@ -128,22 +127,22 @@ class Runner(ArmData):
 
     def score_external(self, model, arm: str, seed: int) -> dict:
         """The classifier's scores on the external test set (its probabilities kept beside the record)."""
-        from .external import external_metrics
-
         probs, _ = predict(model, self.loader(self.external_ds), device=self.device)
         np.save(self.runs / f"{arm}_seed{seed}_external_probs.npy", probs.astype(np.float32))
-        return external_metrics(probs, self.external_labels, self.class_names, self.external_info["scored_classes"])
+        return {**external_metrics(probs, self.external_labels, self.class_names, self.external_info["scored_classes"]),
+                "set": self.external_info["set_id"]}
 
     def add_external(self, arm: str, seed: int, record: dict) -> dict:
-        """A finished run of this folder scored on the external set from its kept classifier (``--keep-classifiers``)
-        when it has no external score yet; without the classifier's weights the record stays as it is."""
-        kept = self.runs / f"{arm}_seed{seed}_classifier.safetensors"
-        if (self.external_ds is None or "external_test" in record or self.folder(arm) != self.runs
-                or not kept.is_file() or not self.dist.is_main):
+        """A finished run scored on the external set from its kept classifier (``--keep-classifiers``) when it has no
+        score on this set yet (``external.external_rescore``: one on another set and no classifier is an error)."""
+        path, mine = self.folder(arm) / f"{arm}_seed{seed}.json", self.folder(arm) == self.runs
+        kept = self.runs / f"{arm}_seed{seed}_classifier.safetensors" if mine else None
+        if self.external_ds is None or not external_rescore(record, self.external_info, path, kept):
             return record
-        model, _ = load_classifier(kept, device=self.device)
-        record["external_test"] = self.score_external(model, arm, seed)
-        write_json(self.runs / f"{arm}_seed{seed}.json", record)
+        if self.dist.is_main:
+            model, _ = load_classifier(kept, device=self.device)
+            record["external_test"] = self.score_external(model, arm, seed)
+            write_json(path, record)
         return record
 
     def run(self, arm: str, seed: int) -> dict:
