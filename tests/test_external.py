@@ -115,6 +115,7 @@ def test_every_classifier_is_scored_on_the_external_set_and_the_report_says_how(
     out = tmp_path / "bench"
     # first without it, classifiers kept: the second call scores the kept ones without training anything
     assert _bench(tmp_path, out, "--keep-classifiers") == 0
+    (out / "runs" / "aug_seed0_classifier.safetensors").unlink()  # aug seed 0 is the judge: scored from its file
     ext = ["--external-test", str(other_clinic), "--class-map", "melanoma=mel,nevus=nv", "--external-min-per-class",
            "3"]
 
@@ -127,6 +128,7 @@ def test_every_classifier_is_scored_on_the_external_set_and_the_report_says_how(
         assert _bench(tmp_path, out, "--keep-classifiers", *ext) == 0
     finally:
         mp.undo()
+    assert "external_test" in json.loads((out / "runs" / "aug_seed0.json").read_text())
     record = json.loads((out / "runs" / "aug_seed1.json").read_text())
     e = record["external_test"]
     assert e["classes"] == ["mel", "nv"] and e["n_images"] == 14  # 7 mel, 7 nv (see above)
@@ -172,8 +174,13 @@ def test_a_record_scored_on_another_external_set_is_scored_again_or_refused(tmp_
     assert external_rescore({}, info, path, kept)  # no score yet: scored from the kept classifier
     assert not external_rescore({"external_test": {"set": "abc"}}, info, path, kept)
     assert external_rescore({"external_test": {"set": "old"}}, info, path, kept)  # another set: scored again
+    info["n_images"] = 14  # 12 of the scored classes, 2 of a class too small to score
     legacy_same = {"external_test": {"n_images": 12, "classes": ["mel", "nv"]}}  # before sets had an id
+    np.save(tmp_path / "aug_seed0_external_probs.npy", np.zeros((14, 3), np.float32))
     assert not external_rescore(legacy_same, info, path, None)
+    np.save(tmp_path / "aug_seed0_external_probs.npy", np.zeros((13, 3), np.float32))  # one unscored image less
+    assert external_rescore(legacy_same, info, path, kept)
+    np.save(tmp_path / "aug_seed0_external_probs.npy", np.zeros((14, 3), np.float32))
     legacy_other = {"external_test": {"n_images": 5, "classes": ["mel"]}}
     assert external_rescore(legacy_other, info, path, kept)
     with pytest.raises(ValueError, match=r"aug_seed0.json: scored on another external test set \(5 images of "

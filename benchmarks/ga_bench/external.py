@@ -190,8 +190,11 @@ def external_rescore(record: dict, info: dict, path: Path, kept: Path | None) ->
         return have
     if "set" in theirs:
         same = theirs["set"] == info["set_id"]
-    else:  # a record from before sets were identified: the same images of the same classes
-        same = (theirs.get("n_images"), theirs.get("classes")) == (info["n_scored"], info["scored_classes"])
+    else:  # a record from before sets were identified: as many images, the same scored ones, probabilities of each
+        probs = path.with_name(f"{path.stem}_external_probs.npy")
+        rows = np.load(probs, mmap_mode="r").shape[0] if probs.is_file() else None
+        same = ((theirs.get("n_images"), theirs.get("classes"), rows)
+                == (info["n_scored"], info["scored_classes"], info["n_images"]))
     if same or have:
         return not same
     raise ValueError(f"{display_path(path)}: scored on another external test set ({theirs.get('n_images')} images "

@@ -137,6 +137,7 @@ class Runner(ArmData):
         score on this set yet (``external.external_rescore``: one on another set and no classifier is an error)."""
         path, mine = self.folder(arm) / f"{arm}_seed{seed}.json", self.folder(arm) == self.runs
         kept = self.runs / f"{arm}_seed{seed}_classifier.safetensors" if mine else None
+        kept = self.runs / JUDGE if kept and not kept.is_file() and (arm, seed) == ("aug", 0) else kept  # the same
         if self.external_ds is None or not external_rescore(record, self.external_info, path, kept):
             return record
         if self.dist.is_main:
