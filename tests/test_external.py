@@ -138,6 +138,8 @@ def test_every_classifier_is_scored_on_the_external_set_and_the_report_says_how(
     assert results["external"]["info"]["unmapped"] == {"wart": 3}
     report = (out / "report.md").read_text()
     assert "## External test" in report and "recall mel" in report and "3 of class `wart`" in report
+    n_train = sum(results["data"]["counts"]["train"].values())
+    assert f"near copies were looked for among {n_train} training images." in report  # the split's own
 
 
 def test_an_external_image_that_copies_a_training_image_is_refused_named(tmp_path, other_clinic, capsys):
@@ -188,3 +190,22 @@ def test_a_record_scored_on_another_external_set_is_scored_again_or_refused(tmp_
         external_rescore(legacy_other, info, path, None)
     with pytest.raises(ValueError, match="its classifier was not kept"):
         external_rescore({"external_test": {"set": "old"}}, info, path, tmp_path / "absent.safetensors")
+
+
+def test_in_the_shared_generator_regime_copies_are_looked_for_among_the_generators_training_images(tmp_path):
+    from types import SimpleNamespace
+
+    from ga_bench.external import _generator_split
+    from gan_augment.data import Manifest
+
+    data = make_image_folder(tmp_path / "ham", {"mel": 2, "nv": 2})
+    paths = sorted(str(p) for p in data.rglob("*.*"))
+    full = Manifest(paths=paths, labels=["mel", "mel", "nv", "nv"], groups=list("abcd"),
+                    splits=["train", "test", "train", "val"], class_names=["mel", "nv"])
+    (tmp_path / "upper").mkdir()
+    full.write(tmp_path / "upper" / "manifest.csv")
+    sliced = Manifest(paths=paths[1:], labels=["mel", "nv", "nv"], groups=list("bcd"), splits=["test", "train", "val"],
+                      class_names=["mel", "nv"])
+    shared = _generator_split(SimpleNamespace(upper_bound_from=str(tmp_path / "upper")), sliced)
+    assert shared.hash == full.hash and len(shared.indices("train")) == 2  # the slice's 1 and the one left out
+    assert _generator_split(SimpleNamespace(upper_bound_from=None), sliced) is sliced

@@ -119,18 +119,20 @@ def load_external(cfg, manifest: Manifest, out: Path, *, channels: int, device="
     spec = resolve_external(cfg)
     ext = scan_external(spec.folder, spec.class_map, manifest.class_names,
                         drop_same_names=_data_names(cfg.data_dir, manifest) if spec.drop_data_names else ())
-    train_paths = [manifest.paths[i] for i in manifest.indices("train")]
+    ref = _generator_split(cfg, manifest)
+    train_paths = [ref.paths[i] for i in ref.indices("train")]
     check_path = out / "external" / "check.json"
     key = {"manifest": manifest.hash, "external": sorted(Path(p).name for p in ext.manifest.paths),
-           "resize": spec.resize, "image_size": cfg.image_size}
+           "resize": spec.resize, "image_size": cfg.image_size, "training_images_of": ref.hash}
     check = json.loads(check_path.read_text()) if check_path.is_file() else None
     if check is None or check.get("key") != key:
         # an identical file of any split is no external image; near copies are looked for among training images
-        copies = [{"path": e, "copy_of": t, "why": "identical file"} for e, t in training_copies(ext, manifest.paths)]
+        copies = [{"path": e, "copy_of": t, "why": "identical file"}
+                  for e, t in training_copies(ext, [*manifest.paths, *train_paths])]
         data = dict(image_size=cfg.image_size, channels=channels, output="numpy", cache=True, verbose=False)
         ext_imgs = _uint8(ManifestDataset(ext.manifest, EXTERNAL_SPLIT, resize=spec.resize, allow_empty_classes=True,
                                           **data))
-        train_imgs = _uint8(ManifestDataset(manifest, "train", resize=cfg.resize, **data))
+        train_imgs = _uint8(ManifestDataset(ref, "train", resize=cfg.resize, **data))
         val_imgs = _uint8(ManifestDataset(manifest, "val", resize=cfg.resize, **data))
         nearest, sim, threshold = near_copies(ext_imgs, train_imgs, val_imgs, device=device)
         near = [{"path": ext.manifest.paths[i], "copy_of": train_paths[int(nearest[i])],
@@ -160,9 +162,18 @@ def load_external(cfg, manifest: Manifest, out: Path, *, channels: int, device="
             "set_id": hashlib.sha256(ident.encode()).hexdigest()[:16],
             "note": spec.note, "source": display_path(spec.folder),
             "near_copy_threshold": check["threshold"], "similarity_quantiles": check["similarity_quantiles"],
+            "copies_looked_for_among": {"training_images": len(train_paths), "generator_split": ref is not manifest},
             "copies_left_out": [{"path": display_path(b["path"]), "copy_of": display_path(b["copy_of"]),
                                  "why": b["why"]} for b in bad]}
     return ext, info
+
+
+def _generator_split(cfg, manifest: Manifest) -> Manifest:
+    """The split whose training images an external copy is looked for among: this one, or in the shared-generator
+    regime the whole split the generator was trained on (``--upper-bound-from``'s, checked to be the one this slice
+    was cut from) - a generator that memorised an image could hand the GAN arms another clinic's copy of it."""
+    upper = Path(cfg.upper_bound_from) if getattr(cfg, "upper_bound_from", None) else None
+    return Manifest.read(upper / "manifest.csv") if upper and (upper / "manifest.csv").is_file() else manifest
 
 
 def external_dataset(cfg, manifest: Manifest, out: Path, runner) -> tuple[ManifestDataset, dict]:

@@ -132,6 +132,11 @@ def _external_lines(ext: dict) -> list[str]:
         lines += ["Left out: " + "; ".join([f"{n} {why}" for why, n in left.items()]
                                           + [f"{n} of class `{c}` (not in the class map)"
                                              for c, n in (info.get("unmapped") or {}).items()]) + ".", ""]
+    among = info.get("copies_looked_for_among") or {}
+    if among:
+        lines += [f"Copies and near copies were looked for among {among['training_images']:,} training images"
+                  + (" - the whole split the shared generator was trained on, not only this slice's." if
+                     among.get("generator_split") else "."), ""]
     if not arms:
         return lines + ["No run of this folder has been scored on it (runs whose classifiers were not kept cannot "
                         "be).", ""]
