@@ -203,3 +203,24 @@ def test_the_regimes_table_compares_each_mechanism_with_the_best_baseline_and_it
     for name in REGIMES:
         if name != folder.name:
             assert f"(`{name}`) | not yet run" in table
+
+
+@pytest.mark.parametrize("arm", ["gan_distill", "real_distill"])
+def test_a_distill_run_is_read_back_by_the_same_command(tmp_path, arm):
+    # both distillation arms draw gan_light's set, capped at --light-synthetic-fraction, and record that cap: a
+    # resumed folder must read their records back (real_distill's was checked against --max-synthetic-fraction)
+    from types import SimpleNamespace
+
+    import studies.teach  # noqa: F401  (registers the arms)
+    from ga_bench.runner import Runner
+
+    cfg = BenchmarkConfig(preset="cpu64", light_synthetic_fraction=0.5, max_synthetic_fraction=0.9)
+    record = {"arm": arm, "seed": 0, "history": [{}] * 3, "synthetic_cap": cfg.light_synthetic_fraction,
+              "distill_temperature": cfg.distill_temperature, "distill_hard_weight": cfg.distill_hard_weight,
+              "distill_set": cfg.distill_set}
+    (tmp_path / f"{arm}_seed0.json").write_text(json.dumps(record))
+    runner = SimpleNamespace(cfg=cfg, epochs=3, folder=lambda a: tmp_path)
+    assert Runner.read(runner, arm, 0) == record
+    (tmp_path / f"{arm}_seed0.json").write_text(json.dumps({**record, "synthetic_cap": 0.9}))
+    with pytest.raises(ValueError, match="synthetic_cap 0.9 there, 0.5 here.*--light-synthetic-fraction 0.9"):
+        Runner.read(runner, arm, 0)

@@ -138,7 +138,7 @@ def _record_dose(loaders, dose):
 TEACH_ARMS = (
     ArmSpec("gan_distill", light=True, loaders=_record_dose(_distill_loaders, _distill_dose), dose=_distill_dose,
             origin=__name__),
-    ArmSpec("real_distill", loaders=_record_dose(_distill_loaders, _distill_dose), dose=_distill_dose,
+    ArmSpec("real_distill", light=True, loaders=_record_dose(_distill_loaders, _distill_dose), dose=_distill_dose,
             origin=__name__),
     ArmSpec("gan_boundary", loaders=_record_dose(_boundary_loaders, _boundary_dose), dose=_boundary_dose,
             origin=__name__),
