@@ -34,7 +34,7 @@ def display_path(path: str | os.PathLike | None) -> str | None:
 
 def portable_paths(obj: Any) -> Any:
     """``obj`` (nested dicts, lists, strings) with no absolute path string left: each is shown by
-    :func:`display_path` when that makes it relative, else as ``.../<name>``. For metadata that travels with a file
+    :func:`display_path` when that makes it relative, else as ``.../<folder>/<name>``. For metadata that travels with a file
     (a generator shared with another site names no folder of the machine that trained it)."""
     if isinstance(obj, dict):
         return {k: portable_paths(v) for k, v in obj.items()}
@@ -42,7 +42,7 @@ def portable_paths(obj: Any) -> Any:
         return type(obj)(portable_paths(v) for v in obj)
     if isinstance(obj, str) and os.path.isabs(obj):
         shown = display_path(obj)
-        return shown if not os.path.isabs(shown) else f".../{Path(obj).name}"
+        return shown if not os.path.isabs(shown) else ".../" + "/".join(Path(obj).parts[-2:])
     return obj
 
 
