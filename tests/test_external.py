@@ -164,6 +164,9 @@ def test_a_slices_left_out_images_are_data_names_too(tmp_path):
     names = set(_data_names(None, sliced))
     assert names == {f"{c}_{i:03d}.{'png' if i % 2 else 'jpg'}" for c in ("mel", "nv") for i in range(3)}
     assert set(_data_names(str(data / "mel"), sliced)) == names  # a given folder adds to it, never replaces it
+    # an external folder inside the data's folder: its own files are not the data's
+    assert set(_data_names(str(data), sliced, external=str(data / "nv"))) == {"mel_000.jpg", "mel_001.png",
+                                                                              "mel_002.jpg", "nv_000.jpg"}
 
 
 def test_a_record_scored_on_another_external_set_is_scored_again_or_refused(tmp_path):

@@ -73,18 +73,20 @@ def resolve_external(cfg) -> ExternalSpec | None:
     return ExternalSpec(name, cfg.external_class_map, cfg.external_resize or "center_crop", False)
 
 
-def _data_names(data_dir: str | None, manifest: Manifest) -> list[str]:
+def _data_names(data_dir: str | None, manifest: Manifest, external: str | None = None) -> list[str]:
     """The file names of the benchmark's data: its manifest's, and every image under the folder they come from -
     a slice's manifest lists only the slice, and the images left out of it (seen by a shared generator, of the same
-    clinic) are no external test images either."""
+    clinic) are no external test images either. Files under the ``external`` folder itself are not the data's."""
     names = [Path(p).name for p in manifest.paths]
     roots = {Path(data_dir)} if data_dir and Path(data_dir).is_dir() else set()
     if manifest.paths:
         common = Path(os.path.commonpath([str(Path(p).resolve().parent) for p in manifest.paths]))
         if common.is_dir() and common != Path(common.anchor):
             roots.add(common)
+    skip = Path(external).resolve() if external else None
     for root in roots:
-        names += [p.name for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS]
+        names += [p.name for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS
+                  and not (skip and p.resolve().is_relative_to(skip))]
     return names
 
 
@@ -118,7 +120,7 @@ def load_external(cfg, manifest: Manifest, out: Path, *, channels: int, device="
     the report says of it; the near-copy check is computed once per folder (``OUT/external/check.json``)."""
     spec = resolve_external(cfg)
     ext = scan_external(spec.folder, spec.class_map, manifest.class_names,
-                        drop_same_names=_data_names(cfg.data_dir, manifest) if spec.drop_data_names else ())
+                        drop_same_names=_data_names(cfg.data_dir, manifest, spec.folder) if spec.drop_data_names else ())
     ref = _generator_split(cfg, manifest)
     train_paths = [ref.paths[i] for i in ref.indices("train")]
     check_path = out / "external" / "check.json"
