@@ -239,7 +239,9 @@ def report_markdown(results: dict) -> str:
                              f"({o['n_real']} real / {o['n_fake']} generated){probe}.")
         mem = (chk.get("memorisation") or {}).get("overall") or {}
         if "p_value" in mem:  # a generator that copies its training images leaks them: said before any accuracy
-            lines.append(f"- memorisation test (nearest training image, generated vs held-out real; Mann-Whitney U): "
+            n_train = sum((chk.get("data", {}).get("train_per_class") or {}).values())
+            among = f" of {n_train:,}" if n_train else ""
+            lines.append(f"- memorisation test (nearest training image{among}, generated vs held-out real; Mann-Whitney U): "
                          f"p = {mem['p_value']:.2g}, {mem['fraction_below_heldout_p1']:.0%} of generated images closer "
                          "to a training image than the held-out 1st percentile: " + (
                              "**FLAGGED - the generator reproduces training images; do not share it or its images "
