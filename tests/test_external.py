@@ -212,3 +212,13 @@ def test_in_the_shared_generator_regime_copies_are_looked_for_among_the_generato
     shared = _generator_split(SimpleNamespace(upper_bound_from=str(tmp_path / "upper")), sliced)
     assert shared.hash == full.hash and len(shared.indices("train")) == 2  # the slice's 1 and the one left out
     assert _generator_split(SimpleNamespace(upper_bound_from=None), sliced) is sliced
+
+
+def test_a_data_folder_beside_the_repository_is_shown_relative_to_it(tmp_path, monkeypatch):
+    from ga_bench.data_source import REPO
+    from ga_bench.external import _shown
+
+    monkeypatch.chdir(tmp_path)  # outside the repository: the committed report must still name no machine folder
+    beside = REPO.parent / "shared" / "data" / "isic9_180" / "Train" / "x.jpg"
+    assert _shown(str(beside)) == f"../{beside.relative_to(REPO.parent).as_posix()}"
+    assert _shown(str(tmp_path / "ext" / "a.jpg")) == "ext/a.jpg"  # under the working folder: relative to it

@@ -182,6 +182,17 @@ def test_the_resume_command_repeats_the_regime(tmp_path):
     results = {"config": cfg, "arms": {"aug": {"seeds": [0]}}, "runs_finished": [["aug", 0]], "run_commits": []}
     text = "\n".join(runs_lines(results))
     assert "--max-train-per-class 20 --upper-bound-from runs/full --generator-from-full-split" in text
+    # a study's arms: its plan is its arm list, resumed by the study's script with its external test
+    study = {**results, "config": {**cfg, "arms": ["aug", "aug_oversample", "gan_matched", "real_mixup"],
+                                   "generator": "pretrained:ham10000-64-lite128-16k",
+                                   "external_test": "isic9", "external_drop_copies": True, "keep_classifiers": True}}
+    text = "\n".join(runs_lines(study))
+    assert "Preset `cpu64` plans 12 (arm, seed) runs; 1 are finished" in text and "`plain`" not in text
+    assert ("`python benchmarks/studies/balance_arms.py --preset cpu64 --out runs/x --arms aug,aug_oversample,"
+            "gan_matched,real_mixup --max-train-per-class 20") in text
+    resume = text.split("`; `--arms`")[0]
+    assert "--generator-from-full-split --generator pretrained:ham10000-64-lite128-16k" in resume
+    assert resume.endswith(" --external-test isic9 --external-drop-copies --keep-classifiers")
 
 
 def test_the_regimes_table_compares_each_mechanism_with_the_best_baseline_and_its_control(tmp_path):

@@ -162,12 +162,21 @@ def load_external(cfg, manifest: Manifest, out: Path, *, channels: int, device="
                         cfg.image_size])
     info = {**ext.summary(cfg.external_min_per_class), "name": cfg.external_test, "resize": spec.resize,
             "set_id": hashlib.sha256(ident.encode()).hexdigest()[:16],
-            "note": spec.note, "source": display_path(spec.folder),
+            "note": spec.note, "source": _shown(spec.folder),
             "near_copy_threshold": check["threshold"], "similarity_quantiles": check["similarity_quantiles"],
             "copies_looked_for_among": {"training_images": len(train_paths), "generator_split": ref is not manifest},
-            "copies_left_out": [{"path": display_path(b["path"]), "copy_of": display_path(b["copy_of"]),
+            "copies_left_out": [{"path": _shown(b["path"]), "copy_of": _shown(b["copy_of"]),
                                  "why": b["why"]} for b in bad]}
     return ext, info
+
+
+def _shown(path: str) -> str:
+    """A data path as a committed report shows it: ``display_path``, or relative to the repository for a folder
+    beside it (``../shared/data/isic9_180/...``) - never an absolute path of the machine that ran it."""
+    p = Path(path).resolve()
+    if not p.is_relative_to(Path.cwd().resolve()) and p.is_relative_to(REPO.parent.resolve()):
+        return Path(os.path.relpath(p, REPO.resolve())).as_posix()
+    return display_path(path)
 
 
 def _generator_split(cfg, manifest: Manifest) -> Manifest:

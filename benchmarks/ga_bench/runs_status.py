@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .protocol import ARM_KEYS, PRESETS, known_arms, preset_default
 
-__all__ = ["runs_status", "runs_lines", "run_commits"]
+__all__ = ["runs_status", "runs_lines", "run_commits", "study_arms"]
 
 
 def _arg(value) -> str:
@@ -24,12 +24,32 @@ def run_commits(records: dict[str, list[dict]]) -> list[dict]:
     return sorted(groups.values(), key=lambda g: (g["commit"] is None, -len(g["runs"])))
 
 
+def study_arms(results: dict) -> list[str]:
+    """The arms of ``results``'s command that its preset does not plan (a study's, from ``studies/balance_arms.py``)."""
+    cfg = results["config"]
+    planned = PRESETS.get(cfg["preset"], {}).get("arms", cfg["arms"])
+    return [a for a in cfg["arms"] if a not in planned]
+
+
+def _external_args(cfg: dict) -> str:
+    """The external test's options of the runs (a resume without them would score the new runs on no external set)."""
+    if not cfg.get("external_test"):
+        return ""
+    return (f" --external-test {cfg['external_test']}"
+            + "".join(f" --{flag} {cfg[k]}" for k, flag in (("external_class_map", "class-map"),
+                                                             ("external_resize", "external-resize")) if cfg.get(k))
+            + (" --external-drop-copies" if cfg.get("external_drop_copies") else "")
+            + (" --keep-classifiers" if cfg.get("keep_classifiers") else ""))
+
+
 def runs_status(results: dict) -> dict:
     """The preset's planned (arm, seed) runs against those finished in the run folder: which this report shows,
     which are finished but left out of it (a run for a subset of arms or seeds), which are missing."""
     cfg = results["config"]
     preset = PRESETS.get(cfg["preset"], {})
     arms, seeds = list(preset.get("arms", cfg["arms"])), list(preset.get("seeds", cfg["seeds"]))
+    if study_arms(results):  # a study's arms (benchmarks/studies/balance_arms.py): its plan is its own arm list
+        arms = list(cfg["arms"])
     finished = {(a, int(s)) for a, s in results.get("runs_finished", [])}
     shown = {(a, s) for a, d in results["arms"].items() for s in d["seeds"]}
     planned = [(a, s) for s in seeds for a in arms]
@@ -59,7 +79,13 @@ def runs_lines(results: dict) -> list[str]:
         frac = cfg.get("train_fraction", 1.0)
         gan_missing = any(a.startswith("gan") for a, _ in st["missing"])
         generator = (results.get("generator") or {}).get("path")  # the folder's GAN runs refuse any other
-        cmd = (f"python benchmarks/balance_isic.py --preset {cfg['preset']} --out {cfg['out']}"
+        if not generator and cfg.get("generator_from_full_split") \
+                and not preset_default(cfg["preset"], "generator_from_full_split"):
+            generator = cfg.get("generator")  # the shared generator given to this slice: no GAN run made yet
+        study = study_arms(results)
+        script = "benchmarks/studies/balance_arms.py" if study else "benchmarks/balance_isic.py"
+        cmd = (f"python {script} --preset {cfg['preset']} --out {cfg['out']}"
+               + (f" --arms {','.join(cfg['arms'])}" if study else "")
                + (f" --train-fraction {frac:g}" if frac < 1 else "")
                + "".join(f" --{k.replace('_', '-')} {cfg[k]}" for k in ("max_train_per_class", "upper_bound_from")
                          if cfg.get(k) is not None)
@@ -68,7 +94,8 @@ def runs_lines(results: dict) -> list[str]:
                + (f" --generator {generator}" if gan_missing and generator else "")
                + (f" --baselines-from {cfg['baselines_from']}" if cfg.get("baselines_from") else "")
                + "".join(f" --{k.replace('_', '-')} {_arg(cfg[k])}" for k in ARM_KEYS
-                         if cfg.get(k) is not None and cfg[k] != preset_default(cfg["preset"], k)))
+                         if cfg.get(k) is not None and cfg[k] != preset_default(cfg["preset"], k))
+               + _external_args(cfg))
         lines += [f"Missing: {fmt(st['missing'])}.", "",
                   f"Resume (finished runs are kept, never redone): `{cmd}`; `--arms` / `--seeds` run a subset, "
                   "`--time-limit-minutes M` pauses cleanly between runs, `--report-only` rewrites this report over "
