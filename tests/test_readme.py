@@ -12,6 +12,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 import studies.arms  # noqa: F401  (the committed folders' study arms must be known to draw their rows)
+import studies.teach  # noqa: F401  (and the regimes study's mechanisms)
 from ga_bench.results_table import table_files, update_readme
 
 from .conftest import REPO

@@ -72,6 +72,10 @@ def results_table(results_dir: str | Path, root: str | Path | None = None, folde
             (a for a in ("plain", "aug", "aug_oversample", "aug_weighted") if a in arms),
             key=lambda a: sum(arms[a]["balanced_accuracy"]) / len(arms[a]["balanced_accuracy"]), default=None)
         device = meta.get("gpu") or "CPU"
+        # a slice with a generator trained on the whole split: its GAN arms drew on more real images than its
+        # baselines (the regimes study's shared-generator regime), said in the row
+        shared = ", shared generator" if r["config"].get("generator_from_full_split") and r["config"].get(
+            "upper_bound_from") else ""
         gan_arms = [a for a in arms if a.startswith("gan")] or [None]
         for g in gan_arms:
             d = comp.get(g, {}) if g else {}
@@ -80,7 +84,7 @@ def results_table(results_dir: str | Path, root: str | Path | None = None, folde
             rows.append(
                 f"| [{path.parent.name}]({Path(os.path.relpath(path.parent, root)).as_posix()}/report.md) | "
                 f"{r['config']['preset']} | "
-                f"{meta['regime']} | {device} | {len(seeds)} | {r['config']['image_size']} | "
+                f"{meta['regime']}{shared} | {device} | {len(seeds)} | {r['config']['image_size']} | "
                 f"{_generator(r)} | "
                 f"{best or '-'}: {_pct(arms[best]['balanced_accuracy']) if best else '-'} | "
                 f"{_arm(g, arms[g], r['config']['preset']) if g else '-'}: "
