@@ -222,3 +222,42 @@ def test_a_data_folder_beside_the_repository_is_shown_relative_to_it(tmp_path, m
     beside = REPO.parent / "shared" / "data" / "isic9_180" / "Train" / "x.jpg"
     assert _shown(str(beside)) == f"../{beside.relative_to(REPO.parent).as_posix()}"
     assert _shown(str(tmp_path / "ext" / "a.jpg")) == "ext/a.jpg"  # under the working folder: relative to it
+
+
+def test_the_external_summary_pairs_each_gan_arm_with_the_best_baseline_of_each_metric(tmp_path):
+    from ga_bench.report_sections import _external_lines, external_summary
+
+    names = ["akiec", "mel", "nv"]
+    labels = np.array([1] * 40 + [2] * 40 + [0] * 5)  # mel, nv scored; akiec too few, left out of the metrics
+    rng = np.random.default_rng(0)
+    runs = tmp_path / "runs"
+    runs.mkdir()
+
+    def probs(right: float, mel_score: np.ndarray) -> np.ndarray:
+        p = np.full((len(labels), 3), 0.05)
+        hit = np.arange(len(labels)) % 10 < round(right * 10)  # this share of each class right, exactly
+        p[np.arange(len(labels)), np.where(hit, labels, (labels + 1) % 3)] = 5.0  # the decision
+        p[:, 1] += mel_score  # the melanoma column's ranking, too small to change a decision
+        return p
+
+    signal = (labels == 1).astype(float)
+    arms = {"aug_oversample": (0.8, 0.0 * signal), "aug": (0.6, 0.3 * signal), "gan_light": (0.7, 0.2 * signal)}
+    records = {}
+    for arm, (right, score) in arms.items():
+        records[arm] = []
+        for s in (0, 1):
+            p = probs(right, score + rng.random(len(labels)) * 0.5)
+            np.save(runs / f"{arm}_seed{s}_external_probs.npy", p)
+            records[arm].append({"seed": s, "external_test": external_metrics(p, labels, names, ["mel", "nv"])})
+    info = {"scored_classes": ["mel", "nv"], "name": "x", "n_images": 80, "counts": {"akiec": 5, "mel": 40, "nv": 40},
+            "min_images_per_class": 10}
+    ext = external_summary(records, lambda a: runs, labels, names, info, n_boot=200)
+    assert ext["best_baseline"] == "aug_oversample"  # by balanced accuracy
+    assert ext["best_baseline_mel_auroc"] == "aug"  # by melanoma AUROC: another baseline
+    d = ext["gan_light"]["mel_auroc"]
+    mean = np.mean([r["external_test"]["mel_auroc"] for r in records["gan_light"]]) - np.mean(
+        [r["external_test"]["mel_auroc"] for r in records["aug"]])
+    assert d["mean"] == pytest.approx(mean) and d["ci_low"] <= d["mean"] <= d["ci_high"]
+    assert ext["gan_light"]["balanced_accuracy"]["mean"] == pytest.approx(-0.1)  # 0.7 vs oversampling's 0.8
+    text = "\n".join(_external_lines(ext))
+    assert "Melanoma-vs-rest AUROC, GAN arms minus the baseline best on it (`aug`)" in text

@@ -213,7 +213,10 @@ def test_the_regimes_table_compares_each_mechanism_with_the_best_baseline_and_it
             np.save(folder / "runs" / f"{arm}_seed{s}_test_probs.npy", _probs(labels, rng.random(len(labels)) < p, 3))
     arms = {a: {"seeds": [0, 1], "balanced_accuracy": [p, p]} for a, p in acc.items()}
     gap = {"gan_distill": {"share": 0.25, "ci_low": -0.1, "ci_high": 0.6}}
-    (folder / "results.json").write_text(json.dumps({"arms": arms, "shared_generator": {"arms": gap}}))
+    external = {"gan_distill": {"seeds": [0, 1], "balanced_accuracy": {"mean": 0.01, "ci_low": -0.02, "ci_high": 0.04},
+                                "mel_auroc": {"mean": 0.031, "ci_low": 0.002, "ci_high": 0.06}}}
+    (folder / "results.json").write_text(json.dumps({"arms": arms, "shared_generator": {"arms": gap},
+                                                     "external": external}))
     table = regimes_table(results_dir, repo=tmp_path, n_boot=200)
 
     def pair(a, b):
@@ -224,7 +227,8 @@ def test_the_regimes_table_compares_each_mechanism_with_the_best_baseline_and_it
     assert "best baseline `aug_oversample`" in rows and "60.0 ± 0.0" in rows["best baseline `aug_oversample`"]
     assert f"| {pair('gan_distill', 'aug_oversample')} | {pair('gan_distill', 'real_distill')} | +25% [-10%, +60%] |" \
         in rows["gan_distill"]
-    assert f"| {pair('gan_matched', 'aug_oversample')} |  | - |" in rows["gan_matched"]  # no control, no gap
+    assert rows["gan_distill"].endswith("| +25% [-10%, +60%] | +1.0 [-2.0, +4.0] | +3.1 [+0.2, +6.0] |")  # external
+    assert f"| {pair('gan_matched', 'aug_oversample')} |  | - | - | - |" in rows["gan_matched"]  # no control, gap, ext
     assert "real_distill" in rows and "aug" not in rows  # baselines other than the best are not rows
     for name in REGIMES:
         if name != folder.name:

@@ -114,6 +114,24 @@ def external_summary(records: dict[str, list[dict]], folder: Callable[[str], Pat
         if shared:
             out[g] = {"seeds": shared, "balanced_accuracy": paired_bootstrap(
                 balanced_accuracy, labels[rows], probs(g, shared), probs(best, shared), n_boot=n_boot)}
+    # melanoma-vs-rest AUROC against the baseline best *by that metric* (the goal names either metric)
+    with_auroc = [a for a in baselines if "mel_auroc" in arms[a]]
+    if with_auroc:
+        best_auc = max(with_auroc, key=lambda a: np.mean(arms[a]["mel_auroc"]))
+        out["best_baseline_mel_auroc"] = best_auc
+        from sklearn.metrics import roc_auc_score
+
+        mel = class_names.index("mel")
+
+        def mel_auroc(lab: np.ndarray, p: np.ndarray) -> float:
+            pos = lab == mel
+            return roc_auc_score(pos, p[:, mel]) if 0 < pos.sum() < len(pos) else float("nan")
+
+        for g in [a for a in arms if a.startswith("gan") and "mel_auroc" in arms[a]]:
+            shared = [s for s in arms[g]["seeds"] if s in arms[best_auc]["seeds"]]
+            if shared:
+                out.setdefault(g, {"seeds": shared})["mel_auroc"] = paired_bootstrap(
+                    mel_auroc, labels[rows], probs(g, shared), probs(best_auc, shared), n_boot=n_boot)
     return out
 
 
@@ -153,7 +171,14 @@ def _external_lines(ext: dict) -> list[str]:
     if best and gans:
         lines += ["", f"GAN arms minus the best baseline on this test set (`{best}`), balanced accuracy over the scored "
                   "classes, pp, 95 % paired bootstrap CI over its images and seeds:", ""]
-        lines += [f"- `{g}` ({len(ext[g]['seeds'])} seeds): {_ci(ext[g]['balanced_accuracy'])}" for g in gans]
+        lines += [f"- `{g}` ({len(ext[g]['seeds'])} seeds): {_ci(ext[g]['balanced_accuracy'])}" for g in gans
+                  if "balanced_accuracy" in ext[g]]
+    best_auc = ext.get("best_baseline_mel_auroc")
+    gans = [g for g in gans if "mel_auroc" in ext[g]]
+    if best_auc and gans:
+        lines += ["", f"Melanoma-vs-rest AUROC, GAN arms minus the baseline best on it (`{best_auc}`), pp, 95 % paired "
+                  "bootstrap CI:", ""]
+        lines += [f"- `{g}` ({len(ext[g]['seeds'])} seeds): {_ci(ext[g]['mel_auroc'])}" for g in gans]
     return lines + [""]
 
 

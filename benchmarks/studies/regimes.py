@@ -69,12 +69,13 @@ def _paired(folder, results, labels, a, b, n_boot, repo):
 
 def regimes_table(results_dir: Path, repo: Path = REPO, n_boot: int = 2000) -> str:
     rows = ["| regime | arm | seeds | BA % | Δ vs best baseline, pp [95% CI] | Δ vs its control, pp [95% CI] | "
-            "gap closed [95% CI] | external: Δ BA vs its best baseline, pp [95% CI] |",
-            "|---|---|---|---|---|---|---|---|"]
+            "gap closed [95% CI] | external: Δ BA vs its best baseline, pp [95% CI] | "
+            "external: Δ melanoma AUROC vs its best baseline, pp [95% CI] |",
+            "|---|---|---|---|---|---|---|---|---|"]
     for name, what in REGIMES.items():
         folder = results_dir / name
         if not (folder / "results.json").is_file():
-            rows.append(f"| {what} (`{name}`) | not yet run | | | | | | |")
+            rows.append(f"| {what} (`{name}`) | not yet run | | | | | | | |")
             continue
         r = json.loads((folder / "results.json").read_text())
         arms, labels = r["arms"], _test_labels(folder)
@@ -82,7 +83,8 @@ def regimes_table(results_dir: Path, repo: Path = REPO, n_boot: int = 2000) -> s
         best = max(baselines, key=lambda a: np.mean(arms[a]["balanced_accuracy"])) if baselines else None
         link = f"[`{name}`]({Path('..', results_dir.relative_to(repo), name, 'report.md').as_posix()})"
         rows.append(f"| {what} ({link}) | best baseline `{best}` | {','.join(map(str, arms[best]['seeds']))} | "
-                    f"{_pm(arms[best]['balanced_accuracy'])} | | | | |" if best else f"| {what} ({link}) | no baseline | | | | | | |")
+                    f"{_pm(arms[best]['balanced_accuracy'])} | | | | | |" if best else
+                    f"| {what} ({link}) | no baseline | | | | | | | |")
         gap = (r.get("shared_generator") or {}).get("arms", {})
         ext = r.get("external") or {}
         for arm in (a for a in SHOWN if a in arms):
@@ -92,9 +94,10 @@ def regimes_table(results_dir: Path, repo: Path = REPO, n_boot: int = 2000) -> s
                           if control in arms else None)
             g = gap.get(arm) or {}
             closed = (f"{g['share']:+.0%} [{g['ci_low']:+.0%}, {g['ci_high']:+.0%}]" if "share" in g else "-")
-            e = (ext.get(arm) or {}).get("balanced_accuracy")
+            e, auc = ((ext.get(arm) or {}).get(k) for k in ("balanced_accuracy", "mel_auroc"))
             rows.append(f"| | {arm} | {','.join(map(str, arms[arm]['seeds']))} | {_pm(arms[arm]['balanced_accuracy'])} | "
-                        f"{ci_pp(vs_best)} | {ci_pp(vs_control) if control else ''} | {closed} | {ci_pp(e)} |")
+                        f"{ci_pp(vs_best)} | {ci_pp(vs_control) if control else ''} | {closed} | {ci_pp(e)} | "
+                        f"{ci_pp(auc)} |")
     return "\n".join(rows)
 
 
