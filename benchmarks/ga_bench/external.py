@@ -173,9 +173,9 @@ def load_external(cfg, manifest: Manifest, out: Path, *, channels: int, device="
 def _shown(path: str) -> str:
     """A data path as a committed report shows it: ``display_path``, or relative to the repository for a folder
     beside it (``../shared/data/isic9_180/...``) - never an absolute path of the machine that ran it."""
-    p = Path(path).resolve()
-    if not p.is_relative_to(Path.cwd().resolve()) and p.is_relative_to(REPO.parent.resolve()):
-        return Path(os.path.relpath(p, REPO.resolve())).as_posix()
+    p, repo = Path(os.path.abspath(path)), Path(os.path.abspath(REPO))  # symlinks kept: ../shared may be one
+    if not p.is_relative_to(Path(os.path.abspath(Path.cwd()))) and p.is_relative_to(repo.parent):
+        return Path(os.path.relpath(p, repo)).as_posix()
     return display_path(path)
 
 
