@@ -13,10 +13,9 @@ import pytest
 
 from classifier.stats import balanced_accuracy, gap_closed_bootstrap
 from ga_bench.balance_isic import build_config, parser
-from ga_bench.gan_stage import _check_manifest
 from ga_bench.protocol import BenchmarkConfig, prepare_manifest
 from ga_bench.runs_status import runs_lines
-from ga_bench.shared_regime import (generator_evidence, load_upper_bound, shared_generator_lines,
+from ga_bench.shared_regime import (generator_evidence, generator_manifest, load_upper_bound, shared_generator_lines,
                                     shared_generator_summary)
 
 from .conftest import make_image_folder
@@ -101,18 +100,18 @@ def test_the_upper_bound_is_the_full_splits_best_baseline_and_is_checked(tmp_pat
     upper = load_upper_bound(sliced_cfg, sliced)
     assert upper.arm == "aug_oversample" and upper.seeds == [0, 1] and upper.probs([0, 1]).shape == (2, len(labels), 3)
     # the generator check's memorisation test looks for copies among all the training images the generator saw
-    checked = _check_manifest(sliced_cfg, sliced)
+    checked = generator_manifest(sliced_cfg, sliced)
     train = {checked.paths[i] for i in checked.indices("train")}
     assert len(train) == 63 and {sliced.paths[i] for i in sliced.indices("train")} < train
     assert checked.hash == sliced.source_hash
-    assert _check_manifest(dataclasses.replace(sliced_cfg, upper_bound_from=None), sliced) is sliced
+    assert generator_manifest(dataclasses.replace(sliced_cfg, upper_bound_from=None), sliced) is sliced
     for p in checked.paths:  # the full split's images gone: the slice's own, said
         if p not in set(sliced.paths):
             (upper_dir / "moved").mkdir(exist_ok=True)
             os.replace(p, upper_dir / "moved" / os.path.basename(p))
             break
     with pytest.warns(UserWarning, match="among the slice's training images only"):
-        assert _check_manifest(sliced_cfg, sliced) is sliced
+        assert generator_manifest(sliced_cfg, sliced) is sliced
 
     # refusals, each naming what is wrong
     def refused(match, **changes):

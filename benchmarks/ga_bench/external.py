@@ -26,6 +26,7 @@ from gan_augment.data.decode import IMAGE_EXTENSIONS
 from gan_augment.data.external import EXTERNAL_SPLIT, ExternalTestSet, scan_external, training_copies
 
 from .data_source import REPO
+from .shared_regime import generator_manifest
 
 __all__ = ["ExternalSpec", "EXTERNAL_SETS", "resolve_external", "load_external", "external_metrics",
            "near_copies", "external_rescore"]
@@ -121,7 +122,7 @@ def load_external(cfg, manifest: Manifest, out: Path, *, channels: int, device="
     spec = resolve_external(cfg)
     ext = scan_external(spec.folder, spec.class_map, manifest.class_names,
                         drop_same_names=_data_names(cfg.data_dir, manifest, spec.folder) if spec.drop_data_names else ())
-    ref = _generator_split(cfg, manifest)
+    ref = generator_manifest(cfg, manifest)  # in the shared regime, every image the generator saw
     train_paths = [ref.paths[i] for i in ref.indices("train")]
     check_path = out / "external" / "check.json"
     key = {"manifest": manifest.hash, "external": sorted(Path(p).name for p in ext.manifest.paths),
@@ -177,14 +178,6 @@ def _shown(path: str) -> str:
     if not p.is_relative_to(Path(os.path.abspath(Path.cwd()))) and p.is_relative_to(repo.parent):
         return Path(os.path.relpath(p, repo)).as_posix()
     return display_path(path)
-
-
-def _generator_split(cfg, manifest: Manifest) -> Manifest:
-    """The split whose training images an external copy is looked for among: this one, or in the shared-generator
-    regime the whole split the generator was trained on (``--upper-bound-from``'s, checked to be the one this slice
-    was cut from) - a generator that memorised an image could hand the GAN arms another clinic's copy of it."""
-    upper = Path(cfg.upper_bound_from) if getattr(cfg, "upper_bound_from", None) else None
-    return Manifest.read(upper / "manifest.csv") if upper and (upper / "manifest.csv").is_file() else manifest
 
 
 def external_dataset(cfg, manifest: Manifest, out: Path, runner) -> tuple[ManifestDataset, dict]:

@@ -10,6 +10,7 @@ from gan_augment import distributed as gdist
 from gan_augment._io import write_json
 
 from .protocol import REPO, BenchmarkConfig
+from .shared_regime import generator_manifest  # the shared regime: copies among all the generator saw
 
 __all__ = ["train_generator"]
 
@@ -58,32 +59,13 @@ def _check_feature_weights(cfg: BenchmarkConfig) -> None:
                          "--allow-download")
 
 
-def _check_manifest(cfg: BenchmarkConfig, manifest):
-    """The manifest the generator check reads. In the shared-generator regime (a slice, ``--upper-bound-from``) the
-    generator trained on the whole split: its memorisation test must look for copies among all of those training
-    images (the upper bound's manifest, the same validation rows), not among the slice's few."""
-    import warnings
-
-    from gan_augment.data.manifest import Manifest
-
-    if not getattr(cfg, "upper_bound_from", None):
-        return manifest
-    full = Manifest.read(Path(cfg.upper_bound_from) / "manifest.csv")
-    missing = [p for p in full.paths if not Path(p).is_file()][:1]
-    if missing:
-        warnings.warn(f"the generator check looks for copies among the slice's training images only: the whole "
-                      f"split's images ({full.location}) are not where its manifest says, e.g. {missing[0]}",
-                      stacklevel=2)
-        return manifest
-    return full
-
-
 def _generator_check(cfg: BenchmarkConfig, runner, gen_path: str, out: Path) -> dict:
     from gan_augment.metrics.evaluate import evaluate_generator
 
     path = out / "generator_check" / "metrics.json"
     if runner.dist.is_main and not path.is_file():  # under torchrun rank 0 measures and the others read its file
-        evaluate_generator(gen_path, _check_manifest(cfg, runner.manifest), out=out / "generator_check", split="val",
+        evaluate_generator(gen_path, generator_manifest(cfg, runner.manifest), out=out / "generator_check",
+                           split="val",
                            per_class=cfg.check_per_class, features=[cfg.check_features, "classifier"],
                            classifier=runner.filter_classifier, device=str(runner.device),
                            max_real_per_class=(cfg.check_max_real_per_class if cfg.check_max_real_per_class

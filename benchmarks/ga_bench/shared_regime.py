@@ -23,7 +23,8 @@ from gan_augment.data import Manifest
 from .protocol import BASELINES, PROTOCOL_KEYS, REPO, BenchmarkConfig
 from .report_context import _pm
 
-__all__ = ["UpperBound", "load_upper_bound", "shared_generator_summary", "shared_generator_lines"]
+__all__ = ["UpperBound", "load_upper_bound", "generator_manifest", "shared_generator_summary",
+           "shared_generator_lines"]
 
 SLICE_KEYS = ("train_fraction", "max_train_images", "max_train_per_class")  # what differs between the two regimes
 
@@ -84,6 +85,25 @@ def load_upper_bound(cfg: BenchmarkConfig, manifest: Manifest) -> UpperBound:
         raise ValueError(f"{name}: its test images differ from this run's (--max-eval-per-class or another data "
                          "folder?); the gap needs the same test rows")
     return UpperBound(folder, results)
+
+
+def generator_manifest(cfg, manifest: Manifest) -> Manifest:
+    """The split whose training images the generator saw: ``manifest``, or in the shared-generator regime (a slice
+    with ``--upper-bound-from``) the whole split it was cut from - where the generator check's memorisation test and
+    the external set's copy check look for copies. Its images not where its manifest says: the slice's, with a
+    warning."""
+    import warnings
+
+    upper = Path(cfg.upper_bound_from) / "manifest.csv" if getattr(cfg, "upper_bound_from", None) else None
+    if upper is None or not upper.is_file():
+        return manifest
+    full = Manifest.read(upper)
+    missing = [p for p in full.paths if not Path(p).is_file()][:1]
+    if missing:
+        warnings.warn(f"copies are looked for among the slice's training images only: the whole split's images "
+                      f"({full.location}) are not where its manifest says, e.g. {missing[0]}", stacklevel=2)
+        return manifest
+    return full
 
 
 def generator_evidence(generator: str | None) -> dict | None:

@@ -48,22 +48,26 @@ def pairs_of(manifest: Manifest, folder: str, class_map: str, split: str) -> lis
     return out
 
 
-def score(classifier: str, paths: list[str], labels: list[str], class_names: list[str], resize: str) -> np.ndarray:
-    """The classifier's probabilities on ``paths`` read at its own size with ``resize``."""
+def score(model, ds) -> np.ndarray:
+    """A classifier's probabilities on a dataset."""
     import torch
 
-    from classifier import build_transform
     from classifier.engine import predict
-    from gan_augment.classifier_file import load_classifier
-    from gan_augment.data import ManifestDataset
 
-    model, meta = load_classifier(classifier)
-    size = int(meta["image_size"])
-    m = Manifest(paths=paths, labels=labels, groups=paths, splits=["x"] * len(paths), class_names=class_names)
-    ds = ManifestDataset(m, "x", image_size=size, channels=3, resize=resize, output="numpy", allow_empty_classes=True,
-                         transform=build_transform(size, augment=False, mean=meta["mean"], std=meta["std"]))
     probs, _ = predict(model, torch.utils.data.DataLoader(ds, batch_size=64), device="cpu")
     return probs
+
+
+def dataset(paths: list[str], labels: list[str], class_names: list[str], resize: str, meta: dict):
+    """``paths`` read as a classifier of ``meta`` reads its input (its size, mean and std) with ``resize``."""
+    from classifier import build_transform
+    from gan_augment.data import ManifestDataset
+
+    size = int(meta["image_size"])
+    m = Manifest(paths=paths, labels=labels, groups=paths, splits=["x"] * len(paths), class_names=class_names)
+    return ManifestDataset(m, "x", image_size=size, channels=3, resize=resize, output="numpy", cache=True,
+                           allow_empty_classes=True, verbose=False,
+                           transform=build_transform(size, augment=False, mean=meta["mean"], std=meta["std"]))
 
 
 def metrics(probs: np.ndarray, y: np.ndarray) -> dict:
@@ -103,13 +107,19 @@ def main(argv=None) -> dict:
     names = manifest.class_names
     labels = [lab for *_, lab in pairs]
     y = np.asarray([names.index(lab) for lab in labels])
-    rows = []
+    from gan_augment.classifier_file import load_classifier
+
+    rows, readings = [], {}  # one dataset per (reading, input size, normalisation): decoded once
     for f in files:
+        model, meta = load_classifier(f)
         ref = None
         row = {"classifier": Path(f).name}
         for way, resize in WAYS:
-            paths = [t if way == "training file" else e for t, e, _ in pairs]
-            probs = score(f, paths, labels, names, resize)
+            key = (way, int(meta["image_size"]), tuple(meta["mean"]), tuple(meta["std"]))
+            if key not in readings:
+                paths = [t if way == "training file" else e for t, e, _ in pairs]
+                readings[key] = dataset(paths, labels, names, resize, meta)
+            probs = score(model, readings[key])
             ref = probs.argmax(1) if ref is None else ref
             row[way] = {**metrics(probs, y), "same_prediction_as_training_file": float(np.mean(probs.argmax(1) == ref))}
         rows.append(row)
