@@ -198,7 +198,7 @@ def test_a_record_scored_on_another_external_set_is_scored_again_or_refused(tmp_
 def test_in_the_shared_generator_regime_copies_are_looked_for_among_the_generators_training_images(tmp_path):
     from types import SimpleNamespace
 
-    from ga_bench.external import _generator_split
+    from ga_bench.shared_regime import generator_manifest
     from gan_augment.data import Manifest
 
     data = make_image_folder(tmp_path / "ham", {"mel": 2, "nv": 2})
@@ -209,9 +209,9 @@ def test_in_the_shared_generator_regime_copies_are_looked_for_among_the_generato
     full.write(tmp_path / "upper" / "manifest.csv")
     sliced = Manifest(paths=paths[1:], labels=["mel", "nv", "nv"], groups=list("bcd"), splits=["test", "train", "val"],
                       class_names=["mel", "nv"])
-    shared = _generator_split(SimpleNamespace(upper_bound_from=str(tmp_path / "upper")), sliced)
+    shared = generator_manifest(SimpleNamespace(upper_bound_from=str(tmp_path / "upper")), sliced)
     assert shared.hash == full.hash and len(shared.indices("train")) == 2  # the slice's 1 and the one left out
-    assert _generator_split(SimpleNamespace(upper_bound_from=None), sliced) is sliced
+    assert generator_manifest(SimpleNamespace(upper_bound_from=None), sliced) is sliced
 
 
 def test_a_data_folder_beside_the_repository_is_shown_relative_to_it(tmp_path, monkeypatch):
