@@ -164,19 +164,6 @@ def pixel_diversity(images) -> float:
 
 def evaluate_point(key: str, run_dir: Path, out_dir: Path, cache_dir: Path | None) -> dict[str, Any]:
     """Inception metrics of the variant's EMA generator now, plus diversity and the training log's figures."""
-    import torch
-
-    from gan_augment.generators import load_generator
-    from gan_augment.metrics.evaluate import evaluate_generator
-
-    metrics = evaluate_generator(run_dir / "generator.safetensors", _manifest_for(run_dir), out=out_dir, split="val",
-                                 per_class=PER_CLASS, features=["inception"], max_real_per_class=MAX_REAL_PER_CLASS,
-                                 device="cpu", progress=False, cache_dir=cache_dir, seed=0)
-    G = load_generator(run_dir / "generator.safetensors")
-    dist = metrics["distribution"]["inception"]
-    spread = {c: v.get("spread_fake") for c, v in dist["per_class"].items()}
-    # the images evaluate_generator drew (same seeds), for the pixel-level diversity
-    pix = {name: pixel_diversity(G.sample(PER_CLASS, c, seed=0 * 1000 + c)) for c, name in enumerate(G.class_names)}
     recs = [json.loads(x) for x in (run_dir / "log.jsonl").read_text().splitlines() if x.strip()]
     last = recs[-1]
     tail = recs[-max(1, len(recs) // 4):]
@@ -185,6 +172,27 @@ def evaluate_point(key: str, run_dir: Path, out_dir: Path, cache_dir: Path | Non
         "img_per_s": float(np.median([r["img_per_s"] for r in recs])),
         "d_loss_recent": float(np.mean([r["d_loss"] for r in tail])),
         "d_acc_recent": float(np.mean([r["d_acc"] for r in tail])),
+        **generator_point(run_dir / "generator.safetensors", _manifest_for(run_dir), out_dir, cache_dir),
+    }
+
+
+def generator_point(generator: Path, manifest: Path, out_dir: Path, cache_dir: Path | None) -> dict[str, Any]:
+    """The study protocol's numbers of one generator file at its own resolution: InceptionV3 FID / KID / precision /
+    recall / probe overall and per class, diversity, memorisation, spectrum and class fidelity."""
+    import torch
+
+    from gan_augment.generators import load_generator
+    from gan_augment.metrics.evaluate import evaluate_generator
+
+    metrics = evaluate_generator(generator, manifest, out=out_dir, split="val", per_class=PER_CLASS,
+                                 features=["inception"], max_real_per_class=MAX_REAL_PER_CLASS, device="cpu",
+                                 progress=False, cache_dir=cache_dir, seed=0)
+    G = load_generator(generator)
+    dist = metrics["distribution"]["inception"]
+    spread = {c: v.get("spread_fake") for c, v in dist["per_class"].items()}
+    # the images evaluate_generator drew (same seeds), for the pixel-level diversity
+    pix = {name: pixel_diversity(G.sample(PER_CLASS, c, seed=0 * 1000 + c)) for c, name in enumerate(G.class_names)}
+    return {
         "overall": {k: dist["overall"].get(k) for k in ("fid", "kid", "kid_std", "precision", "recall", "c2st")},
         "per_class": {c: {k: v.get(k) for k in ("kid", "recall", "c2st", "spread_ratio")}
                       for c, v in dist["per_class"].items()},

@@ -84,4 +84,4 @@ def list_discriminators() -> list[str]:
 
 def _ensure_builtin_models() -> None:
     # Importing the modules runs their @register_* decorators.
-    from . import dcgan, fastgan, projected, resnet  # noqa: F401
+    from . import cascade, dcgan, fastgan, projected, resnet  # noqa: F401

@@ -1,0 +1,229 @@
+"""The cascade (a generator + a learned 2x upsampler as one generator file) and the upsampler's trainer."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from gan_augment.generators import load_generator, read_generator_metadata, save_generator
+from gan_augment.models import create_generator
+from gan_augment.models.cascade import CascadeGenerator, PatchDiscriminator, Upsampler2x, cascade_generator
+from gan_augment.training.upsampler import UpsamplerConfig, UpsamplerTrainer
+
+
+def _base(num_classes: int = 3) -> torch.nn.Module:
+    torch.manual_seed(0)
+    G = create_generator("fastgan", resolution=32, num_classes=num_classes, base_channels=4, z_dim=8).eval()
+    G.class_names = ["a", "b", "c"][:num_classes]
+    return G
+
+
+def _bicubic(x: torch.Tensor) -> torch.Tensor:
+    return F.interpolate(x, scale_factor=2, mode="bicubic", align_corners=False).clamp(-1, 1)
+
+
+def test_untrained_upsampler_is_bicubic_and_every_part_gets_a_gradient():
+    torch.manual_seed(0)
+    up = Upsampler2x(channels=3, width=8, blocks=2)
+    x = torch.rand(2, 3, 12, 10) * 2 - 1
+    assert torch.equal(up(x), _bicubic(x))  # zero-initialised residual: exactly bicubic at the start
+    torch.nn.init.normal_(up.out.weight, std=0.01)  # once the output layer moves, the residual reaches the image
+    up(x).square().mean().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in up.parameters())
+    D = PatchDiscriminator(channels=3, width=8, layers=3)
+    assert D(torch.zeros(2, 3, 32, 32), torch.zeros(2, 3, 16, 16)).shape == (2, 1, 4, 4)
+    with pytest.raises(ValueError, match="twice"):
+        D(torch.zeros(2, 3, 32, 32), torch.zeros(2, 3, 8, 8))
+    with pytest.raises(ValueError, match=r"expects \(N, 3, H, W\)"):
+        up(torch.zeros(2, 1, 8, 8))
+
+
+def test_cascade_samples_the_base_images_at_twice_the_size_and_round_trips(tmp_path):
+    G = _base()
+    torch.manual_seed(1)
+    up = Upsampler2x(channels=3, width=8, blocks=1)
+    torch.nn.init.normal_(up.out.weight, std=0.05)
+    cascade = cascade_generator(G, up)
+    assert isinstance(cascade, CascadeGenerator) and cascade.arch == "cascade"
+    assert (cascade.resolution, cascade.z_dim, cascade.class_names) == (64, 8, ["a", "b", "c"])
+    small = G.sample(5, "b", seed=3, output="float")
+    big = cascade.sample(5, "b", seed=3, output="float")
+    assert big.shape == (5, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.allclose(big, up.eval()(small), atol=1e-5)  # same latents as the base generator's
+    # between classes too (boundary samples)
+    mixed, labels = cascade.sample_between(2, "a", "c", 0.3, seed=1, output="float")
+    assert mixed.shape == (2, 3, 64, 64) and torch.allclose(labels[0], torch.tensor([0.7, 0.0, 0.3]))
+
+    path = save_generator(cascade, tmp_path / "cascade.safetensors", manifest_hash="abc", split="train", step=7)
+    meta = read_generator_metadata(path)
+    assert meta["arch"] == "cascade" and meta["resolution"] == 64
+    assert meta["arch_args"]["base_arch"] == "fastgan" and meta["arch_args"]["base_args"]["resolution"] == 32
+    loaded = load_generator(path)
+    assert torch.equal(loaded.sample(5, "b", seed=3), cascade.sample(5, "b", seed=3))
+
+
+def test_cascade_refuses_what_it_cannot_build():
+    with pytest.raises(ValueError, match="doubles its base's resolution: base 32 px -> 64 px"):
+        create_generator("cascade", resolution=128, num_classes=3, base_arch="fastgan",
+                         base_args={"resolution": 32, "num_classes": 3, "channels": 3, "base_channels": 4})
+    with pytest.raises(ValueError, match="cannot itself be a cascade"):
+        create_generator("cascade", resolution=64, base_arch="cascade", base_args={})
+    with pytest.raises(ValueError, match="must be the base's"):
+        create_generator("cascade", resolution=64, num_classes=2, base_arch="fastgan",
+                         base_args={"resolution": 32, "num_classes": 3, "channels": 3, "base_channels": 4})
+    with pytest.raises(ValueError, match="upsampler has 1 channels"):
+        cascade_generator(_base(), Upsampler2x(channels=1, width=4, blocks=0))
+
+
+def _pairs(n: int = 24, side: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
+    """Blocky images: the large one is the small one with every pixel repeated 2x2, which bicubic upsampling blurs
+    and a learned upsampler can reproduce exactly."""
+    g = torch.Generator().manual_seed(0)
+    small = torch.randint(0, 256, (n, 3, side, side), generator=g, dtype=torch.uint8)
+    return small, small.repeat_interleave(2, -2).repeat_interleave(2, -1)
+
+
+def test_batches_are_a_function_of_seed_and_step_with_aligned_crops():
+    small, large = _pairs()
+    trainer = UpsamplerTrainer(small, large, UpsamplerConfig(batch_size=4, crop=8, seed=5))
+    s, l = trainer.batch(3)
+    assert s.shape == (4, 3, 4, 4) and l.shape == (4, 3, 8, 8)
+    assert torch.equal(l, s.repeat_interleave(2, -2).repeat_interleave(2, -1))  # the crops cover the same place
+    again = UpsamplerTrainer(small, large, UpsamplerConfig(batch_size=4, crop=8, seed=5)).batch(3)
+    assert torch.equal(again[0], s) and not torch.equal(trainer.batch(4)[0], s)
+    with pytest.raises(ValueError, match="crop must be even"):
+        UpsamplerTrainer(small, large, UpsamplerConfig(crop=7))
+    with pytest.raises(ValueError, match="twice the size"):
+        UpsamplerTrainer(small, large[..., :15, :15])
+    with pytest.raises(ValueError, match="uint8"):
+        UpsamplerTrainer(small.float(), large)
+
+
+def test_training_beats_bicubic_on_held_out_pairs_and_leaves_the_global_rng_alone():
+    small, large = _pairs(40)
+    torch.manual_seed(123)
+    before = torch.rand(1)
+    torch.manual_seed(123)
+    trainer = UpsamplerTrainer(small[:32], large[:32], UpsamplerConfig(width=16, blocks=1, batch_size=8, crop=None,
+                                                                       lr=2e-3, adv_weight=0.0))
+    assert torch.equal(torch.rand(1), before)
+    start = trainer.evaluate_l1(small[32:], large[32:])
+    assert start["l1_grey_levels"] == pytest.approx(start["bicubic_l1_grey_levels"], rel=1e-4)
+    assert trainer.train(150) == "steps" and trainer.step == 150
+    end = trainer.evaluate_l1(small[32:], large[32:])
+    assert end["l1_grey_levels"] < 0.6 * end["bicubic_l1_grey_levels"], end
+
+
+def test_resume_from_a_checkpoint_gives_the_uninterrupted_weights(tmp_path):
+    small, large = _pairs()
+    cfg = UpsamplerConfig(width=8, blocks=1, d_width=8, d_layers=2, batch_size=4, crop=8, seed=1)
+    straight = UpsamplerTrainer(small, large, cfg)
+    straight.train(6, log_every=2)
+    first = UpsamplerTrainer(small, large, cfg)
+    assert first.train(6, cpu_limit_s=0.0) == "cpu" and first.step == 0
+    first.train(3, log_every=2)
+    path = first.save(tmp_path / "up.pt")
+    resumed = UpsamplerTrainer(small, large, cfg)
+    resumed.load(path)
+    assert resumed.step == 3 and resumed.train(6, log_every=2) == "steps"
+    for a, b in zip(straight.up.state_dict().values(), resumed.up.state_dict().values()):
+        assert torch.equal(a, b)
+    assert [r["step"] for r in resumed.log] == [0, 2, 4] and "d_loss" in resumed.log[0]
+    other = UpsamplerTrainer(small, large, UpsamplerConfig(width=8, blocks=1, d_width=8, d_layers=2, batch_size=4,
+                                                           crop=8, seed=2))
+    with pytest.raises(ValueError, match=r"another configuration; differing keys: \['seed'\]"):
+        other.load(path)
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="cannot load upsampler checkpoint"):
+        other.load(tmp_path / "junk.pt")
+
+
+def test_the_studys_pairs_come_from_the_base_generators_split_only_and_its_readme_answers(tmp_path):
+    import yaml
+    from gan_augment.data import build_manifest
+    from studies.cascade import image_pairs, study_markdown
+
+    from .conftest import make_image_folder
+
+    folder = make_image_folder(tmp_path / "imgs", {"a": 14, "b": 8, "c": 6}, size=(36, 32))
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({"out": str(tmp_path / "run"), "data": {
+        "image_folder": str(folder), "fractions": [0.6, 0.2, 0.2], "channels": 3, "resize": "squash"},
+        "model": {"generator": "fastgan", "discriminator": "dcgan", "resolution": 32}}))
+    manifest, _ = build_manifest(image_folder=str(folder), fractions=[0.6, 0.2, 0.2], seed=0)
+    meta = {"resolution": 16, "manifest_hash": manifest.hash, "class_names": ["a", "b", "c"]}
+    small, large, path = image_pairs(config, meta, "train", tmp_path / "runs")
+    n_train = sum(s == "train" for s in manifest.splits)
+    assert small.shape == (n_train, 3, 16, 16) and large.shape == (n_train, 3, 32, 32) and path.is_file()
+    # the same files at both sizes: the large image shrunk is close to the small one
+    shrunk = F.interpolate(large.float(), scale_factor=0.5, mode="area")
+    assert (shrunk - small.float()).abs().mean() < 8
+    val = image_pairs(config, meta, "val", tmp_path / "runs", max_images=3)
+    assert len(val[0]) == 3
+    with pytest.raises(ValueError, match="is not the one the base generator was trained on"):
+        image_pairs(config, {**meta, "manifest_hash": "0" * 64}, "train", tmp_path / "runs")
+    with pytest.raises(ValueError, match="differ from the base generator's"):
+        image_pairs(config, {**meta, "class_names": ["a", "b", "x"]}, "train", tmp_path / "runs")
+
+    def point(fid, c2st, l1):
+        return {"step": 10, "l1_val": l1, "overall": {"fid": fid, "kid": 0.01, "precision": 0.5, "recall": 0.4,
+                                                       "c2st": c2st}, "memorisation": {"p_value": 0.6}}
+
+    study = {"base": "pretrained:x", "resolution": 128, "points_cpu_minutes": [0, 10, 30], "per_class": 50,
+             "max_real_per_class": 200, "val_pairs": 300, "bicubic_l1": 6.0, "upsampler": {"width": 32},
+             "points": {"0": point(80.0, 0.95, 6.0)},
+             "floor": {"distribution": {"overall": {"fid": 40.0, "c2st": 0.55}}}}
+    assert "Not yet" in study_markdown(study, "out")
+    study["points"]["10"] = point(60.0, 0.85, 5.0)
+    text = study_markdown(study, "out")
+    assert ("**Answer (at 10 CPU-minutes of upsampler training).** FID 60.0 against 80.0 bicubic, probe 85 % "
+            "against 95 %") in text
+    assert "| 0 (bicubic) | 10 | 6.00 | 80.0 |" in text and "**Not yet measured:** 30 CPU-minutes." in text
+
+
+def test_the_study_evaluates_each_point_of_cpu_time_and_resumes(tmp_path, monkeypatch):
+    import json
+
+    import yaml
+    from gan_augment.data import build_manifest
+    from gan_augment.training.upsampler import UpsamplerConfig
+    from studies import cascade, gan_recipes
+
+    from .conftest import make_image_folder
+
+    folder = make_image_folder(tmp_path / "imgs", {"a": 10, "b": 6, "c": 5}, size=(36, 32))
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({"out": str(tmp_path / "run"), "data": {
+        "image_folder": str(folder), "fractions": [0.6, 0.2, 0.2], "channels": 3},
+        "model": {"generator": "fastgan", "discriminator": "dcgan", "resolution": 32}}))
+    manifest, _ = build_manifest(image_folder=str(folder), fractions=[0.6, 0.2, 0.2], seed=0)
+    torch.manual_seed(0)
+    G = create_generator("dcgan", resolution=16, num_classes=3, base_channels=4, z_dim=8)
+    base = save_generator(G, tmp_path / "g16.safetensors", class_names=["a", "b", "c"], manifest_hash=manifest.hash,
+                          split="train", step=5)
+    seen = []
+
+    def fake_point(gen, manifest_path, out_dir, cache_dir):  # the Inception protocol is tested elsewhere
+        g = load_generator(gen)
+        seen.append((g.resolution, g.meta["step"], g.meta["cascade"]["base_step"]))
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "metrics.json").write_text("{}")
+        return {"overall": {"fid": 100.0 - g.meta["step"], "c2st": 0.9}, "memorisation": {"p_value": 0.5}}
+
+    monkeypatch.setattr(gan_recipes, "generator_point", fake_point)
+    monkeypatch.setattr(gan_recipes, "real_floor", lambda *a, **k: {"distribution": {"overall": {"fid": 1.0}}})
+    up = UpsamplerConfig(width=4, blocks=1, d_width=4, d_layers=2, batch_size=2, crop=16)
+    kw = dict(base=str(base), config=config, time_limit_minutes=None, cache_dir=None, up_cfg=up)
+    out, runs = tmp_path / "out", tmp_path / "runs"
+    study = cascade.run_study(out, runs, points=(0.0, 0.002), **kw)
+    assert seen[0] == (32, 0, 5) and seen[1][1] > 0 and list(study["points"]) == ["0", "0.002"]
+    assert study["points"]["0.002"]["cpu_minutes"] >= 0.002 and (out / "eval_0" / "metrics.json").is_file()
+    assert json.loads((out / "study.json").read_text())["resolution"] == 32
+    assert "**Answer (at 0.002 CPU-minutes" in (out / "README.md").read_text()
+    step = study["points"]["0.002"]["step"]
+    study = cascade.run_study(out, runs, points=(0.0, 0.002, 0.004), **kw)  # finished points kept, training resumed
+    # (CPU time decides the step counts: one slow step may already pass 0.004 minutes, so >= not >)
+    assert len(seen) == 3 and study["points"]["0.004"]["step"] >= step
+    assert study["points"]["0.004"]["cpu_minutes"] >= 0.004 and study["points"]["0"]["step"] == 0
