@@ -18,7 +18,7 @@ from ga_bench.runs_status import runs_lines
 from ga_bench.shared_regime import (generator_evidence, generator_manifest, load_upper_bound, shared_generator_lines,
                                     shared_generator_summary)
 
-from .conftest import make_image_folder
+from .conftest import REPO, make_image_folder
 
 
 def _probs(labels: np.ndarray, right: np.ndarray, k: int) -> np.ndarray:
@@ -253,3 +253,26 @@ def test_a_distill_run_is_read_back_by_the_same_command(tmp_path, arm):
     (tmp_path / f"{arm}_seed0.json").write_text(json.dumps({**record, "synthetic_cap": 0.9}))
     with pytest.raises(ValueError, match="synthetic_cap 0.9 there, 0.5 here.*--light-synthetic-fraction 0.9"):
         Runner.read(runner, arm, 0)
+
+
+def test_the_report_says_what_each_mechanism_and_its_control_trained_on():
+    """The committed 25 % regime's records: the distillation control fills the synthetic places with real images,
+    and the generator check does not call the named shared-generator regime 'not evidence'."""
+    from ga_bench.report import aggregate, report_markdown
+    from ga_bench.report_sections import arms_lines
+
+    folder = REPO / "benchmarks" / "results" / "regime_shared_frac025"
+    results = json.loads((folder / "results.json").read_text())
+    records = {arm: [json.loads((folder / "runs" / f"{arm}_seed0.json").read_text())]
+               for arm in ("gan_distill", "real_distill", "gan_boundary", "real_mixup")}
+    text = "\n".join(arms_lines(aggregate(records, results["data"]["class_names"], []), results["config"]))
+    assert ("- `real_distill` - 579 places for synthetic images in the balanced set (cap 50% per class), filled with "
+            "real (self-distillation control) images and labelled soft: the teacher's probabilities at temperature "
+            "2.0 mixed with the one-hot label at weight 0.5; drawn class-balanced") in text
+    assert ("- `gan_distill` - 579 places for synthetic images in the balanced set (cap 50% per class), filled with "
+            "generated images") in text
+    assert "- `gan_boundary` - 175 items between two classes with the mixed label (generated between classes; 0.1" in text
+    assert "- `real_mixup` - 175 items between two classes with the mixed label (mixup of real images; 0.1" in text
+    report = report_markdown(results)
+    assert "the shared-generator regime below, whose upper bound" in report and "not evidence" not in report
+    assert "(1 seeds)" not in report

@@ -10,14 +10,18 @@ import numpy as np
 
 from classifier.stats import balanced_accuracy, macro_auroc, mean_recall, paired_bootstrap
 
-from .protocol import BASELINES, GOALS, MIN_SEEDS_FOR_VERDICT, is_uniform
+from .protocol import BASELINES, GOALS, MIN_SEEDS_FOR_VERDICT
 from .report_context import HAM10000_CLASSES, _ci, _outside_lines, _pm, _reference_lines, reference_summary
 from .runs_status import runs_lines
-from .report_sections import _assess_lines, _external_lines, external_summary  # noqa: F401
+from .report_sections import _assess_lines, _external_lines, arms_lines, external_summary  # noqa: F401
 from .shared_regime import shared_generator_lines
 
 __all__ = ["aggregate", "compare", "external_summary", "report_markdown", "plots", "reference_summary", "HAM10000_CLASSES"]
 
+
+# what an arm's first record says about how it was trained, carried into the report's "Arms and variants tried"
+ARM_INFO = ("synthetic", "synthetic_cap", "filter_acceptance", "real_last_epochs", "slot_images", "soft_items",
+            "distill_temperature", "distill_hard_weight", "boundary_items", "boundary_images", "boundary_rate")
 
 def aggregate(records: dict[str, list[dict]], class_names: list[str], rare: list[int]) -> dict:
     arms = {}
@@ -35,10 +39,7 @@ def aggregate(records: dict[str, list[dict]], class_names: list[str], rare: list
             "confusion_matrix_sum": np.sum([r["test"]["confusion_matrix"] for r in recs], axis=0).tolist(),
             "best_epoch": [r["best_epoch"] for r in recs],
             "seconds": [r["seconds"] for r in recs],
-            **({"synthetic": recs[0]["synthetic"]} if "synthetic" in recs[0] else {}),
-            **({"synthetic_cap": recs[0]["synthetic_cap"]} if "synthetic_cap" in recs[0] else {}),
-            **({"filter_acceptance": recs[0]["filter_acceptance"]} if "filter_acceptance" in recs[0] else {}),
-            **({"real_last_epochs": recs[0]["real_last_epochs"]} if "real_last_epochs" in recs[0] else {}),
+            **{k: recs[0][k] for k in ARM_INFO if k in recs[0]},
             **({"second_stage": {"trains": recs[0]["stage2"]["trains"], "epochs": recs[0]["retrain_epochs"],
                                  "lr": recs[0]["retrain_lr"]}} if "stage2" in recs[0] else {}),
         }
@@ -225,6 +226,9 @@ def report_markdown(results: dict) -> str:
         trained_on = ("the whole training split this run slices: **the GAN arm drew on more real images than the "
                       "baselines**, so its numbers here are not evidence" if gen.get("from_full_split") else
                       "this manifest's train split only")
+        if gen.get("from_full_split") and results.get("shared_generator"):
+            trained_on = ("the whole training split this run slices - the shared-generator regime below, whose upper "
+                          "bound is the classifier trained on those images")
         lines += ["## Generator check (before the GAN arms)", "", f"Generator: `{gen['path']}` (step {gen.get('step')}"
                   + (f", sha256 `{gen['sha256'][:12]}`" if gen.get("sha256") else "") + f", trained on {trained_on}).", ""]
         chk = gen.get("check", {})
@@ -315,29 +319,7 @@ def report_markdown(results: dict) -> str:
         lines += shared_generator_lines(results["shared_generator"])
     if results.get("external"):
         lines += _external_lines(results["external"])
-    lines += ["", *runs_lines(results), *_outside_lines(results), "## Arms and variants tried", ""]
-    for arm, a in arms.items():
-        extra = ""
-        if "synthetic" in a:
-            syn = sum(v["synthetic"] for v in a["synthetic"].values())
-            cap = a.get("synthetic_cap", cfg["max_synthetic_fraction"])
-            extra = f" - {syn} synthetic images in the balanced set (cap {cap:.0%} per class)"
-            extra += (", drawn uniformly" if is_uniform(arm) else
-                      ", drawn class-balanced (MinorityOversampler)")
-        if "real_last_epochs" in a:
-            n = a["real_last_epochs"]
-            extra += f"; its last {n} epoch{'s' * (n != 1)} on real images only"
-        if "second_stage" in a:
-            st = a["second_stage"]
-            epochs = f"{st['epochs']} epoch{'s' * (st['epochs'] != 1)}"
-            what = ("the head alone, re-initialised, on frozen features (cRT)" if st["trains"] == "head"
-                    else "every layer")
-            extra += f"; then {epochs} on real images only (class-balanced) from learning rate {st['lr']:g}: {what}"
-        if "filter_acceptance" in a:
-            extra += "; filter acceptance " + ", ".join(f"{c} {v:.0%}" for c, v in a["filter_acceptance"].items())
-        if "synthetic" in a and not syn:
-            extra += " - **no synthetic image was used: this arm trained on real images alone**"
-        lines.append(f"- `{arm}`{extra}")
+    lines += ["", *runs_lines(results), *_outside_lines(results), *arms_lines(arms, cfg)]
     lines += ["", "Plots: `balanced_accuracy.png`, `per_class_recall.png`, `confusion_matrices.png`.", ""]
     return "\n".join(lines)
 

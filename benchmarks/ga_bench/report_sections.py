@@ -9,10 +9,10 @@ import numpy as np
 
 from classifier.stats import balanced_accuracy, paired_bootstrap
 
-from .protocol import BASELINES, MIN_SEEDS_FOR_VERDICT
+from .protocol import BASELINES, MIN_SEEDS_FOR_VERDICT, is_uniform
 from .report_context import _ci, _pm
 
-__all__ = ["external_summary"]
+__all__ = ["external_summary", "arms_lines"]
 
 
 def _dur(s: float | None) -> str:
@@ -20,6 +20,10 @@ def _dur(s: float | None) -> str:
         return "-"
     s = float(s)
     return f"{s / 3600:.1f} h" if s >= 5400 else (f"{s / 60:.1f} min" if s >= 60 else f"{s:.0f} s")
+
+
+def _seeds(seeds: list) -> str:
+    return f"{len(seeds)} seed{'s' * (len(seeds) != 1)}"
 
 
 def _assess_lines(results: dict) -> list[str]:
@@ -171,14 +175,48 @@ def _external_lines(ext: dict) -> list[str]:
     if best and gans:
         lines += ["", f"GAN arms minus the best baseline on this test set (`{best}`), balanced accuracy over the scored "
                   "classes, pp, 95 % paired bootstrap CI over its images and seeds:", ""]
-        lines += [f"- `{g}` ({len(ext[g]['seeds'])} seeds): {_ci(ext[g]['balanced_accuracy'])}" for g in gans
+        lines += [f"- `{g}` ({_seeds(ext[g]['seeds'])}): {_ci(ext[g]['balanced_accuracy'])}" for g in gans
                   if "balanced_accuracy" in ext[g]]
     best_auc = ext.get("best_baseline_mel_auroc")
     gans = [g for g in gans if "mel_auroc" in ext[g]]
     if best_auc and gans:
         lines += ["", f"Melanoma-vs-rest AUROC, GAN arms minus the baseline best on it (`{best_auc}`), pp, 95 % paired "
                   "bootstrap CI:", ""]
-        lines += [f"- `{g}` ({len(ext[g]['seeds'])} seeds): {_ci(ext[g]['mel_auroc'])}" for g in gans]
+        lines += [f"- `{g}` ({_seeds(ext[g]['seeds'])}): {_ci(ext[g]['mel_auroc'])}" for g in gans]
     return lines + [""]
 
 
+def arms_lines(arms: dict, cfg: dict) -> list[str]:
+    """"Arms and variants tried": what each arm trained on, from its first record."""
+    lines = ["## Arms and variants tried", ""]
+    for arm, a in arms.items():
+        extra = ""
+        if "synthetic" in a:
+            syn = sum(v["synthetic"] for v in a["synthetic"].values())
+            cap = a.get("synthetic_cap", cfg["max_synthetic_fraction"])
+            extra = f" - {syn} synthetic images in the balanced set (cap {cap:.0%} per class)"
+            extra += (", drawn uniformly" if is_uniform(arm) else
+                      ", drawn class-balanced (MinorityOversampler)")
+        if "slot_images" in a:  # the distillation arms: what fills the synthetic places, and how it is labelled
+            extra = (f" - {a.get('soft_items')} places for synthetic images in the balanced set (cap "
+                     f"{a.get('synthetic_cap', 0):.0%} per class), filled with {a['slot_images']} images and labelled "
+                     f"soft: the teacher's probabilities at temperature {a.get('distill_temperature')} mixed with the "
+                     f"one-hot label at weight {a.get('distill_hard_weight')}; drawn class-balanced")
+        if "boundary_images" in a:
+            extra += (f" - {a.get('boundary_items')} items between two classes with the mixed label "
+                      f"({a['boundary_images']}; {a.get('boundary_rate')} per real image)")
+        if "real_last_epochs" in a:
+            n = a["real_last_epochs"]
+            extra += f"; its last {n} epoch{'s' * (n != 1)} on real images only"
+        if "second_stage" in a:
+            st = a["second_stage"]
+            epochs = f"{st['epochs']} epoch{'s' * (st['epochs'] != 1)}"
+            what = ("the head alone, re-initialised, on frozen features (cRT)" if st["trains"] == "head"
+                    else "every layer")
+            extra += f"; then {epochs} on real images only (class-balanced) from learning rate {st['lr']:g}: {what}"
+        if "filter_acceptance" in a:
+            extra += "; filter acceptance " + ", ".join(f"{c} {v:.0%}" for c, v in a["filter_acceptance"].items())
+        if "synthetic" in a and not syn:
+            extra += " - **no synthetic image was used: this arm trained on real images alone**"
+        lines.append(f"- `{arm}`{extra}")
+    return lines
