@@ -108,7 +108,9 @@ class UpsamplerTrainer:
         rec = F.l1_loss(fake, large)
         g_loss = self.cfg.rec_weight * rec
         if self.cfg.adv_weight > 0:
+            self.D.requires_grad_(False)  # the upsampler's step needs gradients through D, not for it
             adv = self.loss.g_loss(self.D(fake, small))
+            self.D.requires_grad_(True)
             g_loss = g_loss + self.cfg.adv_weight * adv
             record["adv"] = adv.detach()
         g_loss.backward()
