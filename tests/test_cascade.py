@@ -227,3 +227,23 @@ def test_the_study_evaluates_each_point_of_cpu_time_and_resumes(tmp_path, monkey
     # (CPU time decides the step counts: one slow step may already pass 0.004 minutes, so >= not >)
     assert len(seen) == 3 and study["points"]["0.004"]["step"] >= step
     assert study["points"]["0.004"]["cpu_minutes"] >= 0.004 and study["points"]["0"]["step"] == 0
+
+
+def test_a_cascade_file_feeds_the_balanced_dataset_at_its_own_resolution(tmp_path):
+    import warnings
+
+    from gan_augment import GANBalancedDataset
+
+    from .test_balanced import NAMES, PILDataset
+
+    torch.manual_seed(0)
+    base = create_generator("resnet", resolution=32, num_classes=3, base_channels=4, z_dim=8)
+    base.class_names = list(NAMES)
+    path = save_generator(cascade_generator(base, Upsampler2x(channels=3, width=4, blocks=1)),
+                          tmp_path / "c64.safetensors")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # 64 px real images, a 64 px cascade: nothing resized, nothing to say
+        ds = GANBalancedDataset(PILDataset(size=(64, 64)), str(path), device="cpu")
+    assert len(ds) > len(PILDataset()) and ds[len(ds) - 1][0].size == (64, 64)  # a synthetic item, at 64 px
+    with pytest.warns(UserWarning, match="the generator makes 64 px images and the real images are 32x32"):
+        GANBalancedDataset(PILDataset(size=(32, 32)), str(path), device="cpu")
