@@ -42,7 +42,7 @@ class UpsamplerConfig:
     crop: int | None = 64  # side of the large crop (None: whole images); even, at most the large size
     lr: float = 2e-4
     betas: tuple[float, float] = (0.5, 0.999)  # pix2pix's Adam
-    rec_weight: float = 10.0  # L1 in [-1, 1] units against hinge logits
+    rec_weight: float = 100.0  # L1 in [-1, 1] units against the adversarial term: pix2pix's lambda_L1 (Isola et al.)
     adv_weight: float = 1.0  # 0 trains by reconstruction alone (sharp on average, blurry in detail)
     seed: int = 0
 
