@@ -40,6 +40,7 @@ BASE = "pretrained:ham10000-64-lite128-16k"
 CONFIG = REPO / "configs" / "ham10000_128_grow.yaml"  # its data section: the split the base generator saw
 POINTS_CPU_MINUTES = (0.0, 10.0, 30.0, 60.0)
 VAL_PAIRS = 300  # validation pairs for the L1 check
+EVAL_RESERVE_S = 15 * 60  # one evaluation point at 128 px: ~10 minutes of 2 cores (Inception features), and a margin
 
 
 def _pct(x: float | None) -> str:
@@ -160,10 +161,11 @@ def run_study(out: Path, runs_dir: Path, *, base: str, config: Path, time_limit_
             if label in study["points"]:
                 continue
             stop = trainer.train(10**9, cpu_limit_s=budget * 60,
-                                 deadline=None if deadline is None else deadline - 5 * 60, log_every=100)
+                                 deadline=None if deadline is None else deadline - EVAL_RESERVE_S, log_every=100)
             trainer.save(ckpt)
-            if stop == "deadline":
-                raise Paused(f"the upsampler is at {trainer.cpu_s / 60:.1f} of {label} CPU-minutes")
+            if stop == "deadline" or (deadline is not None and deadline - time.monotonic() < EVAL_RESERVE_S):
+                raise Paused(f"the upsampler is at {trainer.cpu_s / 60:.1f} of {label} CPU-minutes; an evaluation "
+                             "needs more time than is left")
             gen = runs_dir / "generator.safetensors"
             save_generator(cascade_generator(G, trainer.up), gen, manifest_hash=G.meta.get("manifest_hash"),
                            split="train", step=trainer.step,
