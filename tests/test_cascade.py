@@ -106,14 +106,14 @@ def test_training_beats_bicubic_on_held_out_pairs_and_leaves_the_global_rng_alon
     torch.manual_seed(123)
     before = torch.rand(1)
     torch.manual_seed(123)
-    trainer = UpsamplerTrainer(small[:32], large[:32], UpsamplerConfig(width=16, blocks=1, batch_size=8, crop=None,
-                                                                       lr=2e-3, adv_weight=0.0))
+    trainer = UpsamplerTrainer(small[:32], large[:32], UpsamplerConfig(width=8, blocks=1, batch_size=8, crop=None,
+                                                                       lr=3e-3, adv_weight=0.0))
     assert torch.equal(torch.rand(1), before)
     start = trainer.evaluate_l1(small[32:], large[32:])
     assert start["l1_grey_levels"] == pytest.approx(start["bicubic_l1_grey_levels"], rel=1e-4)
-    assert trainer.train(150) == "steps" and trainer.step == 150
+    assert trainer.train(60) == "steps" and trainer.step == 60
     end = trainer.evaluate_l1(small[32:], large[32:])
-    assert end["l1_grey_levels"] < 0.6 * end["bicubic_l1_grey_levels"], end
+    assert end["l1_grey_levels"] < 0.5 * end["bicubic_l1_grey_levels"], end  # 0.27 here
 
 
 def test_resume_from_a_checkpoint_gives_the_uninterrupted_weights(tmp_path):
