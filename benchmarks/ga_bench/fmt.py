@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-__all__ = ["num", "ci_pp", "replace_between_markers"]
+__all__ = ["num", "ci_pp", "fidelity_cells", "replace_between_markers"]
 
 
 def num(v: Any, fmt: str = ".1f") -> str:
@@ -15,6 +15,17 @@ def num(v: Any, fmt: str = ".1f") -> str:
     if v is None or (isinstance(v, float) and not math.isfinite(v)):
         return "-"
     return format(v, fmt)
+
+
+def fidelity_cells(overall: dict, memorisation: dict | None = None) -> str:
+    """The generator studies' table cells: "FID | KID x1e3 | precision | recall | probe % | memorisation p |"
+    (the memorisation cell empty for a row without one, e.g. the real floor)."""
+    o, mem = overall, memorisation
+    cells = (f"{num(o.get('fid'))} | {num((o.get('kid') or float('nan')) * 1e3)} | {num(o.get('precision'), '.2f')} | "
+             f"{num(o.get('recall'), '.2f')} | {num(100 * (o.get('c2st') or float('nan')), '.0f')} | ")
+    if mem is None:
+        return cells + "|"
+    return cells + f"{num(mem.get('p_value'), '.3f')}{' FLAGGED' if mem.get('flagged') else ''} |"
 
 
 def ci_pp(d: dict | None) -> str:

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from ga_bench.cpu_budget import Paused, pausable
-from ga_bench.fmt import num
+from ga_bench.fmt import fidelity_cells, num
 
 REPO = Path(__file__).resolve().parents[2]
 BASE = "pretrained:ham10000-64-lite128-16k"
@@ -75,13 +75,9 @@ def study_markdown(study: dict[str, Any], out: str) -> str:
         pt = points[label]
         o, mem = pt["overall"], pt.get("memorisation", {})
         lines.append(f"| {label}{' (bicubic)' if label == '0' else ''} | {pt['step']} | {num(pt.get('l1_val'), '.2f')} "
-                     f"| {num(o.get('fid'))} | {num((o.get('kid') or float('nan')) * 1e3)} | "
-                     f"{num(o.get('precision'), '.2f')} | {num(o.get('recall'), '.2f')} | {_pct(o.get('c2st'))} | "
-                     f"{num(mem.get('p_value'), '.3f')}{' FLAGGED' if mem.get('flagged') else ''} |")
+                     f"| {fidelity_cells(o, mem)}")
     if floor:
-        lines.append(f"| real training images ({res} px floor) | | | {num(floor.get('fid'))} | "
-                     f"{num((floor.get('kid') or float('nan')) * 1e3)} | {num(floor.get('precision'), '.2f')} | "
-                     f"{num(floor.get('recall'), '.2f')} | {_pct(floor.get('c2st'))} | |")
+        lines.append(f"| real training images ({res} px floor) | | | {fidelity_cells(floor)}")
     missing = [f"{p:g}" for p in study["points_cpu_minutes"] if f"{p:g}" not in points]
     meta = study.get("meta", {})
     lines += ["", f"Upsampler: {study['upsampler']}.", "",

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from ga_bench.cpu_budget import Paused, pausable, train_for_cpu
-from ga_bench.fmt import num
+from ga_bench.fmt import fidelity_cells, num
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / "configs" / "ham10000_128_grow.yaml"
@@ -79,14 +79,9 @@ def study_markdown(study: dict[str, Any], out: str = "benchmarks/results/grow128
     for key, rec in variants.items():
         for label, pt in rec["points"].items():
             o, mem = pt["overall"], pt.get("memorisation", {})
-            lines.append(f"| {key} | {pt['cpu_minutes']:.1f} | {pt['step']} | {num(o.get('fid'))} | "
-                         f"{num((o.get('kid') or float('nan')) * 1e3)} | {num(o.get('precision'), '.2f')} | "
-                         f"{num(o.get('recall'), '.2f')} | {num(100 * (o.get('c2st') or float('nan')), '.0f')} | "
-                         f"{num(mem.get('p_value'), '.3f')}{' FLAGGED' if mem.get('flagged') else ''} |")
+            lines.append(f"| {key} | {pt['cpu_minutes']:.1f} | {pt['step']} | {fidelity_cells(o, mem)}")
     if floor:
-        lines.append(f"| real training images ({RESOLUTION} px floor) | | | {num(floor.get('fid'))} | "
-                     f"{num((floor.get('kid') or float('nan')) * 1e3)} | {num(floor.get('precision'), '.2f')} | "
-                     f"{num(floor.get('recall'), '.2f')} | {num(100 * (floor.get('c2st') or float('nan')), '.0f')} | |")
+        lines.append(f"| real training images ({RESOLUTION} px floor) | | | {fidelity_cells(floor)}")
     missing = [f"{k} @ {p:g}" for p in study["points_cpu_minutes"] for k in VARIANTS
                if f"{p:g}" not in variants.get(k, {}).get("points", {})]
     meta = study.get("meta", {})
