@@ -477,3 +477,46 @@ def test_stratified_subset_and_per_class_cap():
     assert per_class_cap(labels, None) == list(range(100))
     with pytest.raises(ValueError, match="fewer than the 3 classes"):
         stratified_subset(labels, max_images=2)
+
+
+def test_upsampling_factor_per_resize_policy():
+    from gan_augment.data.transforms import upsampling_factor
+
+    # HAM10000 at 200x150: 128 px squares shrink it, 256 px enlarge its shorter side 1.71x
+    assert upsampling_factor(200, 150, 128) == pytest.approx(128 / 150)
+    assert upsampling_factor(200, 150, 256) == pytest.approx(256 / 150)
+    assert upsampling_factor(200, 150, 256, "squash") == pytest.approx(256 / 150)
+    assert upsampling_factor(200, 150, 256, "pad") == pytest.approx(256 / 200)
+    # a 180x180 square squashed from 4:3: the stretched frame is 240x180, its centred crop 135 source px wide
+    assert upsampling_factor(180, 180, 180, "unsquash_4x3") == pytest.approx(180 / 135)
+    with pytest.raises(ValueError, match="unknown resize policy 'fit'"):
+        upsampling_factor(10, 10, 10, "fit")
+
+
+def test_gan_data_from_images_smaller_than_the_resolution_warns_and_says_by_how_much(tmp_path):
+    from gan_augment.data.decode import image_size
+    from gan_augment.data.transforms import source_upsampling
+    from gan_augment.training import DataConfig, prepare_gan_data
+
+    from .conftest import make_image_folder
+
+    root = make_image_folder(tmp_path / "imgs", {"a": 6, "b": 6}, size=(40, 30))
+    paths = sorted(str(p) for p in root.rglob("*.*"))
+    turned = tmp_path / "turned.jpg"  # EXIF orientation 6: stored 40x30, shown 30x40
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.new("RGB", (40, 30)).save(turned, exif=exif)
+    assert image_size(paths[0]) == (40, 30) and image_size(turned) == (30, 40)
+    with pytest.raises(ImageDecodeError, match="file not found"):
+        image_size(tmp_path / "gone.png")
+    up = source_upsampling(paths, 60, sample=5)
+    assert up == {"sampled": 5, "upsampled": 5, "median_factor": 2.0, "median_short_side": 30}
+    assert source_upsampling(paths, 30)["upsampled"] == 0 and source_upsampling([], 30)["sampled"] == 0
+
+    cfg = DataConfig(image_folder=str(root), group_col=None, fractions=[0.5, 0.25, 0.25])
+    with pytest.warns(UserWarning, match=r"smaller than 64 px \(median shorter side 30 px, enlarged 2.13x"):
+        prepare_gan_data(cfg, 64, tmp_path / "run64", verbose=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # 32 px from 30 px: 7 % larger, nothing to say
+        data = prepare_gan_data(cfg, 32, tmp_path / "run32", verbose=False)
+    assert data.dataset[0][0].shape[-1] == 32

@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 __all__ = ["ImageDecodeError", "load_image", "load_pil", "parse_npz_ref", "make_npz_ref", "IMAGE_EXTENSIONS",
-           "is_grey", "detect_channels", "resolve_channels"]
+           "is_grey", "detect_channels", "resolve_channels", "image_size"]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm")
 
@@ -94,6 +94,22 @@ def load_pil(path: str | Path) -> Image.Image:
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise ImageDecodeError(str(path), f"{type(exc).__name__}: {exc}") from exc
     return img
+
+
+def image_size(path: str | Path) -> tuple[int, int]:
+    """(width, height) of an image file (its header only; EXIF rotation applied) or an npz reference."""
+    ref = parse_npz_ref(str(path))
+    if ref is not None:
+        return load_pil(path).size
+    try:
+        with Image.open(path) as img:
+            w, h = img.size
+            orientation = img.getexif().get(0x0112, 1)
+    except FileNotFoundError as exc:
+        raise ImageDecodeError(str(path), "file not found") from exc
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise ImageDecodeError(str(path), f"{type(exc).__name__}: {exc}") from exc
+    return (h, w) if orientation in (5, 6, 7, 8) else (w, h)  # 5-8: turned by 90 degrees
 
 
 def _high_bit_depth_to_uint8(img: Image.Image) -> Image.Image:

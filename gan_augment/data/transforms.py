@@ -21,6 +21,8 @@ __all__ = [
     "resize_center_crop",
     "resize_to_square",
     "RESIZE_POLICIES",
+    "upsampling_factor",
+    "source_upsampling",
     "uint8_to_gan",
     "gan_to_uint8",
     "apply_transform",
@@ -46,6 +48,35 @@ RESIZE_POLICIES = ("center_crop", "squash", "pad", "unsquash_4x3")
 def resize_center_crop(img: Image.Image, size: int) -> Image.Image:
     """Resize the shorter side to ``size`` (bicubic, antialiased) and take the centred square crop."""
     return resize_to_square(img, size, "center_crop")
+
+
+def upsampling_factor(width: int, height: int, size: int, policy: str = "center_crop") -> float:
+    """How much :func:`resize_to_square` enlarges a ``width`` x ``height`` image to make a ``size`` square (its
+    most-enlarged axis): > 1 means the square holds interpolated pixels, detail the source never had."""
+    if policy not in RESIZE_POLICIES:
+        raise ValueError(f"unknown resize policy {policy!r}; choose one of {RESIZE_POLICIES}")
+    if policy == "pad":
+        return size / max(width, height)
+    if policy == "unsquash_4x3":  # the region cropped from the 4:3-stretched frame, in source pixels
+        cw, ch = (min(width, round(height * 3 / 4)), height) if width * 4 / 3 >= height else (width, round(width * 4 / 3))
+        return size / min(cw, ch)
+    return size / min(width, height)
+
+
+def source_upsampling(paths, size: int, policy: str = "center_crop", *, sample: int = 200) -> dict[str, Any]:
+    """How much making ``size`` squares of ``paths`` enlarges them, from the headers of an evenly spaced sample
+    of at most ``sample`` files: ``{"sampled", "upsampled" (count enlarged by more than 10 %), "median_factor",
+    "median_short_side"}``. A generator trained on enlarged images learns their interpolation, not detail."""
+    from .decode import image_size
+
+    paths = list(paths)
+    if not paths:
+        return {"sampled": 0, "upsampled": 0, "median_factor": None, "median_short_side": None}
+    picks = sorted({round(i * (len(paths) - 1) / max(1, sample - 1)) for i in range(min(sample, len(paths)))})
+    sizes = [image_size(paths[i]) for i in picks]
+    factors = [upsampling_factor(w, h, size, policy) for w, h in sizes]
+    return {"sampled": len(picks), "upsampled": sum(f > 1.1 for f in factors),
+            "median_factor": float(np.median(factors)), "median_short_side": int(np.median([min(s) for s in sizes]))}
 
 
 def resize_to_square(img: Image.Image, size: int, policy: str = "center_crop") -> Image.Image:

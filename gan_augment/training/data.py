@@ -7,6 +7,7 @@ the number of batches consumed, whatever the DataLoader prefetched.
 from __future__ import annotations
 
 import sys
+import warnings
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,7 @@ from ..data import Manifest, ManifestDataset, build_manifest
 from ..data.decode import resolve_channels
 from ..data.leaks import resolve_leaks
 from ..data.subset import stratified_subset
-from ..data.transforms import uint8_to_gan
+from ..data.transforms import source_upsampling, uint8_to_gan
 from .config import DataConfig
 
 __all__ = ["GANData", "prepare_gan_data", "IndexStream", "BatchMixin"]
@@ -89,6 +90,13 @@ def prepare_gan_data(cfg: DataConfig, resolution: int, out_dir: Path, *, verbose
     if verbose and cfg.channels == "auto":
         print(f"data.channels auto: {channels} ({'every training image is grey' if channels == 1 else 'colour'})",
               file=sys.stderr)
+    up = source_upsampling(part.paths, resolution, cfg.resize)
+    if up["sampled"] and up["upsampled"] > up["sampled"] / 2:
+        warnings.warn(f"{up['upsampled']} of {up['sampled']} sampled training images of {path} are smaller than "
+                      f"{resolution} px (median shorter side {up['median_short_side']} px, enlarged "
+                      f"{up['median_factor']:.2f}x by data.resize={cfg.resize}): the generator learns interpolated "
+                      "images, and a real floor measured at this size measures them too; for detail at "
+                      f"{resolution} px train on larger source images", stacklevel=2)
     dataset = ManifestDataset(part, cfg.split, channels=channels, image_size=resolution, resize=cfg.resize,
                               output="tensor",
                               classes=cfg.classes, cache=cfg.cache, verbose=verbose)
