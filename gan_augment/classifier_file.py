@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -19,7 +19,7 @@ from torch import nn
 from ._io import atomic_path, safetensors_metadata
 
 __all__ = ["save_classifier", "load_classifier", "build_classifier_module", "penultimate_and_logits",
-           "CLASSIFIER_FORMAT"]
+           "classifier_input", "CLASSIFIER_FORMAT"]
 
 CLASSIFIER_FORMAT = "gan-augment-classifier"
 
@@ -75,3 +75,20 @@ def load_classifier(path: str | os.PathLike, *, device: str | torch.device = "cp
     except RuntimeError as exc:
         raise ValueError(f"{path}: weights do not fit {meta['family']} {meta['name']!r}: {exc}") from None
     return model.to(device).eval(), meta
+
+
+def classifier_input(meta: dict, device: str | torch.device = "cpu") -> Callable[[torch.Tensor], torch.Tensor]:
+    """uint8 images (N, C, H, W) -> the input batch of the classifier whose file metadata is ``meta``: resized
+    (bilinear, antialiased) to its ``image_size``, grey expanded to 3 channels where it takes 3, scaled to [0, 1]
+    and normalised by its ``mean`` / ``std`` - its evaluation transform, for images already in memory."""
+    mean = torch.tensor(meta["mean"], device=device, dtype=torch.float32).view(1, -1, 1, 1)
+    std = torch.tensor(meta["std"], device=device, dtype=torch.float32).view(1, -1, 1, 1)
+    size, in_chans = int(meta["image_size"]), len(meta["mean"])
+
+    def prepare(images: torch.Tensor) -> torch.Tensor:
+        x = images.to(device).float()
+        x = x.expand(-1, 3, -1, -1) if x.shape[1] == 1 and in_chans == 3 else x
+        x = nn.functional.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+        return (x / 255.0 - mean) / std
+
+    return prepare

@@ -58,3 +58,25 @@ def test_the_matched_distill_set_gives_every_class_soft_items(tmp_path):
     # share 0.5: one generated image per real one in every class, the largest included
     assert {c: v["synthetic"] for c, v in rec["synthetic"].items()} == {c: n for c, n in train.items() if n}
     assert rec["soft_items"] == sum(train.values())
+
+
+def test_the_feedback_arm_picks_among_more_draws_the_same_number_as_its_control(tmp_path):
+    """gan_feedback: gan_light's set, each generated image the teacher's pick of 1 / feedback_keep draws; its
+    control, gan_light, is the same number of random draws."""
+    data, out, manifest, g = three_class_bench(tmp_path)
+    assert bench_main(_args(out, data, "--arms", "aug,gan_light,gan_feedback", "--generator", str(g),
+                            "--bank-size", "200", "--synthetic-test-per-class", "0", "--feedback-keep", "0.5")) == 0
+    rec = {a: json.loads((out / "runs" / f"{a}_seed0.json").read_text()) for a in ("gan_light", "gan_feedback")}
+    fb = rec["gan_feedback"]
+    assert fb["synthetic"] == rec["gan_light"]["synthetic"] and fb["feedback_keep"] == 0.5
+    picked = {c: v["synthetic"] for c, v in fb["synthetic"].items() if v["synthetic"]}
+    assert picked and set(fb["feedback"]) == set(picked)
+    for c, st in fb["feedback"].items():
+        assert st["kept"] == picked[c] and st["drawn"] == 2 * picked[c] and st["kept_on_manifold"] <= st["on_manifold"]
+        if st["on_manifold"] >= st["kept"]:  # enough draws on the manifold: the least sure of them kept
+            assert st["p_class_kept"] <= st["p_class_drawn"] + 1e-6
+    report = (out / "report.md").read_text()
+    assert "the real-trained teacher's pick of 2 draws" in report
+    # a resumed folder refuses another share of draws, naming the option
+    assert bench_main(_args(out, data, "--arms", "gan_feedback", "--generator", str(g), "--bank-size", "200",
+                            "--synthetic-test-per-class", "0", "--feedback-keep", "0.25")) == 2

@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader, Dataset, RandomSampler
 from classifier import CLASSIFIERS, build_transform, normalisation, predict
 from gan_augment import GANBalancedDataset, MinorityOversampler
 from gan_augment import distributed as gdist
-from gan_augment.classifier_file import load_classifier
+from gan_augment.classifier_file import classifier_input, load_classifier
 from gan_augment.data import Manifest, ManifestDataset
 from gan_augment.data.decode import resolve_channels
 from gan_augment.data.transforms import apply_transform
@@ -105,19 +105,12 @@ class ArmData:
         (``filter_threshold``) or, with ``filter_quantile``, relative to its scores on real validation images
         of class c (:func:`relative_thresholds`)."""
         model, meta = load_classifier(self.filter_classifier, device=self.device)
-        mean = torch.tensor(meta["mean"], device=self.device).view(1, -1, 1, 1)
-        std = torch.tensor(meta["std"], device=self.device).view(1, -1, 1, 1)
-        in_chans = len(meta["mean"])
-        size = int(meta["image_size"])
+        prepare = classifier_input(meta, self.device)
         thresholds = self.filter_thresholds(model)
 
         @torch.no_grad()
         def accept(images: torch.Tensor, c: int) -> torch.Tensor:
-            x = images.to(self.device).float()
-            x = x.expand(-1, 3, -1, -1) if x.shape[1] == 1 and in_chans == 3 else x
-            x = torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", align_corners=False,
-                                                antialias=True)
-            probs = torch.softmax(model((x / 255.0 - mean) / std).float(), dim=1)
+            probs = torch.softmax(model(prepare(images)).float(), dim=1)
             return (probs[:, c] >= thresholds[c]).cpu()
 
         return accept

@@ -118,10 +118,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--distill-hard-weight", type=float,
                    help="gan_distill / real_distill: the one-hot label's weight in a soft item's target (0.5)")
     p.add_argument("--distill-set", choices=["light", "matched"],
-                   help="gan_distill / real_distill: gan_light's set (light) or gan_matched's (matched: the same "
-                        "synthetic share in every class; a balanced slice such as the few-shot one)")
+                   help="gan_distill / real_distill / gan_feedback: gan_light's set (light) or gan_matched's "
+                        "(matched: the same synthetic share in every class; a balanced slice such as the few-shot "
+                        "one)")
     p.add_argument("--boundary-rate", type=float,
                    help="gan_boundary / real_mixup: extra items per real training image (0.1)")
+    p.add_argument("--feedback-keep", type=float,
+                   help="gan_feedback: the share of the generator's draws its teacher keeps (0.25)")
     p.add_argument("--bank-size", type=int)
     p.add_argument("--max-train-images", type=int)
     p.add_argument("--max-eval-per-class", type=int)

@@ -168,8 +168,7 @@ class BenchmarkConfig:
     # training split, same val/test rows and protocol, whose best baseline is the upper bound - the same classifier
     # on every real image the generator saw; the report gives each GAN arm's share of the gap it closes
     upper_bound_from: str | None = None
-    # another benchmark folder (same split and protocol) whose baseline runs are read, never trained here: to
-    # compare a second generator with baselines already run
+    # a benchmark folder (same split and protocol) whose baselines are read, not trained: for a second generator
     baselines_from: str | None = None
     # the aug seed-0 classifier's record is saved but its weights are not (results folders keep none): retrain it,
     # check it against the record, keep its weights in OUT/judge/ (see judge.py)
@@ -192,6 +191,7 @@ class BenchmarkConfig:
     # ("matched": the light share in every class - the few-shot slice is balanced, so "light" adds none there)
     distill_set: str = "light"
     boundary_rate: float = 0.1  # ... and samples between two classes: this many per real training image
+    feedback_keep: float = 0.25  # ... and gan_feedback: the teacher picks this share of the generator's draws
     bank_size: int = 10_000
     filter_threshold: float = 0.5  # gan_filtered: absolute probability the judge must give the class ...
     filter_quantile: float | None = None  # ... or this quantile of its scores on real val images of the class
@@ -249,7 +249,7 @@ class BenchmarkConfig:
 # (its runs refuse another dose - synthetic cap, real-only ending, second stage: arm_dose, Runner.read)
 ARM_KEYS = ("max_synthetic_fraction", "light_synthetic_fraction", "real_last_epochs", "retrain_epochs", "crt_lr",
             "real_ft_lr", "bank_size", "filter_threshold", "filter_quantile", "rare_classes", "rare_share",
-            "distill_temperature", "distill_hard_weight", "distill_set", "boundary_rate")
+            "distill_temperature", "distill_hard_weight", "distill_set", "boundary_rate", "feedback_keep")
 
 
 def arm_dose(arm: str, cfg: BenchmarkConfig) -> dict[str, tuple[float, str]]:

@@ -21,7 +21,8 @@ __all__ = ["aggregate", "compare", "external_summary", "report_markdown", "plots
 
 # what an arm's first record says about how it was trained, carried into the report's "Arms and variants tried"
 ARM_INFO = ("synthetic", "synthetic_cap", "filter_acceptance", "real_last_epochs", "slot_images", "soft_items",
-            "distill_temperature", "distill_hard_weight", "boundary_items", "boundary_images", "boundary_rate")
+            "distill_temperature", "distill_hard_weight", "boundary_items", "boundary_images", "boundary_rate",
+            "feedback", "feedback_keep")
 
 def aggregate(records: dict[str, list[dict]], class_names: list[str], rare: list[int]) -> dict:
     arms = {}

@@ -186,6 +186,12 @@ def _external_lines(ext: dict) -> list[str]:
     return lines + [""]
 
 
+def _mean(stats, key: str) -> float:
+    """Mean of a per-class statistic, weighted by the images each class kept."""
+    stats = list(stats)
+    return sum(s[key] * s["kept"] for s in stats) / max(1, sum(s["kept"] for s in stats))
+
+
 def arms_lines(arms: dict, cfg: dict) -> list[str]:
     """"Arms and variants tried": what each arm trained on, from its first record."""
     lines = ["## Arms and variants tried", ""]
@@ -205,6 +211,13 @@ def arms_lines(arms: dict, cfg: dict) -> list[str]:
         if "boundary_images" in a:
             extra += (f" - {a.get('boundary_items')} items between two classes with the mixed label "
                       f"({a['boundary_images']}; {a.get('boundary_rate')} per real image)")
+        if "feedback" in a:  # gan_feedback: the teacher's pick of the generator's draws
+            fb = a["feedback"].values()
+            on = sum(s["kept_on_manifold"] for s in fb) / max(1, sum(s["kept"] for s in fb))
+            extra += (f"; each the real-trained teacher's pick of {1 / a.get('feedback_keep', 1):g} draws - on the "
+                      f"class's real-image manifold in its features ({on:.0%} of those kept), and the least sure "
+                      f"of those (its mean probability of the class {_mean(fb, 'p_class_kept'):.2f} kept, "
+                      f"{_mean(fb, 'p_class_drawn'):.2f} drawn)")
         if "real_last_epochs" in a:
             n = a["real_last_epochs"]
             extra += f"; its last {n} epoch{'s' * (n != 1)} on real images only"

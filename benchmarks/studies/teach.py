@@ -10,24 +10,31 @@ beside the control that isolates what its generated images add (``gan_augment.ba
   (class-balanced first class, uniform second, its weight in [0, 0.5]), labelled with that mix. Control
   ``real_mixup``: the same pairs, weights and label rule, each item a mix of two real training images.
 
+- ``gan_feedback``: ``gan_light``'s set (``distill_set`` "matched": ``gan_matched``'s), its generated images chosen
+  by the teacher's feedback (``gan_augment.balanced.FeedbackTopK``): of ``1 / feedback_keep`` draws per image, those
+  on the class's real-image manifold in the teacher's features and, of those, the least sure under it. Control: the
+  same set of random draws - ``gan_light`` (``gan_matched``) itself.
+
 Every arm draws ``aug_oversample``'s number of images per epoch, class-balanced over each item's main class.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import torch
 from torch.utils.data import Dataset
 
 from classifier import build_transform
 from ga_bench.protocol import ArmSpec, known_arms, register_arm
 from gan_augment import MinorityOversampler
-from gan_augment.balanced import (BoundarySamples, GANBalancedDataset, MixupSamples, SoftTargets, synthetic_share,
-                                  teacher_probabilities)
-from gan_augment.classifier_file import load_classifier
+from gan_augment.balanced import (BoundarySamples, FeedbackTopK, GANBalancedDataset, MixupSamples, SoftTargets,
+                                  synthetic_share, teacher_probabilities)
+from gan_augment.classifier_file import classifier_input, load_classifier
 
 __all__ = ["TEACH_ARMS", "CONTROLS"]
 
-CONTROLS = {"gan_distill": "real_distill", "gan_boundary": "real_mixup"}  # mechanism -> its control
+# mechanism -> its control (gan_feedback's: gan_matched where the set is gan_matched's)
+CONTROLS = {"gan_distill": "real_distill", "gan_boundary": "real_mixup", "gan_feedback": "gan_light"}
 
 
 class _RealInSlots(Dataset):
@@ -59,12 +66,22 @@ class _RealInSlots(Dataset):
         return apply_transform(self.transform, image), label
 
 
-def _teacher(runner):
+def _teacher(runner, arm: str = "gan_distill / real_distill"):
     if not runner.filter_classifier or not runner.filter_classifier.is_file():
-        raise ValueError("gan_distill / real_distill need the real-trained teacher (the aug seed-0 classifier): run "
+        raise ValueError(f"{arm} need(s) the real-trained teacher (the aug seed-0 classifier): run "
                          "`aug` first (list it before them in --arms), or pass --restore-judge")
-    model, _ = load_classifier(runner.filter_classifier, device=runner.device)
-    return model
+    return load_classifier(runner.filter_classifier, device=runner.device)
+
+
+def _light_or_matched(runner):
+    """(strategy, bank size) of gan_light's set, or gan_matched's with ``distill_set`` "matched"."""
+    cfg = runner.cfg
+    if cfg.distill_set not in ("light", "matched"):
+        raise ValueError(f"--distill-set must be light or matched, got {cfg.distill_set!r}")
+    if cfg.distill_set == "light":
+        return cfg.strategy, cfg.bank_size
+    strategy = synthetic_share(cfg.light_synthetic_fraction)  # gan_matched's set: the same share in every class
+    return strategy, max(cfg.bank_size, sum(strategy(runner.train_real.targets).values()) - len(runner.train_real))
 
 
 def _distill_loaders(runner, arm, seed):
@@ -73,19 +90,14 @@ def _distill_loaders(runner, arm, seed):
         raise ValueError(f"{arm} needs --generator (the control's real images take the generated images' places)")
     tf = build_transform(cfg.image_size, augment=True, mean=runner.mean, std=runner.std, seed=seed)
     eval_tf = build_transform(cfg.image_size, augment=False, mean=runner.mean, std=runner.std)
-    if cfg.distill_set not in ("light", "matched"):
-        raise ValueError(f"--distill-set must be light or matched, got {cfg.distill_set!r}")
     cap = cfg.light_synthetic_fraction
-    strategy, bank = cfg.strategy, cfg.bank_size
-    if cfg.distill_set == "matched":  # gan_matched's set: the same synthetic share in every class
-        strategy = synthetic_share(cap)
-        bank = max(bank, sum(strategy(runner.train_real.targets).values()) - len(runner.train_real))
+    strategy, bank = _light_or_matched(runner)
     balanced = GANBalancedDataset(runner.train_real, runner.generator, strategy=strategy, max_synthetic_fraction=cap,
                                   transform=tf, bank_size=bank, device=runner.device, seed=seed)
     ds = balanced if arm == "gan_distill" else _RealInSlots(balanced, runner.train_real, seed)
     n = len(runner.train_real)
     slots = list(range(n, len(ds)))
-    probs = teacher_probabilities(_teacher(runner), [ds.raw(i)[0] for i in slots], eval_tf,
+    probs = teacher_probabilities(_teacher(runner)[0], [ds.raw(i)[0] for i in slots], eval_tf,
                                   temperature=cfg.distill_temperature, device=runner.device)
     soft = SoftTargets(ds, dict(zip(slots, probs)), len(runner.class_names), hard_weight=cfg.distill_hard_weight)
     sampler = MinorityOversampler(soft.get_labels(), cfg.strategy, num_samples=n, seed=seed,
@@ -116,6 +128,43 @@ def _boundary_loaders(runner, arm, seed):
     return runner.loader(ds, sampler=sampler, drop_last=True), None, info, None, 0
 
 
+def _feedback_loaders(runner, arm, seed):
+    """gan_light's (gan_matched's) loader with the teacher's pick of 1 / feedback_keep draws per generated image."""
+    from gan_augment.generators import load_generator
+
+    cfg = runner.cfg
+    if runner.generator is None:
+        raise ValueError(f"{arm} needs --generator")
+    model, meta = _teacher(runner, arm)
+    G = load_generator(runner.generator, device=runner.device)
+    if list(G.class_names or []) != list(runner.class_names) or list(meta["class_names"]) != list(runner.class_names):
+        raise ValueError(f"{arm}: the generator's classes {G.class_names} and the teacher's {meta['class_names']} must "
+                         f"be the data's {runner.class_names}, in that order")
+    real = runner.train_real
+    labels = np.asarray(real.targets)
+    reference = {}  # the slice's real images per class: the manifold the picks must stay on
+    for c in np.unique(labels):
+        images = [torch.from_numpy(np.ascontiguousarray(real[i][0])) for i in np.flatnonzero(labels == c)]
+        images = [im[..., None] if im.ndim == 2 else im for im in images]
+        reference[int(c)] = torch.stack(images).permute(0, 3, 1, 2).contiguous()
+    picker = FeedbackTopK(G, model, cfg.feedback_keep, reference, preprocess=classifier_input(meta, runner.device))
+    strategy, bank = _light_or_matched(runner)
+    cap = cfg.light_synthetic_fraction
+    tf = build_transform(cfg.image_size, augment=True, mean=runner.mean, std=runner.std, seed=seed)
+    balanced = GANBalancedDataset(real, picker, strategy=strategy, max_synthetic_fraction=cap, transform=tf,
+                                  bank_size=bank, device=runner.device, seed=seed)
+    n = len(real)
+    sampler = MinorityOversampler(balanced.get_labels(), cfg.strategy, num_samples=n, seed=seed,
+                                  classes=runner.class_names)
+    info = {"images_per_epoch": n, "synthetic": balanced.class_counts(), "synthetic_cap": cap,
+            "feedback": {runner.class_names[c]: st for c, st in sorted(picker.last_stats.items())}}
+    return runner.loader(balanced, sampler=sampler, drop_last=True), None, info, None, 0
+
+
+def _feedback_dose(cfg):
+    return {"feedback_keep": (cfg.feedback_keep, "--feedback-keep"), "distill_set": (cfg.distill_set, "--distill-set")}
+
+
 def _distill_dose(cfg):
     return {"distill_temperature": (cfg.distill_temperature, "--distill-temperature"),
             "distill_hard_weight": (cfg.distill_hard_weight, "--distill-hard-weight"),
@@ -143,6 +192,8 @@ TEACH_ARMS = (
     ArmSpec("gan_boundary", loaders=_record_dose(_boundary_loaders, _boundary_dose), dose=_boundary_dose,
             origin=__name__),
     ArmSpec("real_mixup", loaders=_record_dose(_boundary_loaders, _boundary_dose), dose=_boundary_dose,
+            origin=__name__),
+    ArmSpec("gan_feedback", light=True, loaders=_record_dose(_feedback_loaders, _feedback_dose), dose=_feedback_dose,
             origin=__name__),
 )
 for _spec in TEACH_ARMS:

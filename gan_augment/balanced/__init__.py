@@ -13,6 +13,7 @@ is read through its indices (torchsampler reads the parent's labels, a known bug
 """
 
 from .dataset import GANBalancedDataset
+from .feedback import FeedbackTopK
 from .samplers import DistributedMinorityOversampler, MinorityOversampler
 from .soft import BoundarySamples, MixupSamples, SoftTargets, boundary_pairs, teacher_probabilities
 from .strategy import (STRATEGY_NAMES, resolve_class_names, resolve_labels, sampling_targets, synthetic_counts,
@@ -25,6 +26,7 @@ __all__ = [
     "teacher_probabilities",
     "BoundarySamples",
     "MixupSamples",
+    "FeedbackTopK",
     "boundary_pairs",
     "DistributedMinorityOversampler",
     "STRATEGY_NAMES",
