@@ -78,6 +78,7 @@ def test_the_pick_is_on_the_manifold_and_least_sure_first(setup):
     cand, order, n_inside, _ = _expected(G, toy, ref, 40, 1, 1.0, 0)
     assert sorted(order) == list(range(40)) and torch.equal(every, cand[order])
     assert torch.equal(every[:n_inside], cand[order[:n_inside]]) and n_inside < 40
+    assert fb.sample(0, 1, seed=0).shape == (0, 3, 32, 32)
     floats = fb.sample(4, 1, seed=0, output="float")
     assert floats.dtype == torch.float32 and floats.min() >= -1 and floats.max() <= 1
 

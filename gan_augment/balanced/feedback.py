@@ -107,6 +107,7 @@ class FeedbackTopK(_Wrapped):
             d = torch.cdist(ref, ref)
             k = min(self.k, len(ref) - 1)
             radii = d.topk(k + 1, dim=1, largest=False).values[:, k]  # column 0 is the image itself
+            radii = radii.clamp_min(1e-12)  # k + 1 copies of one image: a ball of (almost) no size, not 0 / 0
             self._manifold[c] = (ref, radii)
         return self._manifold[c]
 
@@ -128,13 +129,16 @@ class FeedbackTopK(_Wrapped):
             raise ValueError("FeedbackTopK picks within one class: pass one class index or name")
         c = int(resolve_classes(self, class_, 1)[0])  # validates the class
         ref, radii = self.manifold(c)
+        if n == 0:
+            return torch.zeros(0, self.channels, self.resolution, self.resolution,
+                               dtype=torch.uint8 if output == "uint8" else torch.float32)
         m = math.ceil(n / self.keep - 1e-9)
         cand = self.generator.sample(m, class_, seed=seed, generator=generator, batch_size=batch_size,
                                      device=device, amp=amp)
         feats, probs = self.embed(cand)
         ratio = torch.cat([(torch.cdist(feats[i:i + 1000], ref) / radii).min(dim=1).values
-                           for i in range(0, len(feats), 1000)]) if len(feats) else torch.empty(0)
-        p = probs[:, c] if len(probs) else torch.empty(0)
+                           for i in range(0, len(feats), 1000)])
+        p = probs[:, c]
         inside = ratio <= 1
         key = torch.where(inside, p, ratio)  # inside: least sure first; outside: closest to the manifold first
         order = torch.argsort(key, stable=True)
@@ -142,8 +146,7 @@ class FeedbackTopK(_Wrapped):
         picked = order[:n]
         self.last_stats[c] = {"drawn": m, "on_manifold": int(inside.sum()), "kept": int(len(picked)),
                               "kept_on_manifold": int(inside[picked].sum()),
-                              "p_class_kept": float(p[picked].mean()) if len(picked) else float("nan"),
-                              "p_class_drawn": float(p.mean()) if len(p) else float("nan")}
+                              "p_class_kept": float(p[picked].mean()), "p_class_drawn": float(p.mean())}
         images = cand[picked]
         if output == "float":
             from ..data.transforms import uint8_to_gan
