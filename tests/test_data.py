@@ -512,6 +512,11 @@ def test_gan_data_from_images_smaller_than_the_resolution_warns_and_says_by_how_
     up = source_upsampling(paths, 60, sample=5)
     assert up == {"sampled": 5, "upsampled": 5, "median_factor": 2.0, "median_short_side": 30}
     assert source_upsampling(paths, 30)["upsampled"] == 0 and source_upsampling([], 30)["sampled"] == 0
+    assert source_upsampling(paths, 60)["sampled"] == len(paths) == 12  # fewer files than the sample: all of them
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not an image")  # left out of the sample, as the dataset leaves it out of training
+    assert source_upsampling([str(broken), paths[0]], 60) == {"sampled": 1, "upsampled": 1, "median_factor": 2.0,
+                                                               "median_short_side": 30}
 
     cfg = DataConfig(image_folder=str(root), group_col=None, fractions=[0.5, 0.25, 0.25])
     with pytest.warns(UserWarning, match=r"smaller than 64 px \(median shorter side 30 px, enlarged 2.13x"):

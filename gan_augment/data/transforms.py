@@ -58,24 +58,35 @@ def upsampling_factor(width: int, height: int, size: int, policy: str = "center_
     if policy == "pad":
         return size / max(width, height)
     if policy == "unsquash_4x3":  # the region cropped from the 4:3-stretched frame, in source pixels
-        cw, ch = (min(width, round(height * 3 / 4)), height) if width * 4 / 3 >= height else (width, round(width * 4 / 3))
-        return size / min(cw, ch)
+        return size / min(_unsquash_crop(width, height))
     return size / min(width, height)
+
+
+def _unsquash_crop(w: int, h: int) -> tuple[int, int]:
+    """(width, height) in source pixels of the crop ``center_crop`` takes of a ``w`` x ``h`` image stretched to 4:3."""
+    return (min(w, round(h * 3 / 4)), h) if w * 4 / 3 >= h else (w, round(w * 4 / 3))
 
 
 def source_upsampling(paths, size: int, policy: str = "center_crop", *, sample: int = 200) -> dict[str, Any]:
     """How much making ``size`` squares of ``paths`` enlarges them, from the headers of an evenly spaced sample
     of at most ``sample`` files: ``{"sampled", "upsampled" (count enlarged by more than 10 %), "median_factor",
-    "median_short_side"}``. A generator trained on enlarged images learns their interpolation, not detail."""
-    from .decode import image_size
+    "median_short_side"}``; files that cannot be read are left out (the dataset skips them itself, with a
+    warning). A generator trained on enlarged images learns their interpolation, not detail."""
+    from .decode import ImageDecodeError, image_size
 
     paths = list(paths)
-    if not paths:
+    k = min(sample, len(paths))
+    picks = sorted({round(i * (len(paths) - 1) / max(1, k - 1)) for i in range(k)})  # every file when k = len
+    sizes = []
+    for i in picks:
+        try:
+            sizes.append(image_size(paths[i]))
+        except ImageDecodeError:
+            continue
+    if not sizes:
         return {"sampled": 0, "upsampled": 0, "median_factor": None, "median_short_side": None}
-    picks = sorted({round(i * (len(paths) - 1) / max(1, sample - 1)) for i in range(min(sample, len(paths)))})
-    sizes = [image_size(paths[i]) for i in picks]
     factors = [upsampling_factor(w, h, size, policy) for w, h in sizes]
-    return {"sampled": len(picks), "upsampled": sum(f > 1.1 for f in factors),
+    return {"sampled": len(sizes), "upsampled": sum(f > 1.1 for f in factors),
             "median_factor": float(np.median(factors)), "median_short_side": int(np.median([min(s) for s in sizes]))}
 
 
@@ -95,7 +106,7 @@ def resize_to_square(img: Image.Image, size: int, policy: str = "center_crop") -
         raise ValueError(f"unknown resize policy {policy!r}; choose one of {RESIZE_POLICIES}")
     w, h = img.size
     if policy == "unsquash_4x3":  # the crop center_crop takes of the 4:3-stretched image, resampled once
-        cw, ch = (min(w, round(h * 3 / 4)), h) if w * 4 / 3 >= h else (w, round(w * 4 / 3))
+        cw, ch = _unsquash_crop(w, h)
         return TF.resized_crop(img, (h - ch) // 2, (w - cw) // 2, ch, cw, [size, size],
                                interpolation=InterpolationMode.BICUBIC, antialias=True)
     if img.size == (size, size):
