@@ -173,6 +173,8 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-train-per-class", type=_count_or_all, default="same", metavar="N|all",
                    help="cap the training images alone, which the memorisation test searches ('all' for a privacy "
                         "check; default: --max-real-per-class)")
+    p.add_argument("--panel-pairs", type=int, default=8, metavar="N",
+                   help="closest generated / training pairs drawn in nearest_training.jpg (default 8)")
     p.add_argument("--out", required=True)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
@@ -205,7 +207,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     result = evaluate_generator(args.generator, args.manifest, out=args.out, split=args.split,
                                 per_class=args.per_class, features=[f.strip() for f in args.features.split(",")],
                                 classifier=args.classifier, max_real_per_class=args.max_real_per_class,
-                                max_train_per_class=args.max_train_per_class,
+                                max_train_per_class=args.max_train_per_class, panel_pairs=args.panel_pairs,
                                 seed=args.seed, device=args.device, allow_download=args.allow_download,
                                 lpips_weights=args.lpips_weights, inception_weights=args.inception_weights)
     if args.gan_train:

@@ -161,6 +161,9 @@ def test_evaluate_searches_all_training_images_when_asked(tmp_path, monkeypatch)
     with pytest.raises(ValueError, match="max_train_per_class"):
         evaluate_generator(path, manifest, out=tmp_path / "bad", split="test", per_class=4, features=("lite0",),
                            max_train_per_class=0, progress=False)
+    with pytest.raises(ValueError, match="panel_pairs"):
+        evaluate_generator(path, manifest, out=tmp_path / "bad", split="test", per_class=4, features=("lite0",),
+                           panel_pairs=0, progress=False)
     assert not (tmp_path / "bad").exists()
     r = evaluate_generator(path, manifest, out=tmp_path / "eval", split="test", per_class=4, features=("lite0",),
                            max_real_per_class=2, max_train_per_class=None, progress=False)
@@ -181,6 +184,7 @@ def test_evaluate_cli_reads_the_training_cap():
     assert parse(base).max_train_per_class == "same"
     assert parse(base + ["--max-train-per-class", "all"]).max_train_per_class is None
     assert parse(base + ["--max-train-per-class", "300"]).max_train_per_class == 300
+    assert parse(base).panel_pairs == 8 and parse(base + ["--panel-pairs", "16"]).panel_pairs == 16
     for bad in ("0", "-3", "many"):
         with pytest.raises(SystemExit):
             parse(base + ["--max-train-per-class", bad])

@@ -131,6 +131,8 @@ def evaluate_generator(
     elif isinstance(max_train_per_class, str) or (max_train_per_class is not None and max_train_per_class < 1):
         raise ValueError(f"max_train_per_class must be a positive number, None (all) or 'same', "
                          f"got {max_train_per_class!r}")
+    if panel_pairs < 1:
+        raise ValueError(f"panel_pairs must be >= 1, got {panel_pairs}")
     out = Path(out)  # created only once every metric is computed: a refused or failed run leaves nothing there
     cache = Path(cache_dir) if cache_dir is not None else None
     loaded = isinstance(generator, GeneratorBase)
