@@ -163,13 +163,16 @@ def test_the_shared_generator_report_gives_the_gap_closed_and_the_privacy_eviden
     g = d["arms"]["gan_light"]
     assert d["slice_best"] == "aug_oversample" and g["seeds"] == [0, 1]
     assert g["share"] == pytest.approx((g["arm"] - g["base"]) / (g["upper"] - g["base"])) and 0.1 < g["share"] < 0.4
-    ev = d["evidence"]  # the shipped generator's committed evaluation
-    assert ev["memorisation"]["flagged"] is False and ev["memorisation"]["p_value"] == pytest.approx(0.0281, abs=1e-4)
-    assert ev["panel"].endswith("nearest_training.png")
+    ev = d["evidence"]  # the shipped generator's committed privacy check: every training image searched
+    assert ev["folder"].endswith("pretrained_ham10000_64_lite128_16k/privacy")
+    assert ev["memorisation"]["flagged"] is False and ev["memorisation"]["p_value"] == pytest.approx(0.762, abs=1e-3)
+    assert ev["per_class_flagged"] == [] and ev["train_searched"] == 7012 and ev["generated"] == 500
+    assert ev["panel"].endswith("privacy/nearest_training.jpg")
     text = "\n".join(shared_generator_lines(d))
     assert "all 7012 training images" in text and "1753 real training images" in text
     assert f"{g['share']:+.0%} [{g['ci_low']:+.0%}, {g['ci_high']:+.0%}]" in text
-    assert "p = 0.028" in text and "not flagged" in text
+    assert "p = 0.762" in text and "**not flagged**; no class flagged" in text
+    assert "500 generated images per class against 7012 training images" in text
     assert generator_evidence("some/file.safetensors") is None
     assert "No committed memorisation test" in "\n".join(
         shared_generator_lines({**d, "evidence": None}))
@@ -276,3 +279,24 @@ def test_the_report_says_what_each_mechanism_and_its_control_trained_on():
     report = report_markdown(results)
     assert "the shared-generator regime below, whose upper bound" in report and "not evidence" not in report
     assert "(1 seeds)" not in report
+
+
+def test_without_a_privacy_check_the_evidence_is_the_cards_evaluation(tmp_path, monkeypatch):
+    """A shipped generator without a ``privacy/`` folder: its card's evaluation, flagged classes named."""
+    from ga_bench import shared_regime
+
+    card = tmp_path / "benchmarks" / "results" / "pretrained_some_gen"
+    card.mkdir(parents=True)
+    (card / "metrics.json").write_text(json.dumps({
+        "data": {"per_class_generated": 50, "train_per_class": {"a": 200, "b": 120}},
+        "memorisation": {"overall": {"p_value": 0.03, "fraction_below_heldout_p1": 0.02, "flagged": False},
+                         "per_class": {"a": {"flagged": True}, "b": {"flagged": False}}}}))
+    monkeypatch.setattr(shared_regime, "REPO", tmp_path)
+    ev = shared_regime.generator_evidence("pretrained:some-gen")
+    assert ev["folder"] == "benchmarks/results/pretrained_some_gen" and ev["panel"] is None
+    assert ev["per_class_flagged"] == ["a"] and ev["train_searched"] == 320
+    text = "\n".join(shared_regime.shared_generator_lines(
+        {"slice_train_total": 10, "generator_saw": 320, "upper_arm": "aug", "upper_bound_from": "x",
+         "upper_balanced_accuracy": [0.5], "upper_seeds": [0], "evidence": ev}))
+    assert "50 generated images per class against 320 training images" in text and "flagged classes: a" in text
+    assert shared_regime.generator_evidence("pretrained:absent") is None

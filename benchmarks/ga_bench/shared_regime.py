@@ -106,19 +106,30 @@ def generator_manifest(cfg, manifest: Manifest) -> Manifest:
     return full
 
 
+def _evidence(folder: Path) -> dict:
+    result = json.loads((folder / "metrics.json").read_text())
+    mem = result.get("memorisation", {})
+    panel = next((p for p in (folder / "nearest_training.png", folder / "nearest_training.jpg") if p.is_file()), None)
+    data = result.get("data", {})
+    return {"folder": str(folder.relative_to(REPO)), "memorisation": mem.get("overall", {}),
+            "per_class_flagged": sorted(c for c, v in (mem.get("per_class") or {}).items() if v.get("flagged")),
+            "panel": str(panel.relative_to(REPO)) if panel else None,
+            "train_searched": sum((data.get("train_per_class") or {}).values()),
+            "generated": data.get("per_class_generated")}
+
+
 def generator_evidence(generator: str | None) -> dict | None:
     """A shipped generator's committed evaluation (``benchmarks/results/pretrained_<name>/``): its memorisation
-    test and the nearest-neighbour panel, on the split it was trained on."""
+    test and the nearest-neighbour panel, on the split it was trained on - from its ``privacy/`` subfolder when
+    there is one (``gan-augment evaluate --max-train-per-class all``: every training image searched), else the
+    card's evaluation."""
     if not generator or not generator.startswith("pretrained:"):
         return None
     folder = REPO / "benchmarks" / "results" / f"pretrained_{generator.split(':', 1)[1].replace('-', '_')}"
-    if not (folder / "metrics.json").is_file():
-        return None
-    mem = json.loads((folder / "metrics.json").read_text()).get("memorisation", {})
-    panel = folder / "nearest_training.png"
-    return {"folder": str(folder.relative_to(REPO)), "memorisation": mem.get("overall", {}),
-            "per_class_flagged": sorted(c for c, v in (mem.get("per_class") or {}).items() if v.get("flagged")),
-            "panel": str(panel.relative_to(REPO)) if panel.is_file() else None}
+    for where in (folder / "privacy", folder):
+        if (where / "metrics.json").is_file():
+            return _evidence(where)
+    return None
 
 
 def shared_generator_summary(upper: UpperBound, arms: dict, folder: Callable[[str], Path], labels: np.ndarray,
@@ -174,8 +185,10 @@ def shared_generator_lines(d: dict) -> list[str]:
     if ev:
         mem = ev["memorisation"]
         flagged = ev["per_class_flagged"]
-        lines += [f"Privacy evidence of the generator (`{ev['folder']}`, on the split it was trained on): memorisation "
-                  f"test p = {mem.get('p_value', float('nan')):.3f}, "
+        searched = (f", {ev['generated']} generated images per class against {ev['train_searched']} training images"
+                    if ev.get("train_searched") and ev.get("generated") else "")
+        lines += [f"Privacy evidence of the generator (`{ev['folder']}`, on the split it was trained on{searched}): "
+                  f"memorisation test p = {mem.get('p_value', float('nan')):.3f}, "
                   f"{mem.get('fraction_below_heldout_p1', float('nan')):.1%} of generated images closer to a training "
                   f"image than the held-out 1st percentile: **{'FLAGGED' if mem.get('flagged') else 'not flagged'}**"
                   + (f"; flagged classes: {', '.join(flagged)}" if flagged else "; no class flagged")
