@@ -345,7 +345,7 @@ def test_the_default_gan_config_trains_on_the_full_benchmarks_split(tmp_path):
     for name in ("ham10000_64_cpu.yaml", "ham10000_fastgan_128.yaml", "ham10000_fastgan_256.yaml"):
         assert load_config(f"configs/{name}").data == load_config("configs/ham10000_256.yaml").data, name
     # ... and the cpu64 preset splits as the full one does (only the image size and the schedule differ)
-    from ga_bench.protocol import PRESETS
+    from ga_bench.presets import PRESETS
 
     split_keys = ("data_dir", "split_manifest", "split_seed", "fractions", "train_fraction", "max_train_images",
                   "max_eval_per_class", "resplit", "drop_leaked")

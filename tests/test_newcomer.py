@@ -13,8 +13,9 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from ga_bench.protocol import (DEMO_DATA, PRESETS, BenchmarkConfig, GeneratorMismatch, check_generator,
-                               prepare_manifest, rare_classes_of, rare_classes_source)
+from ga_bench.presets import PRESETS
+from ga_bench.protocol import (DEMO_DATA, BenchmarkConfig, GeneratorMismatch, check_generator, prepare_manifest,
+                               rare_classes_of, rare_classes_source)
 from gan_augment import GANBalancedDataset
 from gan_augment._io import display_path
 from gan_augment.cli import main as cli_main

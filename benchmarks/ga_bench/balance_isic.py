@@ -14,7 +14,8 @@ from typing import Any
 
 from gan_augment import distributed as gdist
 
-from .protocol import PRESETS, BenchmarkConfig, GeneratorMismatch, known_arms
+from .presets import PRESETS
+from .protocol import BenchmarkConfig, GeneratorMismatch, known_arms
 from .report import report_markdown
 from .runner import run_benchmark
 

@@ -49,7 +49,8 @@ def _generator(r: dict) -> str:
 
 def _arm(name: str, arm: dict, preset: str) -> str:
     """The arm's name, with its synthetic cap where a run set another than its preset's for it."""
-    from .protocol import is_light, preset_default
+    from .presets import preset_default
+    from .protocol import is_light
 
     cap = arm.get("synthetic_cap")
     default = preset_default(preset, "light_synthetic_fraction" if is_light(name) else "max_synthetic_fraction")

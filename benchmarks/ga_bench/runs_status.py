@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from .protocol import ARM_KEYS, PRESETS, known_arms, preset_default
+from .presets import PRESETS, preset_default
+from .protocol import ARM_KEYS, known_arms
 
 __all__ = ["runs_status", "runs_lines", "run_commits", "study_arms"]
 

@@ -85,7 +85,7 @@ def study_markdown(study: dict[str, Any], out: str = "benchmarks/results/grow128
     missing = [f"{k} @ {p:g}" for p in study["points_cpu_minutes"] for k in VARIANTS
                if f"{p:g}" not in variants.get(k, {}).get("points", {})]
     meta = study.get("meta", {})
-    lines += ["", f"Variants: " + "; ".join(f"`{k}` - {d}" for k, (d, _) in VARIANTS.items()) + ".", "",
+    lines += ["", "Variants: " + "; ".join(f"`{k}` - {d}" for k, (d, _) in VARIANTS.items()) + ".", "",
               "**Command** (resumable; finished points are kept):", "", "```bash",
               f"python benchmarks/studies/grow128.py --out {out} --time-limit-minutes 170", "```", "",
               f"Code: commit `{str(meta.get('commit'))[:12]}` on {meta.get('device')}."
