@@ -170,7 +170,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
                    help="comma-separated feature spaces: inception, lite0, classifier (default: inception)")
     p.add_argument("--classifier", help="trained classifier file (for features 'classifier' and CAS)")
     p.add_argument("--max-real-per-class", type=int, default=None, help="cap real images per class and split")
-    p.add_argument("--max-train-per-class", type=_count_or_all, default="same", metavar="N|all",
+    p.add_argument("--max-train-per-class", type=_count_or_all, default=argparse.SUPPRESS, metavar="N|all",
                    help="cap the training images alone, which the memorisation test searches ('all' for a privacy "
                         "check; default: --max-real-per-class)")
     p.add_argument("--panel-pairs", type=int, default=8, metavar="N",
@@ -188,9 +188,9 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_evaluate)
 
 
-def _count_or_all(text: str) -> int | None | str:
-    if text in ("all", "same"):
-        return None if text == "all" else text
+def _count_or_all(text: str) -> int | None:
+    if text == "all":
+        return None
     try:
         n = int(text)
     except ValueError:
@@ -207,7 +207,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     result = evaluate_generator(args.generator, args.manifest, out=args.out, split=args.split,
                                 per_class=args.per_class, features=[f.strip() for f in args.features.split(",")],
                                 classifier=args.classifier, max_real_per_class=args.max_real_per_class,
-                                max_train_per_class=args.max_train_per_class, panel_pairs=args.panel_pairs,
+                                max_train_per_class=getattr(args, "max_train_per_class", "same"), panel_pairs=args.panel_pairs,
                                 seed=args.seed, device=args.device, allow_download=args.allow_download,
                                 lpips_weights=args.lpips_weights, inception_weights=args.inception_weights)
     if args.gan_train:

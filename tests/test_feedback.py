@@ -97,6 +97,8 @@ def test_refusals_name_what_is_wrong(setup):
         fb.sample(3, "c", seed=0)
     with pytest.raises(ValueError, match="class 'b'.*\\(got 0\\)"):
         fb.sample(3, 1, seed=0)
+    # no image asked of a class without references (one that receives none): nothing to check against, no error
+    assert fb.sample(0, "b", seed=0).shape == (0, 3, 32, 32)
     with pytest.raises(ValueError, match="picks within one class"):
         fb.sample(3, None)
     uncond = create_generator("resnet", resolution=32, num_classes=0, base_channels=4, z_dim=8)

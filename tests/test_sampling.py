@@ -181,10 +181,10 @@ def test_evaluate_cli_reads_the_training_cap():
 
     parse = build_parser().parse_args
     base = ["evaluate", "g.safetensors", "--manifest", "m.csv", "--out", "o"]
-    assert parse(base).max_train_per_class == "same"
+    assert not hasattr(parse(base), "max_train_per_class")  # absent: evaluate's default, the --max-real-per-class cap
     assert parse(base + ["--max-train-per-class", "all"]).max_train_per_class is None
     assert parse(base + ["--max-train-per-class", "300"]).max_train_per_class == 300
     assert parse(base).panel_pairs == 8 and parse(base + ["--panel-pairs", "16"]).panel_pairs == 16
-    for bad in ("0", "-3", "many"):
+    for bad in ("0", "-3", "many", "same"):
         with pytest.raises(SystemExit):
             parse(base + ["--max-train-per-class", bad])

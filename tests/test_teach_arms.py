@@ -71,6 +71,9 @@ def test_the_feedback_arm_picks_among_more_draws_the_same_number_as_its_control(
     assert fb["synthetic"] == rec["gan_light"]["synthetic"] and fb["feedback_keep"] == 0.5
     picked = {c: v["synthetic"] for c, v in fb["synthetic"].items() if v["synthetic"]}
     assert picked and set(fb["feedback"]) == set(picked)
+    # the teacher's manifold is stacked only for the classes that receive generated images, with all their images
+    assert set(fb["feedback_reference"]) == set(picked)
+    assert all(fb["feedback_reference"][c] == fb["synthetic"][c]["real"] for c in picked)
     for c, st in fb["feedback"].items():
         assert st["kept"] == picked[c] and st["drawn"] == 2 * picked[c] and st["kept_on_manifold"] <= st["on_manifold"]
         if st["on_manifold"] >= st["kept"]:  # enough draws on the manifold: the least sure of them kept

@@ -20,6 +20,8 @@ Every arm draws ``aug_oversample``'s number of images per epoch, class-balanced 
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 import torch
 from torch.utils.data import Dataset
@@ -28,7 +30,7 @@ from classifier import build_transform
 from ga_bench.protocol import ArmSpec, known_arms, register_arm
 from gan_augment import MinorityOversampler
 from gan_augment.balanced import (BoundarySamples, FeedbackTopK, GANBalancedDataset, MixupSamples, SoftTargets,
-                                  synthetic_share, teacher_probabilities)
+                                  sampling_targets, synthetic_counts, synthetic_share, teacher_probabilities)
 from gan_augment.classifier_file import classifier_input, load_classifier
 
 __all__ = ["TEACH_ARMS", "CONTROLS"]
@@ -142,14 +144,17 @@ def _feedback_loaders(runner, arm, seed):
                          f"be the data's {runner.class_names}, in that order")
     real = runner.train_real
     labels = np.asarray(real.targets)
-    reference = {}  # the slice's real images per class: the manifold the picks must stay on
-    for c in np.unique(labels):
+    strategy, bank = _light_or_matched(runner)
+    cap = cfg.light_synthetic_fraction
+    # the slice's real images of each class that receives generated ones: the manifold the picks must stay on (the
+    # classes that receive none - the largest - are not stacked: at the full split that is most of the images)
+    wanted = synthetic_counts(Counter(labels.tolist()), sampling_targets(labels, strategy, runner.class_names), cap)
+    reference = {}
+    for c in sorted(c for c, n in wanted.items() if n > 0):
         images = [torch.from_numpy(np.ascontiguousarray(real[i][0])) for i in np.flatnonzero(labels == c)]
         images = [im[..., None] if im.ndim == 2 else im for im in images]
         reference[int(c)] = torch.stack(images).permute(0, 3, 1, 2).contiguous()
     picker = FeedbackTopK(G, model, cfg.feedback_keep, reference, preprocess=classifier_input(meta, runner.device))
-    strategy, bank = _light_or_matched(runner)
-    cap = cfg.light_synthetic_fraction
     tf = build_transform(cfg.image_size, augment=True, mean=runner.mean, std=runner.std, seed=seed)
     balanced = GANBalancedDataset(real, picker, strategy=strategy, max_synthetic_fraction=cap, transform=tf,
                                   bank_size=bank, device=runner.device, seed=seed)
@@ -157,7 +162,8 @@ def _feedback_loaders(runner, arm, seed):
     sampler = MinorityOversampler(balanced.get_labels(), cfg.strategy, num_samples=n, seed=seed,
                                   classes=runner.class_names)
     info = {"images_per_epoch": n, "synthetic": balanced.class_counts(), "synthetic_cap": cap,
-            "feedback": {runner.class_names[c]: st for c, st in sorted(picker.last_stats.items())}}
+            "feedback": {runner.class_names[c]: st for c, st in sorted(picker.last_stats.items())},
+            "feedback_reference": {runner.class_names[c]: len(im) for c, im in sorted(reference.items())}}
     return runner.loader(balanced, sampler=sampler, drop_last=True), None, info, None, 0
 
 

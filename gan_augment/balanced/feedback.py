@@ -128,10 +128,10 @@ class FeedbackTopK(_Wrapped):
         if isinstance(class_, (list, tuple, torch.Tensor)) or class_ is None:
             raise ValueError("FeedbackTopK picks within one class: pass one class index or name")
         c = int(resolve_classes(self, class_, 1)[0])  # validates the class
-        ref, radii = self.manifold(c)
-        if n == 0:
+        if n == 0:  # nothing drawn: a class without reference images (one that receives none) is fine here
             return torch.zeros(0, self.channels, self.resolution, self.resolution,
                                dtype=torch.uint8 if output == "uint8" else torch.float32)
+        ref, radii = self.manifold(c)
         m = math.ceil(n / self.keep - 1e-9)
         cand = self.generator.sample(m, class_, seed=seed, generator=generator, batch_size=batch_size,
                                      device=device, amp=amp)
