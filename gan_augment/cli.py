@@ -207,7 +207,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     result = evaluate_generator(args.generator, args.manifest, out=args.out, split=args.split,
                                 per_class=args.per_class, features=[f.strip() for f in args.features.split(",")],
                                 classifier=args.classifier, max_real_per_class=args.max_real_per_class,
-                                max_train_per_class=getattr(args, "max_train_per_class", "same"), panel_pairs=args.panel_pairs,
+                                max_train_per_class=getattr(args, "max_train_per_class", "same"),  # absent: the default
+                                panel_pairs=args.panel_pairs,
                                 seed=args.seed, device=args.device, allow_download=args.allow_download,
                                 lpips_weights=args.lpips_weights, inception_weights=args.inception_weights)
     if args.gan_train:
