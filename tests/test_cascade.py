@@ -227,6 +227,9 @@ def test_the_study_evaluates_each_point_of_cpu_time_and_resumes(tmp_path, monkey
     # (CPU time decides the step counts: one slow step may already pass 0.004 minutes, so >= not >)
     assert len(seen) == 3 and study["points"]["0.004"]["step"] >= step
     assert study["points"]["0.004"]["cpu_minutes"] >= 0.004 and study["points"]["0"]["step"] == 0
+    (runs / "upsampler.pt").unlink()  # another machine: the trained points go, bicubic (point 0) stays
+    study = cascade.run_study(out, runs, points=(0.0, 0.002), **kw)
+    assert len(seen) == 4 and seen[3][1] > 0 and list(study["points"]) == ["0", "0.002"]
 
 
 def test_a_cascade_file_feeds_the_balanced_dataset_at_its_own_resolution(tmp_path):

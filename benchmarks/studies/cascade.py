@@ -12,7 +12,8 @@ says whether the upsampler learnt anything from real images at all.
 
     python benchmarks/studies/cascade.py --out benchmarks/results/cascade128_cpu --time-limit-minutes 170
 
-Resumable: finished points are kept, the upsampler resumes from its checkpoint in ``--runs-dir``.
+Resumable: finished points are kept, the upsampler resumes from its checkpoint in ``--runs-dir``; where that is gone
+(another machine) the trained points are measured again, point 0 and the floor are kept.
 """
 
 from __future__ import annotations
@@ -153,9 +154,10 @@ def run_study(out: Path, runs_dir: Path, *, base: str, config: Path, time_limit_
     ckpt = runs_dir / "upsampler.pt"
     if ckpt.is_file():
         trainer.load(ckpt)
-    elif study["points"]:
-        print(f"cascade: points measured but no checkpoint in {runs_dir}; starting the upsampler over", file=sys.stderr)
-        study["points"] = {}
+    elif set(study["points"]) - {"0"}:  # point 0 is the untrained upsampler (bicubic): it needs no checkpoint
+        print(f"cascade: trained points measured but no checkpoint in {runs_dir}; starting the upsampler over "
+              "(point 0, bicubic, kept)", file=sys.stderr)
+        study["points"] = {k: v for k, v in study["points"].items() if k == "0"}
     study["bicubic_l1"] = trainer.evaluate_l1(val_small, val_large)["bicubic_l1_grey_levels"]
     with pausable(study, "cascade"):
         for budget in points:
