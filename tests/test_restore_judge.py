@@ -1,6 +1,6 @@
 """``--restore-judge``: a benchmark resumed from committed results (records, no weights) retrains the ``aug``
-seed-0 classifier the generator check and ``gan_filtered`` need, keeps it only when it is the recorded one, and
-never rewrites the record or the folder it was read from."""
+seed-0 classifier the generator check, ``gan_filtered`` and the taught arms need, keeps it only when it is the
+recorded one, and never rewrites the record or the folder it was read from."""
 
 from __future__ import annotations
 
@@ -105,3 +105,38 @@ def test_a_retrained_judge_that_is_not_the_recorded_one_is_refused(committed, tm
     report = (other / "report.md").read_text()
     assert (f"test balanced accuracy {restored['retrained_balanced_accuracy']:.2%} against the record's "
             f"{restored['recorded_balanced_accuracy']:.2%}, the same prediction on 100.0% of test images") in report
+
+
+def test_the_taught_arms_need_the_judge_before_any_work_even_when_the_generator_check_is_done(tmp_path):
+    """The distillation and feedback arms learn from the judge: a resumed folder whose generator check is done
+    (so that no longer needs it) still asks for --restore-judge while one of their runs is to train."""
+    from types import SimpleNamespace
+
+    import studies.teach  # noqa: F401  (registers the taught arms)
+    from ga_bench.judge import check_judge
+    from ga_bench.protocol import arm_spec
+
+    assert [a for a in ("gan_distill", "real_distill", "gan_feedback", "gan_boundary", "real_mixup", "gan_light")
+            if arm_spec(a).teacher] == ["gan_distill", "real_distill", "gan_feedback"]
+    out = tmp_path / "out"
+    (out / "generator_check").mkdir(parents=True)
+    (out / "generator_check" / "metrics.json").write_text("{}")
+    runs = out / "runs"
+    runs.mkdir()
+    (runs / "aug_seed0.json").write_text("{}")  # the record, not the weights
+    for s in (0, 1):
+        (runs / f"gan_light_seed{s}.json").write_text("{}")
+    (runs / "real_distill_seed0.json").write_text("{}")
+
+    def cfg(arms, restore=False, report_only=False):
+        return SimpleNamespace(arms=arms, seeds=[0, 1], restore_judge=restore, report_only=report_only)
+
+    assert check_judge(cfg(["aug", "gan_light"]), out, runs) is False  # nothing left that needs it
+    with pytest.raises(ValueError, match=r"real_distill needs them: pass --restore-judge"):
+        check_judge(cfg(["aug", "gan_light", "real_distill"]), out, runs)
+    assert check_judge(cfg(["aug", "real_distill", "gan_feedback"], restore=True), out, runs) is True
+    assert check_judge(cfg(["aug", "real_distill"], report_only=True), out, runs) is False  # no training
+    (runs / "real_distill_seed1.json").write_text("{}")
+    assert check_judge(cfg(["aug", "gan_light", "real_distill"]), out, runs) is False  # all its runs are done
+    (runs / "aug_seed0.safetensors").write_bytes(b"")  # the weights beside the record: nothing to restore
+    assert check_judge(cfg(["aug", "gan_distill"]), out, runs) is False

@@ -86,7 +86,7 @@ def parser() -> argparse.ArgumentParser:
                         "generator with baselines already run")
     p.add_argument("--restore-judge", action="store_true", default=None,
                    help="the aug seed-0 run's record is saved but not its weights (results folders keep none; the "
-                        "generator check and gan_filtered need them): retrain that run, keep its weights in "
+                        "generator check, gan_filtered and the studies' distillation and feedback arms need them): retrain that run, keep its weights in "
                         "OUT/judge/ if it matches its record's test balanced accuracy within --restore-tolerance-pp "
                         "(the record is kept as it is)")
     p.add_argument("--restore-tolerance-pp", type=float,

@@ -1,5 +1,6 @@
-"""The real-trained classifier (the *judge*) that the generator check and ``gan_filtered`` use: the ``aug`` seed-0
-run's classifier.
+"""The real-trained classifier (the *judge*) that the generator check and ``gan_filtered`` use, and that teaches the
+arms registered with ``teacher=True`` (the studies' distillation and feedback arms): the ``aug`` seed-0 run's
+classifier.
 
 A results folder keeps each run's record and test probabilities, never weights, so a benchmark resumed from
 committed results (a fresh clone, another machine, a second generator with ``--baselines-from``) has the judge's
@@ -25,7 +26,7 @@ from gan_augment import distributed as gdist
 from gan_augment._io import write_json
 from gan_augment.provenance import run_metadata
 
-from .protocol import RESTORE_TOLERANCE_PP
+from .protocol import RESTORE_TOLERANCE_PP, arm_spec
 
 __all__ = ["JUDGE", "RESTORE_TOLERANCE_PP", "judge_path", "check_judge", "restore_judge"]
 
@@ -46,9 +47,10 @@ def check_judge(cfg, out: Path, runs: Path) -> bool:
     needs = []
     if gan_arms and not (out / "generator_check" / "metrics.json").is_file():
         needs.append("the generator check")
-    if ("gan_filtered" in gan_arms and not cfg.report_only
-            and not all((out / "runs" / f"gan_filtered_seed{s}.json").is_file() for s in cfg.seeds)):
-        needs.append("gan_filtered")
+    for arm in cfg.arms:  # the filter's arm and the arms taught by it, while one of their runs is still to train
+        if ((arm == "gan_filtered" or arm_spec(arm).teacher) and not cfg.report_only
+                and not all((out / "runs" / f"{arm}_seed{s}.json").is_file() for s in cfg.seeds)):
+            needs.append(arm)
     if not needs or judge_path(out, runs).is_file():
         return False
     need = f"{' and '.join(needs)} {'need' if len(needs) > 1 else 'needs'}"

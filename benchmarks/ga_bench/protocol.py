@@ -65,6 +65,7 @@ class ArmSpec:
     fit: Callable | None = None
     dose: Callable | None = None
     validate: Callable | None = None
+    teacher: bool = False  # trains with the aug seed-0 classifier (the judge's weights) as its teacher
     origin: str = "ga_bench"  # the module that registered it
 
 

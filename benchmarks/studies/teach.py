@@ -192,15 +192,15 @@ def _record_dose(loaders, dose):
 
 TEACH_ARMS = (
     ArmSpec("gan_distill", light=True, loaders=_record_dose(_distill_loaders, _distill_dose), dose=_distill_dose,
-            origin=__name__),
+            teacher=True, origin=__name__),
     ArmSpec("real_distill", light=True, loaders=_record_dose(_distill_loaders, _distill_dose), dose=_distill_dose,
-            origin=__name__),
+            teacher=True, origin=__name__),
     ArmSpec("gan_boundary", loaders=_record_dose(_boundary_loaders, _boundary_dose), dose=_boundary_dose,
             origin=__name__),
     ArmSpec("real_mixup", loaders=_record_dose(_boundary_loaders, _boundary_dose), dose=_boundary_dose,
             origin=__name__),
     ArmSpec("gan_feedback", light=True, loaders=_record_dose(_feedback_loaders, _feedback_dose), dose=_feedback_dose,
-            origin=__name__),
+            teacher=True, origin=__name__),
 )
 for _spec in TEACH_ARMS:
     if _spec.name not in known_arms():
