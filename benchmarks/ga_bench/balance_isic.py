@@ -86,9 +86,9 @@ def parser() -> argparse.ArgumentParser:
                         "generator with baselines already run")
     p.add_argument("--restore-judge", action="store_true", default=None,
                    help="the aug seed-0 run's record is saved but not its weights (results folders keep none; the "
-                        "generator check, gan_filtered and the studies' distillation and feedback arms need them): retrain that run, keep its weights in "
-                        "OUT/judge/ if it matches its record's test balanced accuracy within --restore-tolerance-pp "
-                        "(the record is kept as it is)")
+                        "generator check, gan_filtered and the studies' distillation and feedback arms need them): "
+                        "retrain that run, keep its weights in OUT/judge/ if it matches its record's test balanced "
+                        "accuracy within --restore-tolerance-pp (the record is kept as it is)")
     p.add_argument("--restore-tolerance-pp", type=float,
                    help="--restore-judge: largest test balanced accuracy difference from the record, percentage "
                         "points (2: another CPU's retraining came 1.3 pp from the record)")
