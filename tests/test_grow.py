@@ -126,3 +126,58 @@ def test_the_pilots_variants_differ_only_by_their_start_and_its_readme_answers_a
     assert "grow FID 70.0, probe 90 %; scratch FID 150.0, probe 99 %" in text and "FID 40.0, probe 55 %" in text
     assert "| grow | 40.2 | 10 | 60.0 | 10.0 | 0.50 | 0.40 | 85 | 0.300 |" in text
     assert "**Not yet run:** scratch @ 40." in text and set(VARIANTS) == {"grow", "scratch"}
+
+
+def test_the_pilots_leader_trains_on_while_its_fid_falls_and_stops_after_two_points_without(tmp_path, monkeypatch):
+    import types
+
+    import gan_augment.generators as generators
+    import studies.gan_recipes as recipes
+    import studies.grow128 as grow128
+
+    # a fake training loop and evaluation: FID per (variant, CPU-minutes); grow improves to 120 and then stalls
+    fids = {"grow": {20: 80, 40: 75, 60: 70, 90: 66, 120: 64, 150: 65, 180: 64.5, 210: 50},
+            "scratch": {20: 120, 40: 110, 60: 100}}
+    trained: list[tuple[str, float]] = []
+    now = {}
+
+    def train_for_cpu(config, overrides, run_dir, budget, deadline, name):
+        trained.append((name, budget))
+        now[name] = budget
+        (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+        (run_dir / "checkpoints" / "ckpt_1.pt").write_bytes(b"")
+        return True
+
+    def evaluate_point(key, run_dir, out_dir, cache_dir):
+        return {"cpu_minutes": now[key] + 0.4, "step": int(now[key] * 10),
+                "overall": {"fid": fids[key][now[key]], "kid": 0.01, "precision": 0.6, "recall": 0.5, "c2st": 0.9},
+                "memorisation": {"p_value": 0.4, "flagged": False}}
+
+    monkeypatch.setattr(grow128, "train_for_cpu", train_for_cpu)
+    monkeypatch.setattr(recipes, "evaluate_point", evaluate_point)
+    monkeypatch.setattr(recipes, "_collect", lambda *a, **k: None)
+    monkeypatch.setattr(recipes, "real_floor", lambda *a, **k: {"distribution": {"overall": {"fid": 50.0,
+                                                                                              "c2st": 0.52}}})
+    monkeypatch.setattr(generators, "load_generator", lambda path: types.SimpleNamespace(class_names=["a", "b"]))
+
+    out, runs = tmp_path / "out", tmp_path / "runs"
+    study = grow128.run_study(out, runs, time_limit_minutes=None, cache_dir=None, continue_to=240)
+    assert trained[:6] == [("grow", 20), ("scratch", 20), ("grow", 40), ("scratch", 40), ("grow", 60),
+                           ("scratch", 60)]
+    assert trained[6:] == [("grow", 90), ("grow", 120), ("grow", 150), ("grow", 180)]  # 150, 180 above 64: stop
+    assert grow128.leader(study) == "grow"
+    assert study["continuation"] == {"variant": "grow", "every": 30.0, "to": 240.0,
+                                     "stopped": "2 points without a lower FID at 180 CPU-min"}
+    text = (out / "README.md").read_text()
+    assert "**Continued.** `grow` trained on past the pilot" in text
+    assert "Its best point: 120 CPU-minutes, step 1200: FID 64.0, probe 90 %" in text
+    assert "FID <= 1.5x the floor = 75.0, memorisation not flagged): not met (probe). Stopped: 2 points without a lower FID at 180 CPU-min." in text
+    assert "--continue-to 240" in text and "| grow | 180.4 | 1800 | 64.5 |" in text
+
+    # a rerun trains nothing more; a goal met stops the continuation at once
+    trained.clear()
+    grow128.run_study(out, runs, time_limit_minutes=None, cache_dir=None, continue_to=240)
+    assert trained == []
+    point = {"overall": {"fid": 74.0, "c2st": 0.8}, "memorisation": {"flagged": False}}
+    assert grow128.goal(point, {"fid": 50.0}) == {"probe": True, "fid": True, "memorisation": True}
+    assert grow128.goal({**point, "memorisation": {"flagged": True}}, {"fid": 50.0})["memorisation"] is False

@@ -151,7 +151,7 @@ class ArmData:
         balanced = GANBalancedDataset(self.train_real, self.generator, strategy=strategy,
                                       max_synthetic_fraction=cap, transform=tf,
                                       bank_size=bank_size, device=self.device, seed=seed,
-                                      accept=self._filter() if arm == "gan_filtered" else None)
+                                      accept=self._filter() if spec.filtered else None)
         info["synthetic"], info["synthetic_cap"] = balanced.class_counts(), cap
         if balanced.filter_stats:
             info["filter_acceptance"] = {c: s["accepted"] / max(s["drawn"], 1) for c, s in balanced.filter_stats.items()}

@@ -48,7 +48,7 @@ def check_judge(cfg, out: Path, runs: Path) -> bool:
     if gan_arms and not (out / "generator_check" / "metrics.json").is_file():
         needs.append("the generator check")
     for arm in cfg.arms:  # the filter's arm and the arms taught by it, while one of their runs is still to train
-        if ((arm == "gan_filtered" or arm_spec(arm).teacher) and not cfg.report_only
+        if (arm_spec(arm).uses_judge and not cfg.report_only
                 and not all((out / "runs" / f"{arm}_seed{s}.json").is_file() for s in cfg.seeds)):
             needs.append(arm)
     if not needs or judge_path(out, runs).is_file():

@@ -66,7 +66,13 @@ class ArmSpec:
     dose: Callable | None = None
     validate: Callable | None = None
     teacher: bool = False  # trains with the aug seed-0 classifier (the judge's weights) as its teacher
+    filtered: bool = False  # keeps only the synthetic images the judge accepts (gan_filtered)
     origin: str = "ga_bench"  # the module that registered it
+
+    @property
+    def uses_judge(self) -> bool:
+        """Whether its runs need the judge's weights (as a filter or as a teacher)."""
+        return self.filtered or self.teacher
 
 
 ARM_SPECS: dict[str, ArmSpec] = {}
@@ -102,7 +108,8 @@ def is_uniform(arm: str) -> bool:
 
 # the product's arms: the baselines, and the GAN arms worth a user's time
 for _spec in (ArmSpec("plain"), ArmSpec("aug"), ArmSpec("aug_oversample"), ArmSpec("aug_weighted"), ArmSpec("gan"),
-              ArmSpec("gan_weighted", uniform=True), ArmSpec("gan_filtered"), ArmSpec("gan_light", light=True)):
+              ArmSpec("gan_weighted", uniform=True), ArmSpec("gan_filtered", filtered=True),
+              ArmSpec("gan_light", light=True)):
     register_arm(_spec)
 ARMS = known_arms()  # the product's arms, all in the presets
 DEFAULT_ARMS = ARMS

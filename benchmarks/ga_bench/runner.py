@@ -240,7 +240,8 @@ def run_benchmark(cfg: BenchmarkConfig, command: list[str] | None = None, *, run
     records: dict[str, list[dict]] = {}
     order = [a for a in cfg.arms if not a.startswith("gan")]
     gan_arms = [a for a in cfg.arms if a.startswith("gan")]
-    if ("gan_filtered" in gan_arms) and "aug" not in order:
+    filtered = any(arm_spec(a).filtered for a in gan_arms)
+    if filtered and "aug" not in order:
         order.append("aug")  # the filter and the generator check need the real-trained classifier
 
     if cfg.generator and gan_arms:  # resolved and checked above: the baselines' classifiers are tested on its images
@@ -253,7 +254,7 @@ def run_benchmark(cfg: BenchmarkConfig, command: list[str] | None = None, *, run
         records[arm] = finished(arm, cfg.seeds)
     generator_info = None
     if gan_arms:
-        if not records.get("aug") and ("gan_filtered" in gan_arms
+        if not records.get("aug") and (filtered
                                        or not (out / "generator_check" / "metrics.json").is_file()):
             records["aug"] = finished("aug", cfg.seeds[:1])  # the judge: trained here unless read or not needed
         if cfg.report_only and not cfg.generator:

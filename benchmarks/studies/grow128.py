@@ -12,6 +12,10 @@ test), at 128 px, beside the same numbers for real training images at 128 px (th
 
     python benchmarks/studies/grow128.py --out benchmarks/results/grow128_cpu --time-limit-minutes 170
 
+``--continue-to N`` then trains the pilot's leader (the lower FID at its last point) on to N CPU-minutes, judged
+every :data:`CONTINUE_EVERY` of them by the same protocol, while it improves: it stops after :data:`PATIENCE` points
+without a lower FID, or once it meets issue #44's goal at 128 px (:func:`goal`).
+
 Resumable: finished points are kept; a variant whose checkpoint is gone (another machine) starts over.
 """
 
@@ -44,10 +48,37 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
 }
 POINTS_CPU_MINUTES = (20.0, 40.0, 60.0)
 RESOLUTION = 128
+CONTINUE_EVERY = 30.0  # CPU-minutes between the leader's points after the pilot
+PATIENCE = 2  # points without a lower FID before the continuation stops
+GOAL = {"c2st": 0.80, "fid_over_floor": 1.5}  # issue #44 at 128 px, with the memorisation test passed
 
 
 def overrides(key: str) -> list[str]:
     return [*COMMON, *VARIANTS[key][1]]
+
+
+def leader(study: dict[str, Any]) -> str | None:
+    """The variant with the lower FID at the pilot's last point; None until both variants have reached it."""
+    last = f"{study['points_cpu_minutes'][-1]:g}"
+    pts = {k: study.get("variants", {}).get(k, {}).get("points", {}).get(last) for k in VARIANTS}
+    if not all(pts.values()):
+        return None
+    return min(VARIANTS, key=lambda k: pts[k]["overall"].get("fid") or float("inf"))
+
+
+def goal(point: dict[str, Any], floor: dict[str, Any]) -> dict[str, bool]:
+    """Issue #44's goal at 128 px, part by part: probe <= 80 %, FID <= 1.5x the real floor's, memorisation not
+    flagged."""
+    o = point["overall"]
+    return {"probe": (o.get("c2st") or 1.0) <= GOAL["c2st"],
+            "fid": (o.get("fid") or float("inf")) <= GOAL["fid_over_floor"] * (floor.get("fid") or 0.0),
+            "memorisation": not point.get("memorisation", {}).get("flagged", True)}
+
+
+def stalled(points: dict[str, dict[str, Any]]) -> bool:
+    """True when the last :data:`PATIENCE` points (in CPU order) have not lowered the best FID before them."""
+    fids = [p["overall"].get("fid") or float("inf") for p in sorted(points.values(), key=lambda p: p["cpu_minutes"])]
+    return len(fids) > PATIENCE and min(fids[-PATIENCE:]) >= min(fids[:-PATIENCE])
 
 
 def study_markdown(study: dict[str, Any], out: str = "benchmarks/results/grow128_cpu") -> str:
@@ -71,6 +102,22 @@ def study_markdown(study: dict[str, Any], out: str = "benchmarks/results/grow128
                   f"{num(100 * (floor.get('c2st') or float('nan')), '.0f')} %. One training seed each.", ""]
     else:
         lines += ["**Answer.** Not yet: no CPU point has been reached by both variants.", ""]
+    cont = study.get("continuation")
+    if cont and floor:
+        pts = variants[cont["variant"]]["points"]
+        best = min(pts.values(), key=lambda q: q["overall"].get("fid") or float("inf"))
+        parts = goal(best, floor)
+        o = best["overall"]
+        verdict = ("met" if all(parts.values()) else
+                   "not met (" + ", ".join(k for k, ok in parts.items() if not ok) + ")")
+        lines += [f"**Continued.** `{cont['variant']}` trained on past the pilot, judged every "
+                  f"{cont['every']:g} CPU-minutes while its FID improved (to {cont['to']:g} CPU-minutes at most; "
+                  f"stop after {PATIENCE} points without a lower FID or at the goal). Its best point: "
+                  f"{best['cpu_minutes']:.0f} CPU-minutes, step {best['step']}: FID {num(o.get('fid'))}, probe "
+                  f"{num(100 * (o.get('c2st') or float('nan')), '.0f')} %. Goal at {RESOLUTION} px (probe <= "
+                  f"{100 * GOAL['c2st']:.0f} %, FID <= {GOAL['fid_over_floor']:g}x the floor = "
+                  f"{num(GOAL['fid_over_floor'] * floor['fid'])}, memorisation not flagged): {verdict}."
+                  + (f" Stopped: {cont['stopped']}." if cont.get("stopped") else ""), ""]
     lines += [f"InceptionV3 features, validation split, {study['per_class']} generated images per class, at most "
               f"{study['max_real_per_class']} real ones per class; probe = how often a linear probe tells generated "
               "from real (50 % = never).", "",
@@ -87,7 +134,8 @@ def study_markdown(study: dict[str, Any], out: str = "benchmarks/results/grow128
     meta = study.get("meta", {})
     lines += ["", "Variants: " + "; ".join(f"`{k}` - {d}" for k, (d, _) in VARIANTS.items()) + ".", "",
               "**Command** (resumable; finished points are kept):", "", "```bash",
-              f"python benchmarks/studies/grow128.py --out {out} --time-limit-minutes 170", "```", "",
+              f"python benchmarks/studies/grow128.py --out {out} --time-limit-minutes 170"
+              + (f" --continue-to {study['continuation']['to']:g}" if study.get("continuation") else ""), "```", "",
               f"Code: commit `{str(meta.get('commit'))[:12]}` on {meta.get('device')}."
               + (f" **Not yet run:** {', '.join(missing)}." if missing else "")]
     if study.get("paused"):
@@ -96,7 +144,7 @@ def study_markdown(study: dict[str, Any], out: str = "benchmarks/results/grow128
 
 
 def run_study(out: Path, runs_dir: Path, *, time_limit_minutes: float | None, cache_dir: Path | None,
-              points: tuple[float, ...] = POINTS_CPU_MINUTES) -> dict[str, Any]:
+              points: tuple[float, ...] = POINTS_CPU_MINUTES, continue_to: float | None = None) -> dict[str, Any]:
     from gan_augment._io import write_json, write_text
     from gan_augment.generators import load_generator
     from gan_augment.provenance import run_metadata
@@ -115,25 +163,42 @@ def run_study(out: Path, runs_dir: Path, *, time_limit_minutes: float | None, ca
         if rec["points"] and not (ckpts.is_dir() and any(ckpts.glob("ckpt_*.pt"))):
             print(f"grow128: {key} has points but no checkpoint in {runs_dir / key}; starting it over", file=sys.stderr)
             rec["points"] = {}
+    def point(key: str, budget: float) -> None:  # train the variant to ``budget`` CPU-minutes and judge it there
+        label, run_dir = f"{budget:g}", runs_dir / key
+        rec = study["variants"][key]
+        if label in rec["points"]:
+            return
+        train_for_cpu(CONFIG, overrides(key), run_dir, budget, deadline, name=key)
+        if deadline is not None and deadline - time.monotonic() < 4 * 60:
+            raise Paused("not enough time left to evaluate")
+        rec["points"][label] = evaluate_point(key, run_dir, run_dir / f"eval_{label}", cache_dir)
+        if "floor" not in study:
+            names = list(load_generator(run_dir / "generator.safetensors").class_names)
+            study["floor"] = real_floor(run_dir / "manifest.csv", names, cache_dir, resolution=RESOLUTION)
+        _collect(key, run_dir, out / key, final=label)
+        study["meta"]["last_update"] = run_metadata(device="cpu")
+        write_json(path, study)
+        write_text(out / "README.md", study_markdown(study, out.as_posix()))
+        print(f"grow128: {key} @ {label} CPU-min: {rec['points'][label]['overall']}", flush=True)
+
     with pausable(study, "grow128"):
         for budget in points:  # both variants at each point before the next: a pause leaves them comparable
             for key in VARIANTS:
-                label, run_dir = f"{budget:g}", runs_dir / key
-                rec = study["variants"][key]
-                if label in rec["points"]:
-                    continue
-                train_for_cpu(CONFIG, overrides(key), run_dir, budget, deadline, name=key)
-                if deadline is not None and deadline - time.monotonic() < 4 * 60:
-                    raise Paused("not enough time left to evaluate")
-                rec["points"][label] = evaluate_point(key, run_dir, run_dir / f"eval_{label}", cache_dir)
-                if "floor" not in study:
-                    names = list(load_generator(run_dir / "generator.safetensors").class_names)
-                    study["floor"] = real_floor(run_dir / "manifest.csv", names, cache_dir, resolution=RESOLUTION)
-                _collect(key, run_dir, out / key, final=label)
-                study["meta"]["last_update"] = run_metadata(device="cpu")
-                write_json(path, study)
-                write_text(out / "README.md", study_markdown(study, out.as_posix()))
-                print(f"grow128: {key} @ {label} CPU-min: {rec['points'][label]['overall']}", flush=True)
+                point(key, budget)
+        best = leader(study)
+        if continue_to and best:
+            cont = study.setdefault("continuation", {"variant": best, "every": CONTINUE_EVERY})
+            cont["to"] = max(continue_to, cont.get("to", 0))
+            budget = points[-1] + CONTINUE_EVERY
+            while budget <= cont["to"] + 1e-9:
+                pts = study["variants"][best]["points"]
+                met = [p for p in pts.values() if all(goal(p, study["floor"]["distribution"]["overall"]).values())]
+                if met or stalled(pts):
+                    cont["stopped"] = ("goal met" if met else
+                                       f"{PATIENCE} points without a lower FID") + f" at {max(map(float, pts)):g} CPU-min"
+                    break
+                point(best, budget)
+                budget += CONTINUE_EVERY
     write_json(path, study)
     write_text(out / "README.md", study_markdown(study, out.as_posix()))
     return study
@@ -145,8 +210,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs-dir", type=Path, default=Path("runs/grow128_cpu"), help="checkpoints (not committed)")
     p.add_argument("--time-limit-minutes", type=float, help="pause cleanly before this much wall time")
     p.add_argument("--cache-dir", type=Path, default=Path("runs/feature_cache"))
+    p.add_argument("--continue-to", type=float, metavar="CPU_MIN",
+                   help=f"after the pilot, train its leader on to this many CPU-minutes, judged every "
+                        f"{CONTINUE_EVERY:g} while it improves")
     args = p.parse_args(argv)
-    run_study(args.out, args.runs_dir, time_limit_minutes=args.time_limit_minutes, cache_dir=args.cache_dir)
+    run_study(args.out, args.runs_dir, time_limit_minutes=args.time_limit_minutes, cache_dir=args.cache_dir,
+              continue_to=args.continue_to)
     return 0
 
 
