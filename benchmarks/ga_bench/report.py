@@ -12,7 +12,7 @@ from classifier.stats import balanced_accuracy, macro_auroc, mean_recall, paired
 
 from .protocol import BASELINES, GOALS, MIN_SEEDS_FOR_VERDICT
 from .report_context import HAM10000_CLASSES, _ci, _outside_lines, _pm, _reference_lines, reference_summary
-from .runs_status import runs_lines
+from .runs_status import runs_lines, runs_status
 from .report_sections import _assess_lines, _external_lines, arms_lines, external_summary  # noqa: F401
 from .shared_regime import shared_generator_lines
 
@@ -174,10 +174,12 @@ def report_markdown(results: dict) -> str:
         lines += _reference_lines(results["reference"])
     if cfg["preset"] == "cpu64" and not cfg.get("max_train_images"):
         seeds = sorted({s for a in arms.values() for s in a.get("seeds", [])})
+        done = "runs_finished" in results and not runs_status(results)["missing"]
         lines += [f"> The reference protocol at 64 px on a CPU: every training image of the split "
                   f"({results['data']['train_total']}), {results['epochs']} epochs, seed"
-                  f"{'s' if len(seeds) != 1 else ''} {', '.join(map(str, seeds))} so far (each arm's seeds: the "
-                  "tables). Evidence at 64 px, not at the reference 256 px.", ""]
+                  f"{'s' if len(seeds) != 1 else ''} {', '.join(map(str, seeds))}"
+                  f"{'' if done else ' so far'} (each arm's seeds: the tables). Evidence at 64 px, not at the "
+                  "reference 256 px.", ""]
     elif results.get("assess"):
         lines += _assess_lines(results)
     elif cfg["preset"] != "full":
