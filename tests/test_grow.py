@@ -171,7 +171,8 @@ def test_the_pilots_leader_trains_on_while_its_fid_falls_and_stops_after_two_poi
     text = (out / "README.md").read_text()
     assert "**Continued.** `grow` trained on past the pilot" in text
     assert "Its best point: 120 CPU-minutes, step 1200: FID 64.0, probe 90 %" in text
-    assert "FID <= 1.5x the floor = 75.0, memorisation not flagged): not met (probe). Stopped: 2 points without a lower FID at 180 CPU-min." in text
+    assert ("FID <= 1.5x the floor = 75.0, memorisation not flagged): not met (probe). Stopped: 2 points without a "
+            "lower FID at 180 CPU-min.") in text
     assert "--continue-to 240" in text and "| grow | 180.4 | 1800 | 64.5 |" in text
 
     # a rerun trains nothing more; a goal met stops the continuation at once
@@ -181,3 +182,27 @@ def test_the_pilots_leader_trains_on_while_its_fid_falls_and_stops_after_two_poi
     point = {"overall": {"fid": 74.0, "c2st": 0.8}, "memorisation": {"flagged": False}}
     assert grow128.goal(point, {"fid": 50.0}) == {"probe": True, "fid": True, "memorisation": True}
     assert grow128.goal({**point, "memorisation": {"flagged": True}}, {"fid": 50.0})["memorisation"] is False
+
+
+def test_a_grown_generator_grows_again_from_its_faded_in_file(tmp_path):
+    """128 -> 256 px starts from a file that was itself grown (here 32 -> 64 -> 128): its dead low path is dropped,
+    its output layer becomes the new low path; a file still fading in is refused."""
+    g32 = _small(32)
+    first = save_generator(g32, tmp_path / "g32.safetensors", manifest_hash="m" * 64, split="train")
+    g64 = _small(64, grown_from=32)
+    warm_start(g64, str(first), ["a", "b", "c"])
+    for p in g64.parameters():  # "trained" on after the fade-in
+        p.data.add_(0.05 * torch.randn_like(p))
+    half = save_generator(g64, tmp_path / "g64_fading.safetensors", manifest_hash="m" * 64, split="train")
+    with pytest.raises(ValueError, match="still fading in its own last block \\(fade 0.00\\)"):
+        warm_start(_small(128, grown_from=64), str(half), ["a", "b", "c"])
+    g64.fade.fill_(1.0)
+    done = save_generator(g64, tmp_path / "g64.safetensors", manifest_hash="m" * 64, split="train")
+    G = _small(128, grown_from=64)
+    record = warm_start(G, str(done), ["a", "b", "c"])
+    assert record["grown_from"] == 64 and float(G.fade) == 0.0
+    assert torch.equal(G.to_image_low.weight, g64.to_image.weight)  # not the 32 px path's layer
+    z, y = torch.randn(4, 16), torch.tensor([0, 1, 2, 0])
+    with torch.no_grad():
+        assert torch.allclose(G.eval()(z, y), F.interpolate(g64.eval()(z, y), scale_factor=2, mode="nearest"),
+                              atol=1e-6)

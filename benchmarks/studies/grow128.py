@@ -194,8 +194,8 @@ def run_study(out: Path, runs_dir: Path, *, time_limit_minutes: float | None, ca
                 pts = study["variants"][best]["points"]
                 met = [p for p in pts.values() if all(goal(p, study["floor"]["distribution"]["overall"]).values())]
                 if met or stalled(pts):
-                    cont["stopped"] = ("goal met" if met else
-                                       f"{PATIENCE} points without a lower FID") + f" at {max(map(float, pts)):g} CPU-min"
+                    why = "goal met" if met else f"{PATIENCE} points without a lower FID"
+                    cont["stopped"] = f"{why} at {max(map(float, pts)):g} CPU-min"
                     break
                 point(best, budget)
                 budget += CONTINUE_EVERY

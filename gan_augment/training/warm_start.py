@@ -116,8 +116,12 @@ def _grow(G: GeneratorBase, source: GeneratorBase, spec: str, path: Path, class_
                                      "here)" for k in differ) + ": set the model section to the file's")
     if G.num_classes and list(source.meta.get("class_names") or []) != list(class_names):
         raise ValueError(f"{where}: its classes {source.meta.get('class_names')} are not this run's {list(class_names)}")
+    if getattr(source, "grown_from", None) is not None and float(source.fade) < 1:
+        raise ValueError(f"{where}: a generator still fading in its own last block (fade {float(source.fade):.2f}): "
+                         "train it past its train.fade_steps first")
+    # a grown file's own low path (to_image_low, fade) is dead at fade 1: its output layer becomes our low path
     state = {("to_image_low." + k.split(".", 1)[1] if k.startswith("to_image.") else k): v
-             for k, v in source.state_dict().items()}
+             for k, v in source.state_dict().items() if not (k.startswith("to_image_low.") or k == "fade")}
     ours = G.state_dict()
     wrong = sorted(k for k in state if k in ours and ours[k].shape != state[k].shape)
     unexpected = sorted(k for k in state if k not in ours)
