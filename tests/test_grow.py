@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from gan_augment.generators import load_generator, read_generator_metadata, save_generator
 from gan_augment.models import create_generator
 from gan_augment.training import Trainer
-from gan_augment.training.warm_start import warm_start
+from gan_augment.training.warm_start import read_discriminator, save_discriminator, warm_start
 
 from .test_training import _cfg, folder  # noqa: F401 - folder is a fixture
 from .test_warm_start_discriminator import _recipe
@@ -92,6 +92,17 @@ def test_a_grown_run_fades_in_over_its_steps_and_takes_the_files_discriminator(t
     grown["model"]["d_backbone_scale"] = 2
     with pytest.raises(ValueError, match="saw 64 px images, this grown run's sees 128 px.*d_backbone_scale to 1"):
         Trainer(_cfg({**grown, "out": str(tmp_path / "g2")}))
+    # a file whose backbone saw fewer pixels than the grown run's images have: no scale fits, D starts afresh
+    meta, tensors = read_discriminator(disc)
+    narrow = save_discriminator(tensors, tmp_path / "d_view32.safetensors",
+                                model={**first["model"], "d_backbone_scale": 1}, class_names=meta["class_names"],
+                                manifest_hash=meta["manifest_hash"], split=meta["split"], step=meta["step"],
+                                generator_sha256=meta["generator_sha256"])
+    grown["model"]["d_backbone_scale"] = 1
+    grown["train"]["init_discriminator"] = str(narrow)
+    with pytest.raises(ValueError, match="saw 32 px images, this grown run's sees 64 px.*start D afresh "
+                                         "\\(train.init_discriminator: null\\)"):
+        Trainer(_cfg({**grown, "out": str(tmp_path / "g3")}))
     # growing needs a file to grow
     bare = _recipe(tmp_path / "bare", folder, steps=2)
     bare["model"].update({"resolution": 64, "g_grown_from": 32})

@@ -242,9 +242,13 @@ def warm_start_discriminator(D: torch.nn.Module, spec: str, model: dict[str, Any
         # backbone scale 2 = 128 px images at scale 1) - its heads then sit on the same feature maps
         view = lambda d: int(d.get("resolution") or 0) * int(d.get("d_backbone_scale") or 1)  # noqa: E731
         if view(theirs) != view(ours):
+            scale, left = divmod(view(theirs), int(ours["resolution"]))
+            fix = (f"set model.d_backbone_scale to {scale}" if scale and not left else
+                   "no backbone scale of this resolution gives that view: start D afresh "
+                   "(train.init_discriminator: null)")
             raise ValueError(f"train.init_discriminator {spec}: its backbone saw {view(theirs)} px images, this grown "
                              f"run's sees {view(ours)} px (model.d_backbone_scale {ours.get('d_backbone_scale')}): "
-                             f"set model.d_backbone_scale to {view(theirs) // int(ours['resolution'])} if it divides")
+                             + fix)
         theirs = {**theirs, "resolution": ours["resolution"], "d_backbone_scale": ours.get("d_backbone_scale")}
     differ = [k for k in ours if theirs.get(k) != ours[k]]  # keys this D does not take are not compared
     if differ:
