@@ -157,6 +157,7 @@ def test_the_pilots_leader_trains_on_while_its_fid_falls_and_stops_after_two_poi
         now[name] = budget
         (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
         (run_dir / "checkpoints" / "ckpt_1.pt").write_bytes(b"")
+        (run_dir / "generator.safetensors").write_text(f"{name} {budget:g}")
         return True
 
     def evaluate_point(key, run_dir, out_dir, cache_dir):
@@ -185,6 +186,9 @@ def test_the_pilots_leader_trains_on_while_its_fid_falls_and_stops_after_two_poi
     assert ("FID <= 1.5x the floor = 75.0, memorisation not flagged): not met (probe). Stopped: 2 points without a "
             "lower FID at 180 CPU-min.") in text
     assert "--continue-to 240" in text and "| grow | 180.4 | 1800 | 64.5 |" in text
+    # each judged generator is kept beside its evaluation: the best (120) can be shipped after the last (180)
+    assert (runs / "grow" / "eval_120" / "generator.safetensors").read_text() == "grow 120"
+    assert (runs / "scratch" / "eval_60" / "generator.safetensors").read_text() == "scratch 60"
 
     # a rerun trains nothing more; a goal met stops the continuation at once
     trained.clear()

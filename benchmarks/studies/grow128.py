@@ -29,6 +29,7 @@ if __package__ in (None, ""):  # run as a script
 
 import argparse
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -55,6 +56,19 @@ GOAL = {"c2st": 0.80, "fid_over_floor": 1.5}  # issue #44 at 128 px, with the me
 
 def overrides(key: str) -> list[str]:
     return [*COMMON, *VARIANTS[key][1]]
+
+
+POINT_FILES = ("generator.safetensors", "discriminator.safetensors", "train_summary.json", "samples_per_class.jpg",
+               "loss_curves.png")
+
+
+def keep_point(run_dir: Path, eval_dir: Path) -> None:
+    """Keep the judged generator beside its evaluation (ignored ``runs/``), with the files that ship it
+    (``benchmarks/ship_generator.py EVAL_DIR``): the best point need not be the last."""
+    eval_dir.mkdir(parents=True, exist_ok=True)
+    for name in POINT_FILES:
+        if (run_dir / name).is_file():
+            shutil.copy2(run_dir / name, eval_dir / name)
 
 
 def leader(study: dict[str, Any]) -> str | None:
@@ -172,6 +186,7 @@ def run_study(out: Path, runs_dir: Path, *, time_limit_minutes: float | None, ca
         if deadline is not None and deadline - time.monotonic() < 4 * 60:
             raise Paused("not enough time left to evaluate")
         rec["points"][label] = evaluate_point(key, run_dir, run_dir / f"eval_{label}", cache_dir)
+        keep_point(run_dir, run_dir / f"eval_{label}")
         if "floor" not in study:
             names = list(load_generator(run_dir / "generator.safetensors").class_names)
             study["floor"] = real_floor(run_dir / "manifest.csv", names, cache_dir, resolution=RESOLUTION)
