@@ -165,6 +165,8 @@ def test_the_pilots_leader_trains_on_while_its_fid_falls_and_stops_after_two_poi
                 "overall": {"fid": fids[key][now[key]], "kid": 0.01, "precision": 0.6, "recall": 0.5, "c2st": 0.9},
                 "memorisation": {"p_value": 0.4, "flagged": False}}
 
+    assert grow128.settled_step("grow") == 16500 + 1000 and grow128.settled_step("scratch") == 0  # the real config
+    monkeypatch.setattr(grow128, "settled_step", lambda key: 1000 if key == "grow" else 0)  # fade-in ends at 100
     monkeypatch.setattr(grow128, "train_for_cpu", train_for_cpu)
     monkeypatch.setattr(recipes, "evaluate_point", evaluate_point)
     monkeypatch.setattr(recipes, "_collect", lambda *a, **k: None)
@@ -178,8 +180,13 @@ def test_the_pilots_leader_trains_on_while_its_fid_falls_and_stops_after_two_poi
                            ("scratch", 60)]
     assert trained[6:] == [("grow", 90), ("grow", 120), ("grow", 150), ("grow", 180)]  # 150, 180 above 64: stop
     assert grow128.leader(study) == "grow"
-    assert study["continuation"] == {"variant": "grow", "every": 30.0, "to": 240.0,
+    assert study["continuation"] == {"variant": "grow", "every": 30.0, "to": 240.0, "settled_step": 1000,
                                      "stopped": "2 points without a lower FID at 180 CPU-min"}
+    # points inside the fade-in never stop it: 20-60 without a lower FID than at 20, all before step 1000
+    fading = {k: v for k, v in study["variants"]["grow"]["points"].items() if k in ("20", "40", "60")}
+    for pt, fid in zip(fading.values(), (70, 75, 80)):
+        pt["overall"]["fid"] = fid
+    assert not grow128.stalled(fading, 1000) and grow128.stalled(fading, 0)
     text = (out / "README.md").read_text()
     assert "**Continued.** `grow` trained on past the pilot" in text
     assert "Its best point: 120 CPU-minutes, step 1200: FID 64.0, probe 90 %" in text

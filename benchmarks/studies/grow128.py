@@ -14,7 +14,8 @@ test), at 128 px, beside the same numbers for real training images at 128 px (th
 
 ``--continue-to N`` then trains the pilot's leader (the lower FID at its last point) on to N CPU-minutes, judged
 every :data:`CONTINUE_EVERY` of them by the same protocol, while it improves: it stops after :data:`PATIENCE` points
-without a lower FID, or once it meets issue #44's goal at 128 px (:func:`goal`).
+without a lower FID once its fade-in has ended (:func:`settled_step`; the pilot's points of ``grow`` judge a blend of
+the 64 px file's upsampled images and the new block's), or once it meets issue #44's goal at 128 px (:func:`goal`).
 
 Resumable: finished points are kept; a variant whose checkpoint is gone (another machine) starts over.
 """
@@ -89,10 +90,28 @@ def goal(point: dict[str, Any], floor: dict[str, Any]) -> dict[str, bool]:
             "memorisation": not point.get("memorisation", {}).get("flagged", True)}
 
 
-def stalled(points: dict[str, dict[str, Any]]) -> bool:
-    """True when the last :data:`PATIENCE` points (in CPU order) have not lowered the best FID before them."""
-    fids = [p["overall"].get("fid") or float("inf") for p in sorted(points.values(), key=lambda p: p["cpu_minutes"])]
-    return len(fids) > PATIENCE and min(fids[-PATIENCE:]) >= min(fids[:-PATIENCE])
+def settled_step(key: str) -> int:
+    """The G step from which the variant's generator is its own: a grown one mixes in the file's upsampled images
+    until its fade-in ends (the file's step + ``train.fade_steps``); one from scratch at once (0)."""
+    from gan_augment.generators import read_generator_metadata
+    from gan_augment.training import load_config
+    from gan_augment.training.warm_start import resolve_init_generator
+
+    cfg = load_config(CONFIG, overrides(key))
+    if cfg.model.g_grown_from is None:
+        return 0
+    start = read_generator_metadata(resolve_init_generator(cfg.train.init_generator)).get("step") or 0
+    return int(start) + int(cfg.train.fade_steps)
+
+
+def stalled(points: dict[str, dict[str, Any]], settled: int = 0) -> bool:
+    """True when the last :data:`PATIENCE` points (in CPU order), all at or after step ``settled`` (the end of a
+    fade-in: points before it judge a blend), have not lowered the best FID of the points before them."""
+    pts = sorted(points.values(), key=lambda p: p["cpu_minutes"])
+    fids = [p["overall"].get("fid") or float("inf") for p in pts]
+    if len(pts) <= PATIENCE or any(p["step"] < settled for p in pts[-PATIENCE:]):
+        return False
+    return min(fids[-PATIENCE:]) >= min(fids[:-PATIENCE])
 
 
 def study_markdown(study: dict[str, Any], out: str = "benchmarks/results/grow128_cpu") -> str:
@@ -126,7 +145,8 @@ def study_markdown(study: dict[str, Any], out: str = "benchmarks/results/grow128
                    "not met (" + ", ".join(k for k, ok in parts.items() if not ok) + ")")
         lines += [f"**Continued.** `{cont['variant']}` trained on past the pilot, judged every "
                   f"{cont['every']:g} CPU-minutes while its FID improved (to {cont['to']:g} CPU-minutes at most; "
-                  f"stop after {PATIENCE} points without a lower FID or at the goal). Its best point: "
+                  f"stop after {PATIENCE} points without a lower FID once its generator is its own - step "
+                  f"{cont.get('settled_step', 0)}, the end of a fade-in - or at the goal). Its best point: "
                   f"{best['cpu_minutes']:.0f} CPU-minutes, step {best['step']}: FID {num(o.get('fid'))}, probe "
                   f"{num(100 * (o.get('c2st') or float('nan')), '.0f')} %. Goal at {RESOLUTION} px (probe <= "
                   f"{100 * GOAL['c2st']:.0f} %, FID <= {GOAL['fid_over_floor']:g}x the floor = "
@@ -204,11 +224,13 @@ def run_study(out: Path, runs_dir: Path, *, time_limit_minutes: float | None, ca
         if continue_to and best:
             cont = study.setdefault("continuation", {"variant": best, "every": CONTINUE_EVERY})
             cont["to"] = max(continue_to, cont.get("to", 0))
+            cont.pop("stopped", None)  # decided again from the points (a resumed or extended run)
+            cont["settled_step"] = settled = settled_step(best)
             budget = points[-1] + CONTINUE_EVERY
             while budget <= cont["to"] + 1e-9:
                 pts = study["variants"][best]["points"]
                 met = [p for p in pts.values() if all(goal(p, study["floor"]["distribution"]["overall"]).values())]
-                if met or stalled(pts):
+                if met or stalled(pts, settled):
                     why = "goal met" if met else f"{PATIENCE} points without a lower FID"
                     cont["stopped"] = f"{why} at {max(map(float, pts)):g} CPU-min"
                     break
