@@ -169,7 +169,11 @@ def test_the_pilots_leader_trains_on_while_its_fid_falls_and_stops_after_two_poi
     monkeypatch.setattr(grow128, "settled_step", lambda key: 1000 if key == "grow" else 0)  # fade-in ends at 100
     monkeypatch.setattr(grow128, "train_for_cpu", train_for_cpu)
     monkeypatch.setattr(recipes, "evaluate_point", evaluate_point)
-    monkeypatch.setattr(recipes, "_collect", lambda *a, **k: None)
+    def collect(key, run_dir, dest, final):  # as gan_recipes' _collect: this point's panels beside its metrics
+        (dest / f"eval_{final}").mkdir(parents=True, exist_ok=True)
+        (dest / f"eval_{final}" / "samples_vs_real.jpg").write_bytes(b"jpg")
+
+    monkeypatch.setattr(recipes, "_collect", collect)
     monkeypatch.setattr(recipes, "real_floor", lambda *a, **k: {"distribution": {"overall": {"fid": 50.0,
                                                                                               "c2st": 0.52}}})
     monkeypatch.setattr(generators, "load_generator", lambda path: types.SimpleNamespace(class_names=["a", "b"]))
@@ -196,6 +200,8 @@ def test_the_pilots_leader_trains_on_while_its_fid_falls_and_stops_after_two_poi
     # each judged generator is kept beside its evaluation: the best (120) can be shipped after the last (180)
     assert (runs / "grow" / "eval_120" / "generator.safetensors").read_text() == "grow 120"
     assert (runs / "scratch" / "eval_60" / "generator.safetensors").read_text() == "scratch 60"
+    # the committed folder keeps the image panels of each variant's last point only
+    assert sorted(p.parent.name for p in out.rglob("samples_vs_real.jpg")) == ["eval_180", "eval_60"]
 
     # a rerun trains nothing more; a goal met stops the continuation at once
     trained.clear()

@@ -211,6 +211,10 @@ def run_study(out: Path, runs_dir: Path, *, time_limit_minutes: float | None, ca
             names = list(load_generator(run_dir / "generator.safetensors").class_names)
             study["floor"] = real_floor(run_dir / "manifest.csv", names, cache_dir, resolution=RESOLUTION)
         _collect(key, run_dir, out / key, final=label)
+        for ev in (out / key).glob("eval_*"):  # image panels of the last point only (the repository stays light)
+            if ev.name != f"eval_{label}":
+                for panel in ("samples_vs_real.jpg", "nearest_training.jpg"):
+                    (ev / panel).unlink(missing_ok=True)
         study["meta"]["last_update"] = run_metadata(device="cpu")
         write_json(path, study)
         write_text(out / "README.md", study_markdown(study, out.as_posix()))
