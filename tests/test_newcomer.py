@@ -152,7 +152,7 @@ def test_an_archived_generator_outside_the_repository_says_where_it_is(tmp_path,
     import gan_augment.pretrained as pretrained
 
     monkeypatch.setattr(pretrained, "REPO_ROOT", tmp_path)  # an installed package, no clone beside it
-    with pytest.raises(PretrainedUnavailable, match="no longer ships in the package: a clone of the gan-augment "
+    with pytest.raises(PretrainedUnavailable, match="does not ship in the package: a clone of the gan-augment "
                                                     "repository keeps it at benchmarks/results/pretrained_ham10000_64/"):
         pretrained_path("ham10000-64")
     assert "ham10000-64" not in pretrained.list_pretrained(archived=True)

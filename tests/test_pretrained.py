@@ -92,6 +92,18 @@ def test_cpu64_preset_resolves_as_documented():
     assert build_config(parser().parse_args(["--train-fraction", "0.25"])).resolved_epochs() == 20
 
 
+def test_cpu128_preset_is_cpu64_at_128_px_with_the_128_px_generator():
+    cfg = build_config(parser().parse_args(["--preset", "cpu128"]))
+    cpu64 = build_config(parser().parse_args(["--preset", "cpu64"]))
+    for key in ("split_seed", "fractions", "classifier", "batch_size", "lr", "seeds", "check_features", "bank_size",
+                "filter_quantile", "max_train_images", "train_fraction"):
+        assert getattr(cfg, key) == getattr(cpu64, key), key
+    assert (cfg.image_size, cfg.resolved_epochs(), cfg.out) == (128, 8, "runs/balance_isic_cpu128")
+    assert cfg.arms == ["aug", "aug_oversample", "gan_light"]
+    assert cfg.generator == "pretrained:ham10000-128" and pt.pretrained_info("ham10000-128")["resolution"] == 128
+    assert cfg.gan_config == "configs/ham10000_128_grow.yaml"
+
+
 def test_demo_preset_resolves_as_documented():
     """`make demo`: a slice of the cpu64 protocol on the embedded demo set, one seed, the default shipped generator,
     the recommended GAN arm, the committed result on top."""
@@ -304,6 +316,50 @@ def test_ship_a_generator_with_the_discriminator_written_beside_it(tmp_path):
     assert "the discriminator from the file written with it (`train.init_discriminator`: `a.disc.safetensors`)" in card
     assert "discriminator" not in pt.pretrained_info("toy-32", root=dest)  # this run wrote none: none shipped
     assert not (dest / "toy_32.disc.safetensors").exists()  # nor is the last one's left beside it
+
+
+def test_ship_a_generator_kept_in_the_repository_not_in_the_package(tmp_path, monkeypatch):
+    """--in-repository: the weights (and the discriminator) go to the evidence folder's generator/, the card and
+    index entry to the package; a clone loads it by name, an install without the clone says where it is."""
+    import ga_bench.ship_generator as sg
+    from gan_augment.models import create_discriminator
+    from gan_augment.training.warm_start import save_discriminator
+
+    monkeypatch.setattr(sg, "REPO", tmp_path)  # the source checkout
+    monkeypatch.setattr(pt, "REPO_ROOT", tmp_path)
+    run = tmp_path / "run"
+    run.mkdir()
+    torch.manual_seed(0)
+    G = create_generator("fastgan", resolution=32, num_classes=2, base_channels=4, z_dim=8)
+    gen = save_generator(G, run / "generator.safetensors", class_names=["a", "b"], manifest_hash="h" * 64,
+                         split="train", step=50)
+    (run / "train_summary.json").write_text(json.dumps({"step": 50, "cpu_s_total": 60.0, "elapsed_s_total": 30.0,
+                                                        "device": "cpu"}))
+    block = {"fid": 60.0, "kid": 0.01, "precision": 0.7, "recall": 0.5, "c2st": 0.7}
+    (run / "metrics.json").write_text(json.dumps({"generator": {"manifest_hash": "h" * 64}, "distribution": {
+        "inception": {"overall": block, "per_class": {"a": block, "b": block}}}}))
+    D = create_discriminator("resnet", resolution=32, num_classes=2, base_channels=4)
+    save_discriminator(D.state_dict(), run / "discriminator.safetensors",
+                       model={"discriminator": "resnet", "resolution": 32, "conditional": True, "d_channels": 4},
+                       class_names=["a", "b"], manifest_hash="h" * 64, split="train", step=50,
+                       generator_sha256=pt.file_sha256(gen))
+    dest, evidence = tmp_path / "pkg", tmp_path / "results" / "pretrained_toy_32"
+    with pytest.raises(ValueError, match="in_repository needs an evidence folder"):
+        sg.ship(run, "toy-32", run / "metrics.json", dest=dest, in_repository=True)
+    path = sg.ship(run, "toy-32", run / "metrics.json", dest=dest, evidence=evidence, in_repository=True)
+    assert path == evidence / "generator" / "toy_32.safetensors" and path.is_file()
+    assert sorted(f.name for f in dest.iterdir()) == ["index.json", "toy_32.md"]  # no weights in the package
+    info = pt.pretrained_info("toy-32", root=dest)
+    assert info["archived_at"] == "results/pretrained_toy_32/generator/toy_32.safetensors"
+    assert info["discriminator"]["archived_at"] == "results/pretrained_toy_32/generator/toy_32.disc.safetensors"
+    assert pt.list_pretrained(root=dest) == [] and pt.list_pretrained(root=dest, archived=True) == ["toy-32"]
+    assert torch.equal(pt.load_pretrained("toy-32", root=dest).sample(2, "b", seed=0), G.sample(2, 1, seed=0))
+    assert pt.file_sha256(pt.pretrained_discriminator_path("toy-32", root=dest)) == info["discriminator"]["sha256"]
+    assert "Kept in the source repository (`results/pretrained_toy_32/generator/toy_32.safetensors`)" in \
+        pt.model_card("toy-32", root=dest)
+    monkeypatch.setattr(pt, "REPO_ROOT", tmp_path / "elsewhere")  # an installed package, no clone beside it
+    with pytest.raises(pt.PretrainedUnavailable, match="does not ship in the package: a clone"):
+        pt.pretrained_path("toy-32", root=dest)
 
 
 def test_cli_takes_a_shipped_generator_by_name(tmp_path, capsys):

@@ -112,11 +112,17 @@ def model_card_markdown(name: str, meta: dict, summary: dict, metrics: dict, flo
 
 
 def ship(run_dir: Path, name: str, metrics_path: Path, *, floor_path: Path | None = None,
-         dest: Path = PRETRAINED_DIR, evidence: Path | None = None, file: str = MAIN_FILE) -> Path:
+         dest: Path = PRETRAINED_DIR, evidence: Path | None = None, file: str = MAIN_FILE,
+         in_repository: bool = False) -> Path:
     """Copy ``run_dir/generator.safetensors`` to ``dest`` as ``<name>.safetensors`` with its card and index entry;
     with ``evidence``, copy the run's grids / curves and the evaluation's files there for the card to point to.
     ``file`` ships another average of the run instead (``generator_ema0.998.safetensors`` of
-    ``train.ema_extra_decays``); the run's discriminator pairs with the main file only, so it is not shipped then."""
+    ``train.ema_extra_decays``); the run's discriminator pairs with the main file only, so it is not shipped then.
+    ``in_repository``: the weights go to ``evidence/generator/`` (index key ``archived_at``), the card and index entry
+    to ``dest``: loadable by name from a clone of the repository, not in the package (whose size rule keeps one
+    generator, the default, in the wheel)."""
+    if in_repository and evidence is None:
+        raise ValueError("in_repository needs an evidence folder (the weights are kept under it)")
     if Path(file).name != file or not file.endswith(".safetensors"):
         raise ValueError(f"--file {file!r}: give the name of a .safetensors file in the run folder")
     gen = run_dir / file
@@ -180,14 +186,25 @@ def ship(run_dir: Path, name: str, metrics_path: Path, *, floor_path: Path | Non
         text += (f"\nShips its discriminator too (`{disc['file']}`, sha256 `{disc['sha256'][:12]}`, written with this "
                  "generator at the same step): continue its training on another machine with `--set "
                  f"train.init_generator=pretrained:{name} --set train.init_discriminator=pretrained:{name}`.\n")
+    kept: dict[str, str] = {}
+    if in_repository:  # the weights beside the evidence, out of the package
+        (evidence / "generator").mkdir(parents=True, exist_ok=True)
+        for f in [shipped] + ([disc_file] if disc else []):
+            shutil.move(str(dest / f), evidence / "generator" / f)
+            kept[f] = (evidence / "generator" / f).resolve().relative_to(REPO).as_posix()
+        if disc:
+            disc["archived_at"] = kept[disc_file]
+        text += (f"\nKept in the source repository (`{kept[shipped]}`), not in the installed package: its size rule "
+                 "keeps one generator, the default, in the wheel. A clone of the repository loads it by name.\n")
     write_text(dest / card, text)
     index_path = dest / "index.json"
     index = json.loads(index_path.read_text()) if index_path.is_file() else {}
     index[name] = {"file": shipped, "sha256": sha, "card": card, "manifest_hash": meta.get("manifest_hash"),
                    "resolution": meta["resolution"], "classes": meta.get("class_names"), "step": meta.get("step"),
-                   "licence": "CC BY-NC-SA 4.0", **({"discriminator": disc} if disc else {})}
+                   "licence": "CC BY-NC-SA 4.0", **({"discriminator": disc} if disc else {}),
+                   **({"archived_at": kept[shipped]} if in_repository else {})}
     write_json(index_path, index)
-    return dest / shipped
+    return REPO / kept[shipped] if in_repository else dest / shipped
 
 
 def _class_grid(gen: Path, path: Path, per_class: int = 10) -> None:
@@ -227,11 +244,13 @@ def main(argv: list[str] | None = None) -> int:
                                                  "benchmarks/results/pretrained_<name>)")
     p.add_argument("--file", default=MAIN_FILE, help="which of the run's generator files (default %(default)s; "
                                                      "e.g. generator_ema0.998.safetensors of train.ema_extra_decays)")
+    p.add_argument("--in-repository", action="store_true",
+                   help="keep the weights in the evidence folder (loadable by name from a clone), not in the package")
     args = p.parse_args(argv)
     evidence = args.evidence or REPO / "benchmarks" / "results" / f"pretrained_{args.name.replace('-', '_')}"
     try:
         path = ship(args.run_dir, args.name, args.metrics, floor_path=args.floor, evidence=evidence,
-                    file=args.file)
+                    file=args.file, in_repository=args.in_repository)
     except (ValueError, KeyError) as exc:
         print(f"ship_generator: {exc}", file=sys.stderr)
         return 2

@@ -13,10 +13,10 @@ Licence: the code is MIT; the weights are not. Generators trained on HAM10000 ca
 CC BY-NC-SA 4.0 (non-commercial use, attribution, share-alike; ``WEIGHTS_LICENSE.md`` beside this file), which
 ``list_pretrained(details=True)`` and ``gan-augment pretrained`` print beside each name.
 
-The package ships one generator (``DEFAULT_PRETRAINED``, with its discriminator). Earlier ones are *archived*:
-their index entries stay (``archived_at``: a path in the source repository, where their results folders keep
-them), so ``pretrained:NAME`` still loads them from a clone of the repository, and an installed package without
-the repository says where they are.
+The package ships one generator (``DEFAULT_PRETRAINED``, with its discriminator). Earlier ones, and generators of
+other resolutions, are kept in the source repository (``archived_at``: a path there, in their results folders):
+``pretrained:NAME`` loads them from a clone of the repository, and an installed package without the repository
+says where they are.
 """
 
 from __future__ import annotations
@@ -123,7 +123,7 @@ def _where(root: Path, entry: dict[str, Any], name: str, what: str) -> Path:
         return found
     if entry.get("archived_at"):
         raise PretrainedUnavailable(
-            f"the {what} of {name!r} no longer ships in the package: a clone of the gan-augment repository keeps it "
+            f"the {what} of {name!r} does not ship in the package: a clone of the gan-augment repository keeps it "
             f"at {entry['archived_at']} (pass that path); the package ships {list_pretrained(root=root)}")
     return root / entry["file"]  # missing from the package: _shipped_file says so
 
