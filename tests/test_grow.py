@@ -193,7 +193,7 @@ def test_the_pilots_leader_trains_on_while_its_fid_falls_and_stops_after_two_poi
     assert not grow128.stalled(fading, 1000) and grow128.stalled(fading, 0)
     text = (out / "README.md").read_text()
     assert "**Continued.** `grow` trained on past the pilot" in text
-    assert "Its best point: 120 CPU-minutes, step 1200: FID 64.0, probe 90 %" in text
+    assert "Its best point by FID: 120 CPU-minutes, step 1200: FID 64.0, probe 90 %" in text
     assert ("FID <= 1.5x the floor = 75.0, memorisation not flagged): not met (probe). Stopped: 2 points without a "
             "lower FID at 180 CPU-min.") in text
     assert "--continue-to 240" in text and "| grow | 180.4 | 1800 | 64.5 |" in text

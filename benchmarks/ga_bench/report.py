@@ -172,13 +172,14 @@ def report_markdown(results: dict) -> str:
              else f"# Does GAN augmentation help on `{results['assess'].get('data')}`? - assess.py", ""]
     if results.get("reference"):
         lines += _reference_lines(results["reference"])
-    if cfg["preset"] == "cpu64" and not cfg.get("max_train_images"):
+    if cfg["preset"] in ("cpu64", "cpu128") and not cfg.get("max_train_images"):
         seeds = sorted({s for a in arms.values() for s in a.get("seeds", [])})
         done = "runs_finished" in results and not runs_status(results)["missing"]
-        lines += [f"> The reference protocol at 64 px on a CPU: every training image of the split "
+        px = cfg.get("image_size", 64)
+        lines += [f"> The reference protocol at {px} px on a CPU: every training image of the split "
                   f"({results['data']['train_total']}), {results['epochs']} epochs, seed"
                   f"{'s' if len(seeds) != 1 else ''} {', '.join(map(str, seeds))}"
-                  f"{'' if done else ' so far'} (each arm's seeds: the tables). Evidence at 64 px, not at the "
+                  f"{'' if done else ' so far'} (each arm's seeds: the tables). Evidence at {px} px, not at the "
                   "reference 256 px.", ""]
     elif results.get("assess"):
         lines += _assess_lines(results)

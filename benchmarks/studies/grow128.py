@@ -146,7 +146,7 @@ def study_markdown(study: dict[str, Any], out: str = "benchmarks/results/grow128
         lines += [f"**Continued.** `{cont['variant']}` trained on past the pilot, judged every "
                   f"{cont['every']:g} CPU-minutes while its FID improved (to {cont['to']:g} CPU-minutes at most; "
                   f"stop after {PATIENCE} points without a lower FID once its generator is its own - step "
-                  f"{cont.get('settled_step', 0)}, the end of a fade-in - or at the goal). Its best point: "
+                  f"{cont.get('settled_step', 0)}, the end of a fade-in - or at the goal). Its best point by FID: "
                   f"{best['cpu_minutes']:.0f} CPU-minutes, step {best['step']}: FID {num(o.get('fid'))}, probe "
                   f"{num(100 * (o.get('c2st') or float('nan')), '.0f')} %. Goal at {RESOLUTION} px (probe <= "
                   f"{100 * GOAL['c2st']:.0f} %, FID <= {GOAL['fid_over_floor']:g}x the floor = "
