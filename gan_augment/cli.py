@@ -257,7 +257,9 @@ def _add_pretrained(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("pretrained", help="list the shipped generators with their licence",
                        description="The generators shipped with the package (and, --archived, those a clone of the "
                                    "repository keeps), each with its weights' licence; --card NAME prints its card.")
-    p.add_argument("--archived", action="store_true", help="also list generators no longer in the package")
+    p.add_argument("--archived", action="store_true",
+                   help="also list the generators a clone of the repository keeps outside the package (earlier ones, "
+                        "other resolutions)")
     p.add_argument("--card", metavar="NAME", help="print this generator's model card")
     p.set_defaults(func=_cmd_pretrained)
 
@@ -270,7 +272,7 @@ def _cmd_pretrained(args: argparse.Namespace) -> int:
         return 0
     print("The code is MIT-licensed; these weights carry their training data's licence (see each card).")
     for row in list_pretrained(archived=args.archived, details=True):
-        tags = ", ".join(t for t, on in (("default", row["default"]), ("archived: repository only", row["archived"]),
+        tags = ", ".join(t for t, on in (("default", row["default"]), ("repository only", row["archived"]),
                                          ("with discriminator", row["discriminator"])) if on)
         print(f"pretrained:{row['name']}  {row['resolution']} px, {len(row['classes'] or [])} classes, licence "
               f"{row['licence']}" + (f"  [{tags}]" if tags else ""))
