@@ -344,8 +344,10 @@ def test_ship_a_generator_kept_in_the_repository_not_in_the_package(tmp_path, mo
                        class_names=["a", "b"], manifest_hash="h" * 64, split="train", step=50,
                        generator_sha256=pt.file_sha256(gen))
     dest, evidence = tmp_path / "pkg", tmp_path / "results" / "pretrained_toy_32"
-    with pytest.raises(ValueError, match="in_repository needs an evidence folder"):
-        sg.ship(run, "toy-32", run / "metrics.json", dest=dest, in_repository=True)
+    for outside in (None, tmp_path.parent / "elsewhere"):  # refused before anything is written
+        with pytest.raises(ValueError, match="in_repository needs an evidence folder inside the repository"):
+            sg.ship(run, "toy-32", run / "metrics.json", dest=dest, evidence=outside, in_repository=True)
+    assert not dest.exists()
     path = sg.ship(run, "toy-32", run / "metrics.json", dest=dest, evidence=evidence, in_repository=True)
     assert path == evidence / "generator" / "toy_32.safetensors" and path.is_file()
     assert sorted(f.name for f in dest.iterdir()) == ["index.json", "toy_32.md"]  # no weights in the package

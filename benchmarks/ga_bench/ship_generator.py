@@ -121,8 +121,9 @@ def ship(run_dir: Path, name: str, metrics_path: Path, *, floor_path: Path | Non
     ``in_repository``: the weights go to ``evidence/generator/`` (index key ``archived_at``), the card and index entry
     to ``dest``: loadable by name from a clone of the repository, not in the package (whose size rule keeps one
     generator, the default, in the wheel)."""
-    if in_repository and evidence is None:
-        raise ValueError("in_repository needs an evidence folder (the weights are kept under it)")
+    if in_repository and (evidence is None or not evidence.resolve().is_relative_to(REPO)):
+        raise ValueError("in_repository needs an evidence folder inside the repository (the weights are kept under "
+                         f"it, loaded by their path there): got {evidence}")
     if Path(file).name != file or not file.endswith(".safetensors"):
         raise ValueError(f"--file {file!r}: give the name of a .safetensors file in the run folder")
     gen = run_dir / file
