@@ -197,6 +197,7 @@ def run_study(out: Path, runs_dir: Path, *, time_limit_minutes: float | None, ca
         if rec["points"] and not (ckpts.is_dir() and any(ckpts.glob("ckpt_*.pt"))):
             print(f"grow128: {key} has points but no checkpoint in {runs_dir / key}; starting it over", file=sys.stderr)
             rec["points"] = {}
+
     def point(key: str, budget: float) -> None:  # train the variant to ``budget`` CPU-minutes and judge it there
         label, run_dir = f"{budget:g}", runs_dir / key
         rec = study["variants"][key]
