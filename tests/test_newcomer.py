@@ -164,7 +164,9 @@ def test_pretrained_command_prints_each_licence(capsys):
     assert "MIT" in out and f"pretrained:{DEFAULT_PRETRAINED}  64 px, 7 classes, licence CC BY-NC-SA 4.0" in out
     assert "[default, with discriminator]" in out and "ham10000-64-long" not in out
     assert cli_main(["pretrained", "--archived"]) == 0
-    assert "pretrained:ham10000-64-long  64 px, 7 classes, licence CC BY-NC-SA 4.0  [archived" in capsys.readouterr().out
+    listed = capsys.readouterr().out
+    assert "pretrained:ham10000-64-long  64 px, 7 classes, licence CC BY-NC-SA 4.0  [repository only]" in listed
+    assert "pretrained:ham10000-128  128 px, 7 classes, licence CC BY-NC-SA 4.0  [repository only, with " in listed
     pyproject = (REPO / "pyproject.toml").read_text()
     assert "CC BY-NC-SA 4.0" in pyproject and "WEIGHTS_LICENSE.md" in pyproject
     assert "CC BY-NC-SA 4.0" in (REPO / "gan_augment" / "pretrained" / "WEIGHTS_LICENSE.md").read_text()
