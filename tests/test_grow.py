@@ -88,6 +88,15 @@ def test_a_grown_run_fades_in_over_its_steps_and_takes_the_files_discriminator(t
     assert G.resolution == 64 and float(G.fade) == 1.0
     meta = read_generator_metadata(out.generator_path)
     assert meta["init_from"]["grown_from"] == 32 and meta["init_from"]["step"] == 3
+    # the grown file continued on another machine (train.init_generator = that file, the same grown config): loaded
+    # as it is, no second fade-in, its discriminator file pairs
+    more = _recipe(tmp_path / "more", folder, steps=9, init_generator=str(out.generator_path),
+                   init_discriminator=str(out.generator_path.parent / "discriminator.safetensors"), fade_steps=2)
+    more["model"].update({"resolution": 64, "g_grown_from": 32, "d_backbone_scale": 1})
+    again = Trainer(_cfg(more))
+    assert "grown_from" not in again.init_from and again.init_from["step"] == 7
+    assert [again.fade(s) for s in (7, 8)] == [1.0, 1.0] and float(again.G.fade) == 1.0
+    assert torch.equal(again.G.to_image.weight, G.to_image.weight)
     # another view is refused, naming the scale that would fit
     grown["model"]["d_backbone_scale"] = 2
     with pytest.raises(ValueError, match="saw 64 px images, this grown run's sees 128 px.*d_backbone_scale to 1"):
@@ -224,6 +233,8 @@ def test_a_grown_generator_grows_again_from_its_faded_in_file(tmp_path):
     half = save_generator(g64, tmp_path / "g64_fading.safetensors", manifest_hash="m" * 64, split="train")
     with pytest.raises(ValueError, match="still fading in its own last block \\(fade 0.00\\)"):
         warm_start(_small(128, grown_from=64), str(half), ["a", "b", "c"])
+    with pytest.raises(ValueError, match="a grown generator still fading in .*resume its run from the checkpoint"):
+        warm_start(_small(64, grown_from=32), str(half), ["a", "b", "c"])  # continued, not grown again
     g64.fade.fill_(1.0)
     done = save_generator(g64, tmp_path / "g64.safetensors", manifest_hash="m" * 64, split="train")
     G = _small(128, grown_from=64)

@@ -137,8 +137,9 @@ class CheckpointMixin:
 
     def fade(self, step: int) -> float:
         """A grown generator's fade-in at G step ``step``: 0 at the step of the file it grew from, 1 after
-        ``train.fade_steps`` more (always 1 for a generator that did not grow)."""
-        if self.cfg.model.g_grown_from is None or not self.init_from:
+        ``train.fade_steps`` more (always 1 for a generator that did not grow here, e.g. one continued from a
+        grown file)."""
+        if self.cfg.model.g_grown_from is None or not self.init_from or "grown_from" not in self.init_from:
             return 1.0
         n = self.cfg.train.fade_steps
         return 1.0 if n <= 0 else min(1.0, max(0.0, (step - int(self.init_from["step"])) / n))

@@ -54,8 +54,11 @@ def warm_start(G: GeneratorBase, spec: str, class_names: list[str]) -> dict[str,
     path = resolve_init_generator(spec)
     source = load_generator(path)  # rebuilt from its metadata, its weights checked against that architecture
     meta = source.meta
-    if getattr(G, "grown_from", None) is not None:
+    if getattr(G, "grown_from", None) is not None and source.resolution != G.resolution:
         return _grow(G, source, spec, path, class_names)
+    if getattr(source, "grown_from", None) is not None and float(source.fade) < 1:  # continuing a grown file
+        raise ValueError(f"train.init_generator {spec}: a grown generator still fading in (fade "
+                         f"{float(source.fade):.2f}): resume its run from the checkpoint instead")
     theirs = {k: getattr(source, k) for k in _SAME}
     ours = {k: getattr(G, k) for k in _SAME}
     differ = [k for k in _SAME if theirs[k] != ours[k]]
