@@ -273,10 +273,10 @@ def test_ship_a_trained_generator_then_load_it(tmp_path):
         ship(run, "toy-32", run / "metrics.json", dest=dest)
 
 
-def test_ship_a_generator_with_the_discriminator_written_beside_it(tmp_path):
-    from ga_bench.ship_generator import ship
+def _toy_run(tmp_path):
+    """A finished toy run to ship: a 32 px generator at step 50, its summary and an evaluation; plus an untrained D
+    and the model section that describes it (the tests write the discriminator file they need)."""
     from gan_augment.models import create_discriminator
-    from gan_augment.training.warm_start import save_discriminator
 
     run = tmp_path / "run"
     run.mkdir()
@@ -290,7 +290,14 @@ def test_ship_a_generator_with_the_discriminator_written_beside_it(tmp_path):
     (run / "metrics.json").write_text(json.dumps({"generator": {"manifest_hash": "h" * 64}, "distribution": {
         "inception": {"overall": block, "per_class": {"a": block, "b": block}}}}))
     D = create_discriminator("resnet", resolution=32, num_classes=2, base_channels=4)
-    model = {"discriminator": "resnet", "resolution": 32, "conditional": True, "d_channels": 4}
+    return run, G, gen, D, {"discriminator": "resnet", "resolution": 32, "conditional": True, "d_channels": 4}
+
+
+def test_ship_a_generator_with_the_discriminator_written_beside_it(tmp_path):
+    from ga_bench.ship_generator import ship
+    from gan_augment.training.warm_start import save_discriminator
+
+    run, G, gen, D, model = _toy_run(tmp_path)
     save_discriminator(D.state_dict(), run / "discriminator.safetensors", model=model, class_names=["a", "b"],
                        manifest_hash="h" * 64, split="train", step=49, generator_sha256="0" * 64)
     dest = tmp_path / "pretrained"
@@ -322,27 +329,13 @@ def test_ship_a_generator_kept_in_the_repository_not_in_the_package(tmp_path, mo
     """--in-repository: the weights (and the discriminator) go to the evidence folder's generator/, the card and
     index entry to the package; a clone loads it by name, an install without the clone says where it is."""
     import ga_bench.ship_generator as sg
-    from gan_augment.models import create_discriminator
     from gan_augment.training.warm_start import save_discriminator
 
     monkeypatch.setattr(sg, "REPO", tmp_path)  # the source checkout
     monkeypatch.setattr(pt, "REPO_ROOT", tmp_path)
-    run = tmp_path / "run"
-    run.mkdir()
-    torch.manual_seed(0)
-    G = create_generator("fastgan", resolution=32, num_classes=2, base_channels=4, z_dim=8)
-    gen = save_generator(G, run / "generator.safetensors", class_names=["a", "b"], manifest_hash="h" * 64,
-                         split="train", step=50)
-    (run / "train_summary.json").write_text(json.dumps({"step": 50, "cpu_s_total": 60.0, "elapsed_s_total": 30.0,
-                                                        "device": "cpu"}))
-    block = {"fid": 60.0, "kid": 0.01, "precision": 0.7, "recall": 0.5, "c2st": 0.7}
-    (run / "metrics.json").write_text(json.dumps({"generator": {"manifest_hash": "h" * 64}, "distribution": {
-        "inception": {"overall": block, "per_class": {"a": block, "b": block}}}}))
-    D = create_discriminator("resnet", resolution=32, num_classes=2, base_channels=4)
-    save_discriminator(D.state_dict(), run / "discriminator.safetensors",
-                       model={"discriminator": "resnet", "resolution": 32, "conditional": True, "d_channels": 4},
-                       class_names=["a", "b"], manifest_hash="h" * 64, split="train", step=50,
-                       generator_sha256=pt.file_sha256(gen))
+    run, G, gen, D, model = _toy_run(tmp_path)
+    save_discriminator(D.state_dict(), run / "discriminator.safetensors", model=model, class_names=["a", "b"],
+                       manifest_hash="h" * 64, split="train", step=50, generator_sha256=pt.file_sha256(gen))
     dest, evidence = tmp_path / "pkg", tmp_path / "results" / "pretrained_toy_32"
     for outside in (None, tmp_path.parent / "elsewhere"):  # refused before anything is written
         with pytest.raises(ValueError, match="in_repository needs an evidence folder inside the repository"):
