@@ -181,6 +181,11 @@ def test_the_studys_pairs_come_from_the_base_generators_split_only_and_its_readm
     assert ("**Answer (at 10 CPU-minutes of upsampler training).** FID 60.0 against 80.0 bicubic, probe 85 % "
             "against 95 %") in text
     assert "| 0 (bicubic) | 10 | 6.00 | 80.0 |" in text and "**Not yet measured:** 30 CPU-minutes." in text
+    # its command names what differs from the defaults (the 256 px route: another base and other points)
+    assert "cascade.py --out out --time-limit-minutes 170 --base pretrained:x --points 0,10,30\n" in text
+    default = {**study, "base": "pretrained:ham10000-64-lite128-16k", "points_cpu_minutes": [0.0, 10.0, 30.0, 60.0],
+               "config": "configs/ham10000_128_grow.yaml"}
+    assert "cascade.py --out out --time-limit-minutes 170\n" in study_markdown(default, "out")
 
 
 def test_the_study_evaluates_each_point_of_cpu_time_and_resumes(tmp_path, monkeypatch):

@@ -148,16 +148,15 @@ def test_the_pilots_variants_differ_only_by_their_start_and_its_readme_answers_a
     assert "**Not yet run:** scratch @ 40." in text and set(VARIANTS) == {"grow", "scratch"}
 
 
-def test_the_pilots_leader_trains_on_while_its_fid_falls_and_stops_after_two_points_without(tmp_path, monkeypatch):
+def _fake_study_loop(monkeypatch, fids, probes=None):
+    """A fake training loop and evaluation for the growing studies: FID (and probe, default 0.9) per (variant,
+    CPU-minutes); the fade-in ends at step 1000 (CPU-minute 100). Returns the list of (variant, budget) trained."""
     import types
 
     import gan_augment.generators as generators
     import studies.gan_recipes as recipes
     import studies.grow128 as grow128
 
-    # a fake training loop and evaluation: FID per (variant, CPU-minutes); grow improves to 120 and then stalls
-    fids = {"grow": {20: 80, 40: 75, 60: 70, 90: 66, 120: 64, 150: 65, 180: 64.5, 210: 50},
-            "scratch": {20: 120, 40: 110, 60: 100}}
     trained: list[tuple[str, float]] = []
     now = {}
 
@@ -170,23 +169,33 @@ def test_the_pilots_leader_trains_on_while_its_fid_falls_and_stops_after_two_poi
         return True
 
     def evaluate_point(key, run_dir, out_dir, cache_dir):
+        probe = (probes or {}).get(key, {}).get(now[key], 0.9)
         return {"cpu_minutes": now[key] + 0.4, "step": int(now[key] * 10),
-                "overall": {"fid": fids[key][now[key]], "kid": 0.01, "precision": 0.6, "recall": 0.5, "c2st": 0.9},
+                "overall": {"fid": fids[key][now[key]], "kid": 0.01, "precision": 0.6, "recall": 0.5, "c2st": probe},
                 "memorisation": {"p_value": 0.4, "flagged": False}}
 
-    assert grow128.settled_step("grow") == 16500 + 1000 and grow128.settled_step("scratch") == 0  # the real config
-    monkeypatch.setattr(grow128, "settled_step", lambda key: 1000 if key == "grow" else 0)  # fade-in ends at 100
-    monkeypatch.setattr(grow128, "train_for_cpu", train_for_cpu)
-    monkeypatch.setattr(recipes, "evaluate_point", evaluate_point)
     def collect(key, run_dir, dest, final):  # as gan_recipes' _collect: this point's panels beside its metrics
         (dest / f"eval_{final}").mkdir(parents=True, exist_ok=True)
         (dest / f"eval_{final}" / "samples_vs_real.jpg").write_bytes(b"jpg")
 
+    monkeypatch.setattr(grow128, "settled_step", lambda key, spec=None: 1000 if key == "grow" else 0)
+    monkeypatch.setattr(grow128, "train_for_cpu", train_for_cpu)
+    monkeypatch.setattr(recipes, "evaluate_point", evaluate_point)
     monkeypatch.setattr(recipes, "_collect", collect)
     monkeypatch.setattr(recipes, "real_floor", lambda *a, **k: {"distribution": {"overall": {"fid": 50.0,
                                                                                               "c2st": 0.52}}})
     monkeypatch.setattr(generators, "load_generator", lambda path: types.SimpleNamespace(class_names=["a", "b"]))
+    return trained
 
+
+def test_the_pilots_leader_trains_on_while_its_fid_falls_and_stops_after_two_points_without(tmp_path, monkeypatch):
+    import studies.grow128 as grow128
+
+    assert grow128.settled_step("grow") == 16500 + 1000 and grow128.settled_step("scratch") == 0  # the real config
+    # grow improves to 120 CPU-minutes and then stalls
+    trained = _fake_study_loop(monkeypatch, {"grow": {20: 80, 40: 75, 60: 70, 90: 66, 120: 64, 150: 65, 180: 64.5,
+                                                      210: 50},
+                                             "scratch": {20: 120, 40: 110, 60: 100}})
     out, runs = tmp_path / "out", tmp_path / "runs"
     study = grow128.run_study(out, runs, time_limit_minutes=None, cache_dir=None, continue_to=240)
     assert trained[:6] == [("grow", 20), ("scratch", 20), ("grow", 40), ("scratch", 40), ("grow", 60),
@@ -220,6 +229,40 @@ def test_the_pilots_leader_trains_on_while_its_fid_falls_and_stops_after_two_poi
     assert grow128.goal(point, {"fid": 50.0}) == {"probe": True, "fid": True, "memorisation": True}
     assert grow128.goal({**point, "memorisation": {"flagged": True}}, {"fid": 50.0})["memorisation"] is False
 
+
+def test_the_256_px_study_grows_the_shipped_128_px_file_and_gives_up_when_its_probe_stays_above_95(tmp_path,
+                                                                                                    monkeypatch):
+    """Route a at 256 px: one variant, the pilot's ~2 CPU-hours, continued every 60 CPU-minutes, stopped when no
+    point's probe is below 95 % after 4 CPU-hours (issue #44), though its FID still falls."""
+    from gan_augment.training import load_config
+    from studies import grow128
+    from studies.grow128 import G256, overrides
+
+    cfg = load_config(G256.config, overrides("grow", G256))
+    assert (cfg.model.resolution, cfg.model.g_grown_from, cfg.model.d_backbone_scale) == (256, 128, 1)
+    assert (cfg.train.init_generator, cfg.train.init_discriminator) == ("pretrained:ham10000-128", None)
+    assert grow128.settled_step("grow", G256) == 18350 + 300  # the shipped 128 px file's step + the fade-in
+
+    fids = {"grow": {30: 140, 60: 120, 120: 110, 180: 100, 240: 95, 300: 90}}
+    trained = _fake_study_loop(monkeypatch, fids, probes={"grow": {30: 1.0, 60: 0.99, 120: 0.98, 180: 0.97,
+                                                                    240: 0.96, 300: 0.9}})
+    out, runs = tmp_path / "out", tmp_path / "runs"
+    study = grow128.run_study(out, runs, time_limit_minutes=None, cache_dir=None, continue_to=360, spec=G256)
+    assert trained == [("grow", 30), ("grow", 60), ("grow", 120), ("grow", 180), ("grow", 240)]
+    assert study["continuation"]["stopped"] == "no probe below 95 % by 240 CPU-min at 240 CPU-min"
+    text = (out / "README.md").read_text()
+    assert text.startswith("# 256 px by growing the 128 px generator once more (route a)")
+    assert "**Answer (at 240 CPU-minutes, the last point).** FID 95.0, probe 96 %; real training images at 256 px: "\
+           "FID 50.0, probe 52 %" in text
+    assert "Goal at 256 px (probe <= 80 %, memorisation not flagged): not met (probe). Shipped once a point's " \
+           "probe is <= 90 %." in text
+    assert "python benchmarks/studies/grow128.py --study grow256 --out " in text and "--continue-to 360" in text
+    assert "| real training images (256 px floor) |" in text and "scratch" not in text
+    # one point below 95 % before 240 CPU-minutes keeps it going (on to the FID rule)
+    pts = {k: {**v, "overall": {**v["overall"], "c2st": 0.94 if k == "60" else 0.99}}
+           for k, v in study["variants"]["grow"]["points"].items()}
+    assert not grow128.given_up(pts, G256) and grow128.given_up(study["variants"]["grow"]["points"], G256)
+    assert not grow128.given_up(study["variants"]["grow"]["points"], grow128.G128)  # 128 px: no such rule
 
 def test_a_grown_generator_grows_again_from_its_faded_in_file(tmp_path):
     """128 -> 256 px starts from a file that was itself grown (here 32 -> 64 -> 128): its dead low path is dropped,

@@ -12,6 +12,11 @@ says whether the upsampler learnt anything from real images at all.
 
     python benchmarks/studies/cascade.py --out benchmarks/results/cascade128_cpu --time-limit-minutes 170
 
+At 256 px (issue #44's route b) the base is the shipped 128 px generator:
+
+    python benchmarks/studies/cascade.py --base pretrained:ham10000-128 --out benchmarks/results/cascade256_cpu \
+        --points 0,30,60,120 --time-limit-minutes 170
+
 Resumable: finished points are kept, the upsampler resumes from its checkpoint in ``--runs-dir``; where that is gone
 (another machine) the trained points are measured again, point 0 and the floor are kept.
 """
@@ -46,6 +51,18 @@ EVAL_RESERVE_S = 15 * 60  # one evaluation point at 128 px: ~10 minutes of 2 cor
 
 def _pct(x: float | None) -> str:
     return num(100 * x if x is not None else None, ".0f")
+
+
+def _options(study: dict[str, Any]) -> str:
+    """The command-line options that reproduce ``study`` beyond its defaults (its base, config and points)."""
+    opts = ""
+    if study["base"] != BASE:
+        opts += f" --base {study['base']}"
+    if study.get("config") and study["config"] != str(CONFIG.relative_to(REPO)):
+        opts += f" --config {study['config']}"
+    if tuple(study["points_cpu_minutes"]) != POINTS_CPU_MINUTES:
+        opts += " --points " + ",".join(f"{x:g}" for x in study["points_cpu_minutes"])
+    return opts
 
 
 def study_markdown(study: dict[str, Any], out: str) -> str:
@@ -83,7 +100,8 @@ def study_markdown(study: dict[str, Any], out: str) -> str:
     meta = study.get("meta", {})
     lines += ["", f"Upsampler: {study['upsampler']}.", "",
               "**Command** (resumable; finished points are kept):", "", "```bash",
-              f"python benchmarks/studies/cascade.py --out {out} --time-limit-minutes 170", "```", "",
+              f"python benchmarks/studies/cascade.py --out {out} --time-limit-minutes 170" + _options(study), "```",
+              "",
               f"Code: commit `{str(meta.get('commit'))[:12]}` on {meta.get('device')}."
               + (f" **Not yet measured:** {', '.join(missing)} CPU-minutes." if missing else "")]
     if study.get("paused"):
@@ -198,14 +216,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--base", default=BASE, help="the generator to upsample (a file or pretrained:NAME)")
     p.add_argument("--config", type=Path, default=CONFIG, help="a training config whose data section is its split")
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/cascade128_cpu"))
-    p.add_argument("--runs-dir", type=Path, default=Path("runs/cascade128_cpu"), help="checkpoints (not committed)")
+    p.add_argument("--runs-dir", type=Path, help="checkpoints, not committed (default runs/ + the --out folder's name)")
     p.add_argument("--points", default=",".join(f"{x:g}" for x in POINTS_CPU_MINUTES),
                    help="upsampler CPU-minutes at which to evaluate (0 = bicubic)")
     p.add_argument("--time-limit-minutes", type=float, help="pause cleanly before this much wall time")
     p.add_argument("--cache-dir", type=Path, default=Path("runs/feature_cache"))
     args = p.parse_args(argv)
     points = tuple(sorted(float(x) for x in args.points.split(",")))
-    run_study(args.out, args.runs_dir, base=args.base, config=args.config, time_limit_minutes=args.time_limit_minutes,
+    run_study(args.out, args.runs_dir or Path("runs") / args.out.name, base=args.base, config=args.config, time_limit_minutes=args.time_limit_minutes,
               cache_dir=args.cache_dir, points=points)
     return 0
 
