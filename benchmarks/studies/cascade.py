@@ -223,7 +223,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cache-dir", type=Path, default=Path("runs/feature_cache"))
     args = p.parse_args(argv)
     points = tuple(sorted(float(x) for x in args.points.split(",")))
-    run_study(args.out, args.runs_dir or Path("runs") / args.out.name, base=args.base, config=args.config, time_limit_minutes=args.time_limit_minutes,
+    run_study(args.out, args.runs_dir or Path("runs") / args.out.name, base=args.base, config=args.config,
+              time_limit_minutes=args.time_limit_minutes,
               cache_dir=args.cache_dir, points=points)
     return 0
 

@@ -315,7 +315,8 @@ def run_study(out: Path, runs_dir: Path, *, time_limit_minutes: float | None, ca
             budget = points[-1] + spec.continue_every
             while budget <= cont["to"] + 1e-9:
                 pts = study["variants"][best]["points"]
-                met = [p for p in pts.values() if all(goal(p, study["floor"]["distribution"]["overall"], spec).values())]
+                floor = study["floor"]["distribution"]["overall"]
+                met = [p for p in pts.values() if all(goal(p, floor, spec).values())]
                 why = ("goal met" if met else
                        f"{spec.patience} points without a lower FID" if stalled(pts, settled, spec.patience) else
                        f"no probe below {100 * spec.give_up[1]:.0f} % by {spec.give_up[0]:g} CPU-min"
