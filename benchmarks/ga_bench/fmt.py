@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-__all__ = ["num", "ci_pp", "fidelity_cells", "replace_between_markers"]
+__all__ = ["num", "pct", "ci_pp", "fidelity_cells", "replace_between_markers"]
 
 
 def num(v: Any, fmt: str = ".1f") -> str:
@@ -17,12 +17,17 @@ def num(v: Any, fmt: str = ".1f") -> str:
     return format(v, fmt)
 
 
+def pct(x: float | None) -> str:
+    """A fraction as a whole percentage ("84" for 0.84), or "-" for a missing or non-finite value."""
+    return num(100 * x if x is not None else None, ".0f")
+
+
 def fidelity_cells(overall: dict, memorisation: dict | None = None) -> str:
     """The generator studies' table cells: "FID | KID x1e3 | precision | recall | probe % | memorisation p |"
     (the memorisation cell empty for a row without one, e.g. the real floor)."""
     o, mem = overall, memorisation
     cells = (f"{num(o.get('fid'))} | {num((o.get('kid') or float('nan')) * 1e3)} | {num(o.get('precision'), '.2f')} | "
-             f"{num(o.get('recall'), '.2f')} | {num(100 * (o.get('c2st') or float('nan')), '.0f')} | ")
+             f"{num(o.get('recall'), '.2f')} | {pct(o.get('c2st'))} | ")
     if mem is None:
         return cells + "|"
     return cells + f"{num(mem.get('p_value'), '.3f')}{' FLAGGED' if mem.get('flagged') else ''} |"

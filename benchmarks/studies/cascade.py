@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from ga_bench.cpu_budget import Paused, pausable
-from ga_bench.fmt import fidelity_cells, num
+from ga_bench.fmt import fidelity_cells, num, pct
 
 REPO = Path(__file__).resolve().parents[2]
 BASE = "pretrained:ham10000-64-lite128-16k"
@@ -47,10 +47,6 @@ CONFIG = REPO / "configs" / "ham10000_128_grow.yaml"  # its data section: the sp
 POINTS_CPU_MINUTES = (0.0, 10.0, 30.0, 60.0)
 VAL_PAIRS = 300  # validation pairs for the L1 check
 EVAL_RESERVE_S = 15 * 60  # one evaluation point at 128 px: ~10 minutes of 2 cores (Inception features), and a margin
-
-
-def _pct(x: float | None) -> str:
-    return num(100 * x if x is not None else None, ".0f")
 
 
 def _options(study: dict[str, Any]) -> str:
@@ -78,8 +74,8 @@ def study_markdown(study: dict[str, Any], out: str) -> str:
     if "0" in points and len(done) > 1:
         a, b = points["0"]["overall"], points[done[-1]]["overall"]
         lines += [f"**Answer (at {done[-1]} CPU-minutes of upsampler training).** FID {num(b.get('fid'))} against "
-                  f"{num(a.get('fid'))} bicubic, probe {_pct(b.get('c2st'))} % against {_pct(a.get('c2st'))} %; "
-                  f"real training images at {res} px: FID {num(floor.get('fid'))}, probe {_pct(floor.get('c2st'))} %. "
+                  f"{num(a.get('fid'))} bicubic, probe {pct(b.get('c2st'))} % against {pct(a.get('c2st'))} %; "
+                  f"real training images at {res} px: FID {num(floor.get('fid'))}, probe {pct(floor.get('c2st'))} %. "
                   "One training seed.", ""]
     else:
         lines += ["**Answer.** Not yet: no trained point measured.", ""]

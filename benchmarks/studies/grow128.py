@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from ga_bench.cpu_budget import Paused, pausable, train_for_cpu
-from ga_bench.fmt import fidelity_cells, num
+from ga_bench.fmt import fidelity_cells, num, pct
 
 REPO = Path(__file__).resolve().parents[2]
 COMMON = ["train.steps=1000000", "train.progress=false", "train.tensorboard=false", "train.device=cpu",
@@ -169,10 +169,6 @@ def given_up(points: dict[str, dict[str, Any]], spec: GrowStudy) -> bool:
             and all((p["overall"].get("c2st") or 1.0) >= probe for p in points.values()))
 
 
-def _pct(x: float | None) -> str:
-    return num(100 * (x if x is not None else float("nan")), ".0f")
-
-
 def study_markdown(study: dict[str, Any], out: str | None = None, spec: GrowStudy = G128) -> str:
     """The folder's README: question, the answer at the largest point every variant reached, the table, the
     command."""
@@ -182,14 +178,14 @@ def study_markdown(study: dict[str, Any], out: str | None = None, spec: GrowStud
     common = [p for p in map(lambda x: f"{x:g}", study["points_cpu_minutes"])
               if all(p in variants.get(k, {}).get("points", {}) for k in spec.variants)]
     lines = [f"# {spec.title}", "", f"**Question.** {spec.question}", ""]
-    floor_text = (f"real training images at {res} px: FID {num(floor.get('fid'))}, probe {_pct(floor.get('c2st'))} %")
+    floor_text = (f"real training images at {res} px: FID {num(floor.get('fid'))}, probe {pct(floor.get('c2st'))} %")
     if common and len(spec.variants) > 1:
         p = common[-1]
         a, b = (variants[k]["points"][p]["overall"] for k in ("grow", "scratch"))
         better = "grow" if (a.get("fid") or 1e9) < (b.get("fid") or 1e9) else "scratch"
         lines += [f"**Answer (at {p} CPU-minutes, the largest point both reached).** `{better}` has the lower FID: "
-                  f"grow FID {num(a.get('fid'))}, probe {_pct(a.get('c2st'))} %; "
-                  f"scratch FID {num(b.get('fid'))}, probe {_pct(b.get('c2st'))} %; {floor_text}. One training seed "
+                  f"grow FID {num(a.get('fid'))}, probe {pct(a.get('c2st'))} %; "
+                  f"scratch FID {num(b.get('fid'))}, probe {pct(b.get('c2st'))} %; {floor_text}. One training seed "
                   "each.", ""]
     elif common:
         (key,) = spec.variants
@@ -197,7 +193,7 @@ def study_markdown(study: dict[str, Any], out: str | None = None, spec: GrowStud
         last = max(pts.values(), key=lambda q: q["cpu_minutes"])
         o = last["overall"]
         lines += [f"**Answer (at {last['cpu_minutes']:.0f} CPU-minutes, the last point).** FID {num(o.get('fid'))}, "
-                  f"probe {_pct(o.get('c2st'))} %; {floor_text}. One training seed. Per CPU-hour: see the table "
+                  f"probe {pct(o.get('c2st'))} %; {floor_text}. One training seed. Per CPU-hour: see the table "
                   "(CPU-min = the training loop's own CPU time).", ""]
     else:
         lines += ["**Answer.** Not yet: no CPU point has been reached by "
@@ -221,7 +217,7 @@ def study_markdown(study: dict[str, Any], out: str | None = None, spec: GrowStud
                   f"{cont['every']:g} CPU-minutes while its FID improved (to {cont['to']:g} CPU-minutes at most; "
                   f"{rules} or at the goal). Its best point by FID: "
                   f"{best['cpu_minutes']:.0f} CPU-minutes, step {best['step']}: FID {num(o.get('fid'))}, probe "
-                  f"{_pct(o.get('c2st'))} %. Goal at {res} px (probe <= {100 * spec.goal['c2st']:.0f} %, "
+                  f"{pct(o.get('c2st'))} %. Goal at {res} px (probe <= {100 * spec.goal['c2st']:.0f} %, "
                   f"{fid_goal}memorisation not flagged): {verdict}."
                   + (f" Shipped once a point's probe is <= {100 * spec.ship_probe:.0f} %."
                      if spec.ship_probe else "")
