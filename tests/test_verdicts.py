@@ -193,6 +193,10 @@ def test_the_resume_line_names_what_the_missing_runs_need():
                                 "rare_classes": ["df", "vasc"], "filter_quantile": None}}
     text = "\n".join(runs_lines(dosed))
     assert "--out benchmarks/results/x --light-synthetic-fraction 0.25 --rare-classes df,vasc`" in text  # cpu64: 5000
+    # a folder split by another folder's manifest (stored once there): its resume command reads the same split
+    shared = {**full, "config": {**cfg, "train_fraction": 1.0, "split_manifest": "benchmarks/results/y/manifest.csv"}}
+    text = "\n".join(runs_lines(shared))
+    assert "--out benchmarks/results/x --split-manifest benchmarks/results/y/manifest.csv`" in text
 
 
 def test_the_cpu64_header_says_so_far_only_while_planned_runs_are_missing():

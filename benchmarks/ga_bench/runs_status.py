@@ -88,6 +88,7 @@ def runs_lines(results: dict) -> list[str]:
         cmd = (f"python {script} --preset {cfg['preset']} --out {cfg['out']}"
                + (f" --arms {','.join(cfg['arms'])}" if study else "")
                + (f" --train-fraction {frac:g}" if frac < 1 else "")
+               + (f" --split-manifest {cfg['split_manifest']}" if cfg.get("split_manifest") else "")
                + "".join(f" --{k.replace('_', '-')} {cfg[k]}" for k in ("max_train_per_class", "upper_bound_from")
                          if cfg.get(k) is not None)
                + (" --generator-from-full-split" if cfg.get("generator_from_full_split")
