@@ -210,3 +210,43 @@ def test_the_cpu64_header_says_so_far_only_while_planned_runs_are_missing():
     assert f"{head} (each arm's seeds: the tables)" in report_markdown(results)
     results["runs_finished"] = results["runs_finished"][:-1]
     assert f"{head} so far (each arm's seeds: the tables)" in report_markdown(results)
+
+
+def test_a_second_generators_folder_plans_only_the_gan_arms_it_names():
+    """A folder that reads its baselines from another (``--baselines-from``) and runs ``--arms gan_light`` with a
+    second generator is finished when gan_light's seeds are: the preset's other GAN arms are not its plan, and its
+    resume command keeps to its arms. Without ``--arms`` (all the preset's arms) the preset's plan stands."""
+    from ga_bench.runs_status import runs_lines, runs_status
+
+    cfg = {"preset": "cpu64", "out": "benchmarks/results/x", "arms": ["gan_light"], "seeds": [0, 1, 2],
+           "generator": "pretrained:ham10000-64-ac", "baselines_from": "benchmarks/results/y"}
+    base = ["aug", "aug_oversample", "aug_weighted", "plain"]
+    done = [[a, s] for s in (0, 1, 2) for a in base + ["gan_light"]]
+    results = {"config": cfg, "runs_finished": done,
+               "arms": {"gan_light": {"seeds": [0, 1, 2]}, **{a: {"seeds": [0, 1, 2]} for a in base}}}
+    st = runs_status(results)
+    assert st["missing"] == [] and len(st["planned"]) == 15
+    text = "\n".join(runs_lines(results))
+    assert "read from `benchmarks/results/y`, and `gan_light` with its own generator) plans 15 (arm, seed) runs; " \
+           "15 are finished" in text and "Every planned run is finished." in text
+    head = "every training image of the split (7012), 8 epochs, seeds 0, 1, 2 (each arm's seeds"
+    # the header's "so far" follows the same plan (report_markdown needs a whole results file: the committed one)
+    from pathlib import Path
+
+    full = json.loads((Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "ham10000_cpu64_full"
+                       / "results.json").read_text())
+    variant = {**full, "config": {**full["config"], **cfg}, "runs_finished": done,
+               "arms": {a: full["arms"][a] for a in base + ["gan_light"]}}
+    assert head in report_markdown(variant)
+    # one gan_light seed still to run: missing, and the resume command runs gan_light only
+    results["runs_finished"] = done[:-1]
+    text = "\n".join(runs_lines(results))
+    assert "Missing: seed 2: `gan_light`." in text
+    assert "--out benchmarks/results/x --arms gan_light --generator" not in text  # no GAN record: no generator path
+    assert "`python benchmarks/balance_isic.py --preset cpu64 --out benchmarks/results/x --arms gan_light " \
+           "--baselines-from benchmarks/results/y`" in text
+    # the same folder asked for every preset arm: the preset's plan, gan/gan_weighted/gan_filtered missing
+    allarms = {**results, "config": {**cfg, "arms": ["plain", "aug", "aug_oversample", "aug_weighted", "gan",
+                                                      "gan_weighted", "gan_filtered", "gan_light", "gan_rare"]}}
+    assert ("gan", 0) in runs_status(allarms)["missing"]
+    assert "Preset `cpu64` plans" in "\n".join(runs_lines(allarms))

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from .presets import PRESETS, preset_default
-from .protocol import ARM_KEYS, known_arms
+from .protocol import ARM_KEYS, BASELINES, known_arms
 
-__all__ = ["runs_status", "runs_lines", "run_commits", "study_arms"]
+__all__ = ["runs_status", "runs_lines", "run_commits", "study_arms", "variant_arms"]
 
 
 def _arg(value) -> str:
@@ -32,6 +32,18 @@ def study_arms(results: dict) -> list[str]:
     return [a for a in cfg["arms"] if a not in planned]
 
 
+def variant_arms(results: dict) -> list[str]:
+    """The GAN arms a folder that reads its baselines from another (``--baselines-from``) was asked for with
+    ``--arms``, when they are fewer than its preset's: such a folder compares a second generator on those arms only,
+    so they are its plan (not the preset's other GAN arms). Empty otherwise."""
+    cfg = results["config"]
+    if not cfg.get("baselines_from"):
+        return []
+    own = [a for a in cfg["arms"] if a not in BASELINES]
+    preset = [a for a in PRESETS.get(cfg["preset"], {}).get("arms", cfg["arms"]) if a not in BASELINES]
+    return own if own and set(own) < set(preset) else []
+
+
 def _external_args(cfg: dict) -> str:
     """The external test's options of the runs (a resume without them would score the new runs on no external set)."""
     if not cfg.get("external_test"):
@@ -51,6 +63,8 @@ def runs_status(results: dict) -> dict:
     arms, seeds = list(preset.get("arms", cfg["arms"])), list(preset.get("seeds", cfg["seeds"]))
     if study_arms(results):  # a study's arms (benchmarks/studies/balance_arms.py): its plan is its own arm list
         arms = list(cfg["arms"])
+    elif own := variant_arms(results):  # another generator's GAN arms beside a folder's baselines
+        arms = [a for a in arms if a in BASELINES] + own
     finished = {(a, int(s)) for a, s in results.get("runs_finished", [])}
     shown = {(a, s) for a, d in results["arms"].items() for s in d["seeds"]}
     planned = [(a, s) for s in seeds for a in arms]
@@ -72,7 +86,11 @@ def runs_lines(results: dict) -> list[str]:
             by_seed.setdefault(s, []).append(f"`{a}`")
         return "; ".join(f"seed {s}: {', '.join(v)}" for s, v in sorted(by_seed.items()))
 
-    lines = ["## Runs", "", f"Preset `{cfg['preset']}` plans {len(st['planned'])} (arm, seed) runs; "
+    own = variant_arms(results)
+    who = (f"This folder (preset `{cfg['preset']}`'s baselines, read from `{cfg['baselines_from']}`, and "
+           f"{', '.join(f'`{a}`' for a in own)} with its own generator) plans" if own and not study_arms(results)
+           else f"Preset `{cfg['preset']}` plans")
+    lines = ["## Runs", "", f"{who} {len(st['planned'])} (arm, seed) runs; "
              f"{len(st['planned']) - len(st['missing'])} are finished, {len(st['shown'])} in this report."]
     if st["left_out"]:
         lines.append(f"Finished but not in this report (it was written for a subset): {fmt(st['left_out'])}.")
@@ -87,6 +105,7 @@ def runs_lines(results: dict) -> list[str]:
         script = "benchmarks/studies/balance_arms.py" if study else "benchmarks/balance_isic.py"
         cmd = (f"python {script} --preset {cfg['preset']} --out {cfg['out']}"
                + (f" --arms {','.join(cfg['arms'])}" if study else "")
+               + (f" --arms {','.join(variant_arms(results))}" if not study and variant_arms(results) else "")
                + (f" --train-fraction {frac:g}" if frac < 1 else "")
                + (f" --split-manifest {cfg['split_manifest']}" if cfg.get("split_manifest") else "")
                + "".join(f" --{k.replace('_', '-')} {cfg[k]}" for k in ("max_train_per_class", "upper_bound_from")
