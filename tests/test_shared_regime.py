@@ -189,7 +189,8 @@ def test_the_resume_command_repeats_the_regime(tmp_path):
                                    "generator": "pretrained:ham10000-64-lite128-16k",
                                    "external_test": "isic9", "external_drop_copies": True, "keep_classifiers": True}}
     text = "\n".join(runs_lines(study))
-    assert "Preset `cpu64` plans 12 (arm, seed) runs; 1 are finished" in text and "`plain`" not in text
+    assert ("This folder's arms (`aug`, `aug_oversample`, `gan_matched`, `real_mixup`: a study's list, beyond preset "
+            "`cpu64`'s) plan 12 (arm, seed) runs; 1 are finished") in text and "`plain`" not in text
     assert ("`python benchmarks/studies/balance_arms.py --preset cpu64 --out runs/x --arms aug,aug_oversample,"
             "gan_matched,real_mixup --max-train-per-class 20") in text
     resume = text.split("`; `--arms`")[0]

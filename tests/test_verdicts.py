@@ -247,6 +247,6 @@ def test_a_second_generators_folder_plans_only_the_gan_arms_it_names():
            "--baselines-from benchmarks/results/y`" in text
     # the same folder asked for every preset arm: the preset's plan, gan/gan_weighted/gan_filtered missing
     allarms = {**results, "config": {**cfg, "arms": ["plain", "aug", "aug_oversample", "aug_weighted", "gan",
-                                                      "gan_weighted", "gan_filtered", "gan_light", "gan_rare"]}}
+                                                      "gan_weighted", "gan_filtered", "gan_light"]}}
     assert ("gan", 0) in runs_status(allarms)["missing"]
     assert "Preset `cpu64` plans" in "\n".join(runs_lines(allarms))

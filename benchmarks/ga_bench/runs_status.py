@@ -89,6 +89,8 @@ def runs_lines(results: dict) -> list[str]:
     own = variant_arms(results)
     who = (f"This folder (preset `{cfg['preset']}`'s baselines, read from `{cfg['baselines_from']}`, and "
            f"{', '.join(f'`{a}`' for a in own)} with its own generator) plans" if own and not study_arms(results)
+           else f"This folder's arms ({', '.join(f'`{a}`' for a in cfg['arms'])}: a study's list, beyond preset "
+           f"`{cfg['preset']}`'s) plan" if study_arms(results)
            else f"Preset `{cfg['preset']}` plans")
     lines = ["## Runs", "", f"{who} {len(st['planned'])} (arm, seed) runs; "
              f"{len(st['planned']) - len(st['missing'])} are finished, {len(st['shown'])} in this report."]
