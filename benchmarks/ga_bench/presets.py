@@ -38,9 +38,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     # #44); the arms a user training at 128 px asks about first - the best cpu64 baseline (aug_oversample), aug (the
     # baseline without resampling, and the generator check's judge) and gan_light. One (arm, seed) run takes 28-38
     # minutes on 2 CPU cores (aug seed 0: 1705 s, 33 img/s, 1.9x a cpu64 run; gan_light up to 2257 s). Epochs: 8,
-    # cpu64's, so the two resolutions compare at equal epochs; the first run's best validation epoch was the 8th and last
-    # (validation balanced accuracy 0.584 / 0.580 / 0.587 / 0.598 over epochs 5-8, as the cosine schedule ends);
-    # later runs' best epochs were 4-8 - whether more epochs would raise every arm is not measured.
+    # cpu64's, so the two resolutions compare at equal epochs; the first run's best validation epoch was the 8th and
+    # last (validation balanced accuracy 0.584 / 0.580 / 0.587 / 0.598 over epochs 5-8, as the cosine schedule
+    # ends); later runs' best epochs were 4-8 - whether more epochs would raise every arm is not measured.
     "cpu128": dict(image_size=128, full_epochs=8, slice_epochs=None, seeds=[0, 1, 2],
                    arms=["aug", "aug_oversample", "gan_light"], batch_size=64, num_workers=2, n_boot=2000,
                    check_per_class=50, check_features="inception", check_max_real_per_class=200, bank_size=5000,
