@@ -86,12 +86,15 @@ def runs_lines(results: dict) -> list[str]:
             by_seed.setdefault(s, []).append(f"`{a}`")
         return "; ".join(f"seed {s}: {', '.join(v)}" for s, v in sorted(by_seed.items()))
 
-    own = variant_arms(results)
-    who = (f"This folder (preset `{cfg['preset']}`'s baselines, read from `{cfg['baselines_from']}`, and "
-           f"{', '.join(f'`{a}`' for a in own)} with its own generator) plans" if own and not study_arms(results)
-           else f"This folder's arms ({', '.join(f'`{a}`' for a in cfg['arms'])}: a study's list, beyond preset "
-           f"`{cfg['preset']}`'s) plan" if study_arms(results)
-           else f"Preset `{cfg['preset']}` plans")
+    study, own = study_arms(results), variant_arms(results)
+    if study:
+        who = (f"This folder's arms ({', '.join(f'`{a}`' for a in cfg['arms'])}: a study's list, beyond preset "
+               f"`{cfg['preset']}`'s) plan")
+    elif own:
+        who = (f"This folder (preset `{cfg['preset']}`'s baselines, read from `{cfg['baselines_from']}`, and "
+               f"{', '.join(f'`{a}`' for a in own)} with its own generator) plans")
+    else:
+        who = f"Preset `{cfg['preset']}` plans"
     lines = ["## Runs", "", f"{who} {len(st['planned'])} (arm, seed) runs; "
              f"{len(st['planned']) - len(st['missing'])} are finished, {len(st['shown'])} in this report."]
     if st["left_out"]:
@@ -103,11 +106,10 @@ def runs_lines(results: dict) -> list[str]:
         if not generator and cfg.get("generator_from_full_split") \
                 and not preset_default(cfg["preset"], "generator_from_full_split"):
             generator = cfg.get("generator")  # the shared generator given to this slice: no GAN run made yet
-        study = study_arms(results)
         script = "benchmarks/studies/balance_arms.py" if study else "benchmarks/balance_isic.py"
         cmd = (f"python {script} --preset {cfg['preset']} --out {cfg['out']}"
                + (f" --arms {','.join(cfg['arms'])}" if study else "")
-               + (f" --arms {','.join(variant_arms(results))}" if not study and variant_arms(results) else "")
+               + (f" --arms {','.join(own)}" if own and not study else "")
                + (f" --train-fraction {frac:g}" if frac < 1 else "")
                + (f" --split-manifest {cfg['split_manifest']}" if cfg.get("split_manifest") else "")
                + "".join(f" --{k.replace('_', '-')} {cfg[k]}" for k in ("max_train_per_class", "upper_bound_from")
