@@ -12,8 +12,8 @@ import torch
 
 from ._io import atomic_path
 
-__all__ = ["save_class_grid", "save_image_grid", "plot_training_curves", "grid_array", "save_figure", "pyplot",
-           "compact_pngs"]
+__all__ = ["save_class_grid", "save_image_grid", "plot_training_curves", "plot_loss_log", "grid_array", "save_figure",
+           "pyplot", "compact_pngs"]
 
 
 def pyplot():
@@ -110,6 +110,27 @@ def plot_training_curves(records: Sequence[dict], path: str | os.PathLike, title
     for ax in axes:
         ax.set_xlabel("G step")
         ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+    fig.suptitle(title, fontsize=10)
+    return save_figure(fig, path)
+
+
+def plot_loss_log(records: Sequence[dict], path: str | os.PathLike, title: str = "training",
+                  x: str = "step") -> Path:
+    """Every numeric series of the log records (one panel each, e.g. an upsampler's ``l1`` / ``adv`` / ``d_loss``)
+    against ``x``; the bookkeeping keys (``step``, ``cpu_s``) are not plotted."""
+    plt = _plt()
+    keys = [k for k in dict.fromkeys(k for r in records for k in r)
+            if k not in ("step", "cpu_s", x) and all(isinstance(r.get(k, 0.0), (int, float)) for r in records)]
+    if not keys:
+        seen = sorted(records[0]) if records else []
+        raise ValueError(f"{path}: the log records have no numeric series to plot (keys: {seen})")
+    fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.4), squeeze=False)
+    for ax, key in zip(axes[0], keys):
+        pts = [(r[x], r[key]) for r in records if key in r]
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], lw=1)
+        ax.set_title(key)
+        ax.set_xlabel(x)
         ax.grid(alpha=0.3)
     fig.suptitle(title, fontsize=10)
     return save_figure(fig, path)

@@ -228,6 +228,14 @@ def test_the_study_evaluates_each_point_of_cpu_time_and_resumes(tmp_path, monkey
     assert json.loads((out / "study.json").read_text())["resolution"] == 32
     assert "**Answer (at 0.002 CPU-minutes" in (out / "README.md").read_text()
     step = study["points"]["0.002"]["step"]
+    # each judged file is kept beside its evaluation with what shipping it takes (ga_bench.ship_generator)
+    ev = runs / "eval_0.002"
+    summary = json.loads((ev / "train_summary.json").read_text())
+    assert summary["step"] == step == load_generator(ev / "generator.safetensors").meta["step"]
+    assert summary["trained"] == "upsampler" and summary["train_images"] == 12 and summary["elapsed_s_total"] is None
+    assert summary["cpu_s_total"] == pytest.approx(60 * study["points"]["0.002"]["cpu_minutes"])
+    assert (ev / "samples_per_class.jpg").stat().st_size > 1000 and (ev / "loss_curves.png").stat().st_size > 1000
+    assert load_generator(runs / "eval_0" / "generator.safetensors").meta["step"] == 0
     study = cascade.run_study(out, runs, points=(0.0, 0.002, 0.004), **kw)  # finished points kept, training resumed
     # (CPU time decides the step counts: one slow step may already pass 0.004 minutes, so >= not >)
     assert len(seen) == 3 and study["points"]["0.004"]["step"] >= step
@@ -255,3 +263,85 @@ def test_a_cascade_file_feeds_the_balanced_dataset_at_its_own_resolution(tmp_pat
     assert len(ds) > len(PILDataset()) and ds[len(ds) - 1][0].size == (64, 64)  # a synthetic item, at 64 px
     with pytest.warns(UserWarning, match="the generator makes 64 px images and the real images are 32x32"):
         GANBalancedDataset(PILDataset(size=(32, 32)), str(path), device="cpu")
+
+
+def test_a_judged_cascade_point_ships_with_a_card_that_says_what_was_trained(tmp_path, monkeypatch):
+    import json
+
+    import yaml
+    from ga_bench.ship_generator import ship
+    from gan_augment import pretrained as pt
+    from gan_augment.data import build_manifest
+    from gan_augment.training.upsampler import UpsamplerConfig
+    from studies import cascade, gan_recipes
+
+    from .conftest import make_image_folder
+
+    folder = make_image_folder(tmp_path / "imgs", {"a": 6, "b": 5}, size=(36, 32))
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({"out": str(tmp_path / "run"), "data": {
+        "image_folder": str(folder), "fractions": [0.6, 0.2, 0.2], "channels": 3},
+        "model": {"generator": "fastgan", "discriminator": "dcgan", "resolution": 32}}))
+    manifest, _ = build_manifest(image_folder=str(folder), fractions=[0.6, 0.2, 0.2], seed=0)
+    torch.manual_seed(0)
+    base = save_generator(create_generator("dcgan", resolution=16, num_classes=2, base_channels=4, z_dim=8),
+                          tmp_path / "g16.safetensors", class_names=["a", "b"], manifest_hash=manifest.hash,
+                          split="train", step=7)
+    block = {"fid": 80.0, "kid": 0.02, "precision": 0.7, "recall": 0.5, "c2st": 0.88}
+
+    def fake_point(gen, manifest_path, out_dir, cache_dir):
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "metrics.json").write_text(json.dumps({
+            "generator": {"manifest_hash": manifest.hash, "path": str(gen), "step": load_generator(gen).meta["step"]},
+            "distribution": {"inception": {"overall": block, "per_class": {"a": block, "b": block}}}}))
+        return {"overall": block}
+
+    monkeypatch.setattr(gan_recipes, "generator_point", fake_point)
+    monkeypatch.setattr(gan_recipes, "real_floor", lambda *a, **k: {"distribution": {"overall": {"fid": 1.0}}})
+    up = UpsamplerConfig(width=4, blocks=1, d_width=4, d_layers=2, batch_size=2, crop=16)
+    out, runs = tmp_path / "out", tmp_path / "runs"
+    cascade.run_study(out, runs, base=str(base), config=config, time_limit_minutes=None, cache_dir=None,
+                      points=(0.002,), up_cfg=up)
+    ev = runs / "eval_0.002"
+    meta = load_generator(ev / "generator.safetensors").meta
+    assert meta["cascade"]["base_sha256"] == pt.file_sha256(base)
+    # the evidence written again from the checkpoint's log (a point measured before the study wrote it)
+    first = json.loads((ev / "train_summary.json").read_text())
+    (ev / "train_summary.json").unlink()
+    (ev / "loss_curves.png").unlink()
+    assert cascade.main(["--out", str(out), "--runs-dir", str(runs), "--evidence-for", "0.002"]) == 0
+    assert json.loads((ev / "train_summary.json").read_text()) == first and (ev / "loss_curves.png").is_file()
+    from gan_augment.plots import plot_loss_log
+
+    with pytest.raises(ValueError, match="no numeric series to plot"):  # bookkeeping keys only: nothing drawn
+        plot_loss_log([{"step": 0, "cpu_s": 1.0}], tmp_path / "empty.png")
+    assert not (tmp_path / "empty.png").exists()
+    with pytest.raises(SystemExit):  # an unmeasured point
+        cascade.main(["--out", str(out), "--runs-dir", str(runs), "--evidence-for", "5"])
+
+    dest = tmp_path / "pretrained"
+    path = ship(ev, "toy-cascade-32", ev / "metrics.json", dest=dest, evidence=tmp_path / "evidence")
+    card = pt.model_card("toy-cascade-32", root=dest)
+    assert card.startswith("# `toy-cascade-32`: cascade generator, 32 px, 2 classes")
+    assert (f"- **Cascade**: the 16 px generator `{meta['cascade']['base']}` (step 7, sha256 "
+            f"`{pt.file_sha256(base)[:12]}`, used as it is, embedded in this file)") in card
+    assert f"- **Training** (the upsampler only): {meta['step']} steps, 0.0 CPU-hours on cpu" in card
+    assert "h wall" not in card and "16 -> 32 px pairs (crops of 16 px, batch 2;" in card
+    assert "| this generator | 80.0 | 20.0 | 0.70 | 0.50 | 88 % |" in card and "Ships its discriminator" not in card
+    for name in ("samples_per_class.jpg", "loss_curves.png", "train_summary.json", "metrics.json"):
+        assert (tmp_path / "evidence" / name).is_file()
+    G = pt.load_pretrained("toy-cascade-32", root=dest)
+    assert G.resolution == 32 and torch.equal(G.sample(2, "b", seed=0), load_generator(path).sample(2, 1, seed=0))
+
+
+def test_the_best_point_is_the_lowest_probe_with_fid_breaking_ties_within_one_point():
+    from studies.cascade import best_point
+
+    def pts(**kw):
+        return {k.lstrip("p"): {"overall": {"c2st": c, "fid": f}} for k, (c, f) in kw.items()}
+
+    points = pts(p0=(0.80, 70.0), p30=(0.879, 75.8), p60=(0.93, 70.0), p90=(0.884, 74.5))
+    assert best_point(points, ["0", "30", "60", "90"]) == "90"  # 88 % both; 75.8 is more than 1 above 74.5
+    points["90"]["overall"]["fid"] = 75.0
+    assert best_point(points, ["0", "30", "60", "90"]) == "30"  # within 1: the earlier point
+    assert best_point(points, ["0", "60"]) == "60" and best_point(points, ["0"]) is None  # bicubic never counts

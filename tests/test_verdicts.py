@@ -250,3 +250,11 @@ def test_a_second_generators_folder_plans_only_the_gan_arms_it_names():
                                                       "gan_weighted", "gan_filtered", "gan_light"]}}
     assert ("gan", 0) in runs_status(allarms)["missing"]
     assert "Preset `cpu64` plans" in "\n".join(runs_lines(allarms))
+
+
+def test_the_report_names_the_manifest_file_the_run_read_its_split_from():
+    from ga_bench.report import _manifest_file
+
+    assert _manifest_file({"config": {"split_manifest": None}}) == "manifest.csv"  # the copy beside the report
+    assert _manifest_file({"config": {"split_manifest": "a/manifest.csv"}, "baselines_from": "b"}) == "`a/manifest.csv`"
+    assert _manifest_file({"config": {}, "baselines_from": "results/full"}) == "`results/full/manifest.csv`"

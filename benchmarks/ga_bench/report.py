@@ -165,6 +165,17 @@ def _synthetic_test_lines(arms: dict, classes: list[str]) -> list[str]:
     return lines
 
 
+def _manifest_file(results: dict) -> str:
+    """Where the run's split is written down: the manifest it was given (``--split-manifest``), else the one of the
+    folder its baselines came from (the same split, checked by hash), else the copy beside the report."""
+    given = (results.get("config") or {}).get("split_manifest")
+    if given:
+        return f"`{given}`"
+    if results.get("baselines_from"):
+        return f"`{results['baselines_from']}/manifest.csv`"
+    return "manifest.csv"
+
+
 def report_markdown(results: dict) -> str:
     m, cfg, arms = results["meta"], results["config"], results["arms"]
     classes = results["data"]["class_names"]
@@ -197,7 +208,7 @@ def report_markdown(results: dict) -> str:
     lines += [f"- command: `{m['command']}`", f"- commit: `{m['commit']}`{' (dirty tree)' if m.get('dirty') else ''}",
               f"- device: {m['device']}; GPU: {m['gpu'] or 'none'}",
               "- versions: " + ", ".join(f"{k} {v}" for k, v in m["versions"].items()),
-              f"- manifest: `{m['manifest_hash'][:16]}` (grouped, stratified split; see manifest.csv)",
+              f"- manifest: `{m['manifest_hash'][:16]}` (grouped, stratified split; see {_manifest_file(results)})",
               f"- classifier: {cfg['classifier']} ({results['pretrained']}), {cfg['image_size']} px, batch "
               f"{cfg['batch_size']}, AdamW lr {cfg['lr']} wd {cfg['weight_decay']}, cosine with "
               f"{cfg['warmup_epochs']} warm-up epoch, {results['epochs']} epochs of {results['data']['train_total']} "

@@ -51,6 +51,26 @@ def _started_from(meta: dict) -> list[str]:
             f"steps count from the start of the chain. Lineage, newest first: {chain}."]
 
 
+def _training(meta: dict, summary: dict) -> list[str]:
+    """The card's training line; a cascade (``models.cascade``) says what was trained (its upsampler) on what base."""
+    wall = summary.get("elapsed_s_total")
+    hours = f"{summary.get('cpu_s_total', 0) / 3600:.1f} CPU-hours" + (f" ({wall / 3600:.1f} h wall)" if wall else "")
+    c = meta.get("cascade")
+    if not c:
+        return [f"- **Training**: {summary.get('step')} generator steps, {hours} on {summary.get('device')}; config "
+                "in the file's metadata (`training.config`)."]
+    up, base_sha = c.get("upsampler") or {}, c.get("base_sha256")
+    return [f"- **Cascade**: the {meta['resolution'] // 2} px generator `{c.get('base')}` (step {c.get('base_step')}"
+            + (f", sha256 `{str(base_sha)[:12]}`" if base_sha else "") + ", used as it is, embedded in this file) "
+            f"followed by a learned 2x upsampler (bicubic plus a residual network of {up.get('blocks')} blocks, width "
+            f"{up.get('width')}).",
+            f"- **Training** (the upsampler only): {summary.get('step')} steps, {hours} on {summary.get('device')}, "
+            f"on the training split's real images as {meta['resolution'] // 2} -> {meta['resolution']} px pairs "
+            f"(crops of {up.get('crop')} px, batch {up.get('batch_size')}; L1 x {up.get('rec_weight')} plus "
+            f"{up.get('adv_weight')} x a conditional patch discriminator's loss); settings in the file's metadata "
+            "(`cascade.upsampler`)."]
+
+
 def model_card_markdown(name: str, meta: dict, summary: dict, metrics: dict, floor: dict | None, sha: str,
                         evidence: str | None = None) -> str:
     dist = metrics["distribution"]["inception"]
@@ -65,9 +85,7 @@ def model_card_markdown(name: str, meta: dict, summary: dict, metrics: dict, flo
              f"`{meta.get('manifest_hash')}` (lesion-grouped 70/15/15, seed 0 - the split of "
              "`configs/ham10000_256.yaml` and `balance_isic.py --preset cpu64`); classes "
              f"{', '.join(meta.get('class_names') or [])}.",
-             f"- **Training**: {summary.get('step')} generator steps, {summary.get('cpu_s_total', 0) / 3600:.1f} CPU-hours "
-             f"({summary.get('elapsed_s_total', 0) / 3600:.1f} h wall) on {summary.get('device')}; config in the "
-             "file's metadata (`training.config`).",
+             *_training(meta, summary),
              *_started_from(meta),
              "- **Licence**: CC BY-NC-SA 4.0, inherited from the training images: non-commercial use only, "
              "attribution, share alike. Synthetic images are not patients and carry no diagnosis.", "",

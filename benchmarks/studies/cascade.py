@@ -61,6 +61,27 @@ def _options(study: dict[str, Any]) -> str:
     return opts
 
 
+def best_point(points: dict[str, Any], labels: list[str]) -> str | None:
+    """The trained point the project's shipping rule picks (``gan_augment.pretrained.DEFAULT_PRETRAINED``'s): the
+    lowest probe accuracy in whole percent, FID breaking ties within 1 point; None before a trained point."""
+    trained = [x for x in labels if x != "0" and points[x]["overall"].get("c2st") is not None]
+    if not trained:
+        return None
+    low = min(round(100 * points[x]["overall"]["c2st"]) for x in trained)
+    tied = [x for x in trained if round(100 * points[x]["overall"]["c2st"]) == low]
+    best_fid = min(points[x]["overall"].get("fid") or float("inf") for x in tied)
+    return next(x for x in tied if (points[x]["overall"].get("fid") or float("inf")) <= best_fid + 1.0)
+
+
+def _best_sentence(points: dict[str, Any], done: list[str]) -> str:
+    best = best_point(points, done)
+    if best is None or best == done[-1]:
+        return ""
+    o = points[best]["overall"]
+    return (f" The best point so far by the shipping rule (lowest probe, FID breaking ties within 1): {best} "
+            f"CPU-minutes, FID {num(o.get('fid'))}, probe {pct(o.get('c2st'))} %.")
+
+
 def study_markdown(study: dict[str, Any], out: str) -> str:
     """The folder's README: question, answer at the last point, the table, the command."""
     points, floor = study.get("points", {}), (study.get("floor") or {}).get("distribution", {}).get("overall", {})
@@ -76,7 +97,7 @@ def study_markdown(study: dict[str, Any], out: str) -> str:
         lines += [f"**Answer (at {done[-1]} CPU-minutes of upsampler training).** FID {num(b.get('fid'))} against "
                   f"{num(a.get('fid'))} bicubic, probe {pct(b.get('c2st'))} % against {pct(a.get('c2st'))} %; "
                   f"real training images at {res} px: FID {num(floor.get('fid'))}, probe {pct(floor.get('c2st'))} %. "
-                  "One training seed.", ""]
+                  "One training seed." + _best_sentence(points, done), ""]
     else:
         lines += ["**Answer.** Not yet: no trained point measured.", ""]
     lines += [f"InceptionV3 features, validation split, {study['per_class']} generated images per class, at most "
@@ -135,6 +156,46 @@ def image_pairs(config: Path, base_meta: dict[str, Any], split: str, run_dir: Pa
     return out[0], out[1], data.manifest_path
 
 
+def point_evidence(eval_dir: Path, log: list[dict[str, Any]], manifest: Path, grid_per_class: int = 10) -> None:
+    """What shipping a judged point takes beside its generator file (``benchmarks/ship_generator.py EVAL_DIR``):
+    ``train_summary.json`` (the upsampler's steps and CPU time - the base generator is used as it is),
+    ``samples_per_class.jpg`` and ``loss_curves.png`` (the upsampler's log up to the file's step)."""
+    import platform
+
+    import torch
+
+    from gan_augment import __version__
+    from gan_augment._io import write_json
+    from gan_augment.data.manifest import Manifest
+    from gan_augment.generators import load_generator
+    from gan_augment.plots import plot_loss_log, save_class_grid
+
+    G = load_generator(eval_dir / "generator.safetensors")
+    step, cascade = int(G.meta["step"]), G.meta["cascade"]
+    log = [r for r in log if r["step"] <= step]
+    write_json(eval_dir / "train_summary.json", {
+        "step": step, "finished": True, "trained": "upsampler", "cpu_s_total": cascade["cpu_s"],
+        "elapsed_s_total": None,  # the upsampler counts its CPU time only
+        "device": f"cpu ({platform.processor() or platform.machine()})", "torch": torch.__version__,
+        "gan_augment": __version__, "python": platform.python_version(),
+        "train_images": Manifest.read(manifest).splits.count("train"), "manifest_hash": G.meta.get("manifest_hash"),
+        "cascade": cascade, "last_log": log[-1] if log else {}})
+    rows = [G.sample(grid_per_class, c, seed=0) for c in range(G.num_classes)]
+    save_class_grid(rows, list(G.class_names), eval_dir / "samples_per_class.jpg",
+                    title=f"{G.resolution} px cascade, upsampler step {step}: {grid_per_class} samples per class "
+                          "(seed 0)")
+    if log:
+        plot_loss_log(log, eval_dir / "loss_curves.png",
+                      title=f"{G.resolution} px upsampler: L1 to the real image, adversarial loss, patch D loss")
+
+
+def checkpoint_log(path: Path) -> list[dict[str, Any]]:
+    """The upsampler checkpoint's training log (read with ``weights_only=True``: no pickled code runs)."""
+    import torch
+
+    return list(torch.load(path, map_location="cpu", weights_only=True)["log"])
+
+
 def run_study(out: Path, runs_dir: Path, *, base: str, config: Path, time_limit_minutes: float | None,
               cache_dir: Path | None, points: tuple[float, ...] = POINTS_CPU_MINUTES, up_cfg=None) -> dict[str, Any]:
     """Train the upsampler to each point of CPU time in turn, evaluating the cascade there; ``up_cfg``: an
@@ -142,13 +203,14 @@ def run_study(out: Path, runs_dir: Path, *, base: str, config: Path, time_limit_
     from gan_augment._io import display_path, write_json, write_text
     from gan_augment.generators import load_generator, save_generator
     from gan_augment.models.cascade import cascade_generator
-    from gan_augment.pretrained import resolve_spec
+    from gan_augment.pretrained import file_sha256, resolve_spec
     from gan_augment.provenance import run_metadata
     from gan_augment.training.upsampler import UpsamplerConfig, UpsamplerTrainer
     from studies.gan_recipes import MAX_REAL_PER_CLASS, PER_CLASS, _collect, generator_point, real_floor
 
     deadline = time.monotonic() + time_limit_minutes * 60 if time_limit_minutes else None
-    G = load_generator(resolve_spec(base))
+    base_path = resolve_spec(base)
+    G = load_generator(base_path)
     base = base if base.startswith("pretrained:") else display_path(base)  # no machine path in committed files
     res = 2 * G.resolution
     up_cfg = up_cfg or UpsamplerConfig(crop=min(64, res))
@@ -184,11 +246,14 @@ def run_study(out: Path, runs_dir: Path, *, base: str, config: Path, time_limit_
             if stop == "deadline" or (deadline is not None and deadline - time.monotonic() < EVAL_RESERVE_S):
                 raise Paused(f"the upsampler is at {trainer.cpu_s / 60:.1f} of {label} CPU-minutes; an evaluation "
                              "needs more time than is left")
-            gen = runs_dir / "generator.safetensors"
+            gen = runs_dir / f"eval_{label}" / "generator.safetensors"  # each judged file kept (to ship any point)
+            gen.parent.mkdir(parents=True, exist_ok=True)
             save_generator(cascade_generator(G, trainer.up), gen, manifest_hash=G.meta.get("manifest_hash"),
                            split="train", step=trainer.step,
                            extra={"cascade": {"base": base, "base_step": G.meta.get("step"),
+                                              "base_sha256": file_sha256(base_path),
                                               "upsampler": dataclasses.asdict(up_cfg), "cpu_s": trainer.cpu_s}})
+            point_evidence(gen.parent, trainer.log, runs_dir / "manifest.csv")
             point = generator_point(gen, runs_dir / "manifest.csv", runs_dir / f"eval_{label}", cache_dir)
             point.update(step=trainer.step, cpu_minutes=trainer.cpu_s / 60,
                          l1_val=trainer.evaluate_l1(val_small, val_large)["l1_grey_levels"],
@@ -217,9 +282,21 @@ def main(argv: list[str] | None = None) -> int:
                    help="upsampler CPU-minutes at which to evaluate (0 = bicubic)")
     p.add_argument("--time-limit-minutes", type=float, help="pause cleanly before this much wall time")
     p.add_argument("--cache-dir", type=Path, default=Path("runs/feature_cache"))
+    p.add_argument("--evidence-for", metavar="POINT",
+                   help="only write what shipping a measured point takes (its summary, class grid, loss curves) "
+                        "into --runs-dir/eval_POINT, from the upsampler checkpoint's log")
     args = p.parse_args(argv)
+    runs_dir = args.runs_dir or Path("runs") / args.out.name
+    if args.evidence_for is not None:
+        eval_dir = runs_dir / f"eval_{float(args.evidence_for):g}"
+        for need in (eval_dir / "generator.safetensors", runs_dir / "upsampler.pt", runs_dir / "manifest.csv"):
+            if not need.is_file():
+                p.error(f"--evidence-for {args.evidence_for}: {need} does not exist (a point measured on this machine)")
+        point_evidence(eval_dir, checkpoint_log(runs_dir / "upsampler.pt"), runs_dir / "manifest.csv")
+        print(f"wrote {eval_dir}/train_summary.json, samples_per_class.jpg, loss_curves.png")
+        return 0
     points = tuple(sorted(float(x) for x in args.points.split(",")))
-    run_study(args.out, args.runs_dir or Path("runs") / args.out.name, base=args.base, config=args.config,
+    run_study(args.out, runs_dir, base=args.base, config=args.config,
               time_limit_minutes=args.time_limit_minutes,
               cache_dir=args.cache_dir, points=points)
     return 0
