@@ -188,26 +188,34 @@ def test_the_studys_pairs_come_from_the_base_generators_split_only_and_its_readm
     assert "cascade.py --out out --time-limit-minutes 170\n" in study_markdown(default, "out")
 
 
-def test_the_study_evaluates_each_point_of_cpu_time_and_resumes(tmp_path, monkeypatch):
-    import json
-
+def _toy_study(tmp_path, counts: dict[str, int], step: int):
+    """A study's inputs at toy scale: a config over an image folder (32 px), its split manifest and a 16 px
+    generator trained (``step``) on that split."""
     import yaml
     from gan_augment.data import build_manifest
-    from gan_augment.training.upsampler import UpsamplerConfig
-    from studies import cascade, gan_recipes
 
     from .conftest import make_image_folder
 
-    folder = make_image_folder(tmp_path / "imgs", {"a": 10, "b": 6, "c": 5}, size=(36, 32))
+    folder = make_image_folder(tmp_path / "imgs", counts, size=(36, 32))
     config = tmp_path / "c.yaml"
     config.write_text(yaml.safe_dump({"out": str(tmp_path / "run"), "data": {
         "image_folder": str(folder), "fractions": [0.6, 0.2, 0.2], "channels": 3},
         "model": {"generator": "fastgan", "discriminator": "dcgan", "resolution": 32}}))
     manifest, _ = build_manifest(image_folder=str(folder), fractions=[0.6, 0.2, 0.2], seed=0)
     torch.manual_seed(0)
-    G = create_generator("dcgan", resolution=16, num_classes=3, base_channels=4, z_dim=8)
-    base = save_generator(G, tmp_path / "g16.safetensors", class_names=["a", "b", "c"], manifest_hash=manifest.hash,
-                          split="train", step=5)
+    G = create_generator("dcgan", resolution=16, num_classes=len(counts), base_channels=4, z_dim=8)
+    base = save_generator(G, tmp_path / "g16.safetensors", class_names=list(counts), manifest_hash=manifest.hash,
+                          split="train", step=step)
+    return config, manifest, base
+
+
+def test_the_study_evaluates_each_point_of_cpu_time_and_resumes(tmp_path, monkeypatch):
+    import json
+
+    from gan_augment.training.upsampler import UpsamplerConfig
+    from studies import cascade, gan_recipes
+
+    config, manifest, base = _toy_study(tmp_path, {"a": 10, "b": 6, "c": 5}, step=5)
     seen = []
 
     def fake_point(gen, manifest_path, out_dir, cache_dir):  # the Inception protocol is tested elsewhere
@@ -268,25 +276,12 @@ def test_a_cascade_file_feeds_the_balanced_dataset_at_its_own_resolution(tmp_pat
 def test_a_judged_cascade_point_ships_with_a_card_that_says_what_was_trained(tmp_path, monkeypatch):
     import json
 
-    import yaml
     from ga_bench.ship_generator import ship
     from gan_augment import pretrained as pt
-    from gan_augment.data import build_manifest
     from gan_augment.training.upsampler import UpsamplerConfig
     from studies import cascade, gan_recipes
 
-    from .conftest import make_image_folder
-
-    folder = make_image_folder(tmp_path / "imgs", {"a": 6, "b": 5}, size=(36, 32))
-    config = tmp_path / "c.yaml"
-    config.write_text(yaml.safe_dump({"out": str(tmp_path / "run"), "data": {
-        "image_folder": str(folder), "fractions": [0.6, 0.2, 0.2], "channels": 3},
-        "model": {"generator": "fastgan", "discriminator": "dcgan", "resolution": 32}}))
-    manifest, _ = build_manifest(image_folder=str(folder), fractions=[0.6, 0.2, 0.2], seed=0)
-    torch.manual_seed(0)
-    base = save_generator(create_generator("dcgan", resolution=16, num_classes=2, base_channels=4, z_dim=8),
-                          tmp_path / "g16.safetensors", class_names=["a", "b"], manifest_hash=manifest.hash,
-                          split="train", step=7)
+    config, manifest, base = _toy_study(tmp_path, {"a": 6, "b": 5}, step=7)
     block = {"fid": 80.0, "kid": 0.02, "precision": 0.7, "recall": 0.5, "c2st": 0.88}
 
     def fake_point(gen, manifest_path, out_dir, cache_dir):
