@@ -219,8 +219,8 @@ def study_markdown(study: dict[str, Any], out: str | None = None, spec: GrowStud
                   f"{best['cpu_minutes']:.0f} CPU-minutes, step {best['step']}: FID {num(o.get('fid'))}, probe "
                   f"{pct(o.get('c2st'))} %. Goal at {res} px (probe <= {100 * spec.goal['c2st']:.0f} %, "
                   f"{fid_goal}memorisation not flagged): {verdict}."
-                  + (f" Shipped once a point's probe is <= {100 * spec.ship_probe:.0f} %."
-                     if spec.ship_probe else "")
+                  + (f" A point may be shipped once its probe is <= {100 * spec.ship_probe:.0f} %, in place of "
+                     "the one shipped only if lower at two evaluation seeds." if spec.ship_probe else "")
                   + (f" Stopped: {cont['stopped']}." if cont.get("stopped") else ""), ""]
     lines += [f"InceptionV3 features, validation split, {study['per_class']} generated images per class, at most "
               f"{study['max_real_per_class']} real ones per class; probe = how often a linear probe tells generated "
