@@ -186,6 +186,8 @@ def test_the_studys_pairs_come_from_the_base_generators_split_only_and_its_readm
     default = {**study, "base": "pretrained:ham10000-64-lite128-16k", "points_cpu_minutes": [0.0, 10.0, 30.0, 60.0],
                "config": "configs/ham10000_128_grow.yaml"}
     assert "cascade.py --out out --time-limit-minutes 170\n" in study_markdown(default, "out")
+    lower = {**default, "upsampler": {"width": 32, "adv_weight": 0.1}}  # another adversarial weight is named
+    assert "cascade.py --out out --time-limit-minutes 170 --adv-weight 0.1\n" in study_markdown(lower, "out")
 
 
 def _toy_study(tmp_path, counts: dict[str, int], step: int):
@@ -251,6 +253,12 @@ def test_the_study_evaluates_each_point_of_cpu_time_and_resumes(tmp_path, monkey
     (runs / "upsampler.pt").unlink()  # another machine: the trained points go, bicubic (point 0) stays
     study = cascade.run_study(out, runs, points=(0.0, 0.002), **kw)
     assert len(seen) == 4 and seen[3][1] > 0 and list(study["points"]) == ["0", "0.002"]
+    # one folder, one upsampler configuration: another adversarial weight is refused before anything is trained
+    before = (out / "study.json").read_text()
+    with pytest.raises(ValueError, match=r"study.json: its points were measured with another upsampler "
+                                         r"configuration \(differing: adv_weight\)"):
+        cascade.run_study(out, runs, points=(0.0, 0.002), adv_weight=0.1, **kw)
+    assert len(seen) == 4 and (out / "study.json").read_text() == before
 
 
 def test_a_cascade_file_feeds_the_balanced_dataset_at_its_own_resolution(tmp_path):
@@ -313,6 +321,9 @@ def test_a_judged_cascade_point_ships_with_a_card_that_says_what_was_trained(tmp
     assert not (tmp_path / "empty.png").exists()
     with pytest.raises(SystemExit):  # an unmeasured point
         cascade.main(["--out", str(out), "--runs-dir", str(runs), "--evidence-for", "5"])
+    with pytest.raises(SystemExit):  # a negative adversarial weight, refused before any work
+        cascade.main(["--out", str(tmp_path / "neg"), "--adv-weight", "-1"])
+    assert not (tmp_path / "neg").exists()
 
     dest = tmp_path / "pretrained"
     path = ship(ev, "toy-cascade-32", ev / "metrics.json", dest=dest, evidence=tmp_path / "evidence")

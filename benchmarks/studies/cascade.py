@@ -58,6 +58,11 @@ def _options(study: dict[str, Any]) -> str:
         opts += f" --config {study['config']}"
     if tuple(study["points_cpu_minutes"]) != POINTS_CPU_MINUTES:
         opts += " --points " + ",".join(f"{x:g}" for x in study["points_cpu_minutes"])
+    from gan_augment.training.upsampler import UpsamplerConfig
+
+    adv = study.get("upsampler", {}).get("adv_weight")
+    if adv is not None and adv != UpsamplerConfig.adv_weight:
+        opts += f" --adv-weight {adv:g}"
     return opts
 
 
@@ -197,9 +202,11 @@ def checkpoint_log(path: Path) -> list[dict[str, Any]]:
 
 
 def run_study(out: Path, runs_dir: Path, *, base: str, config: Path, time_limit_minutes: float | None,
-              cache_dir: Path | None, points: tuple[float, ...] = POINTS_CPU_MINUTES, up_cfg=None) -> dict[str, Any]:
+              cache_dir: Path | None, points: tuple[float, ...] = POINTS_CPU_MINUTES, up_cfg=None,
+              adv_weight: float | None = None) -> dict[str, Any]:
     """Train the upsampler to each point of CPU time in turn, evaluating the cascade there; ``up_cfg``: an
-    :class:`UpsamplerConfig` (default: its defaults, crops of at most 64 px)."""
+    :class:`UpsamplerConfig` (default: its defaults, crops of at most 64 px), ``adv_weight`` replacing its
+    adversarial weight. A study folder holds one configuration: resuming it with another is refused."""
     from gan_augment._io import display_path, write_json, write_text
     from gan_augment.generators import load_generator, save_generator
     from gan_augment.models.cascade import cascade_generator
@@ -214,14 +221,21 @@ def run_study(out: Path, runs_dir: Path, *, base: str, config: Path, time_limit_
     base = base if base.startswith("pretrained:") else display_path(base)  # no machine path in committed files
     res = 2 * G.resolution
     up_cfg = up_cfg or UpsamplerConfig(crop=min(64, res))
+    if adv_weight is not None:
+        up_cfg = dataclasses.replace(up_cfg, adv_weight=adv_weight)
     out.mkdir(parents=True, exist_ok=True)
     runs_dir.mkdir(parents=True, exist_ok=True)
     path = out / "study.json"
+    mine = json.loads(json.dumps(dataclasses.asdict(up_cfg)))  # tuples as JSON stores them
     study = json.loads(path.read_text()) if path.is_file() else {
         "meta": run_metadata(device="cpu"), "base": base, "config": display_path(config),
         "resolution": res, "points_cpu_minutes": list(points), "per_class": PER_CLASS,
         "max_real_per_class": MAX_REAL_PER_CLASS, "val_pairs": VAL_PAIRS, "features": "inception",
-        "upsampler": dataclasses.asdict(up_cfg), "points": {}}
+        "upsampler": mine, "points": {}}
+    if study["upsampler"] != mine:
+        diff = sorted(k for k in mine.keys() | study["upsampler"].keys() if mine.get(k) != study["upsampler"].get(k))
+        raise ValueError(f"{path}: its points were measured with another upsampler configuration (differing: "
+                         f"{', '.join(diff)}); use another --out for another configuration")
     small, large, manifest = image_pairs(config, G.meta, "train", runs_dir)
     val_small, val_large, _ = image_pairs(config, G.meta, "val", runs_dir, max_images=VAL_PAIRS, manifest=manifest)
     if manifest.resolve() != (runs_dir / "manifest.csv").resolve():  # a config naming its manifest file
@@ -281,11 +295,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--points", default=",".join(f"{x:g}" for x in POINTS_CPU_MINUTES),
                    help="upsampler CPU-minutes at which to evaluate (0 = bicubic)")
     p.add_argument("--time-limit-minutes", type=float, help="pause cleanly before this much wall time")
+    p.add_argument("--adv-weight", type=float,
+                   help="the upsampler's adversarial weight against 100 x L1 (default 1, pix2pix's; 0: L1 alone)")
     p.add_argument("--cache-dir", type=Path, default=Path("runs/feature_cache"))
     p.add_argument("--evidence-for", metavar="POINT",
                    help="only write what shipping a measured point takes (its summary, class grid, loss curves) "
                         "into --runs-dir/eval_POINT, from the upsampler checkpoint's log")
     args = p.parse_args(argv)
+    if args.adv_weight is not None and not args.adv_weight >= 0:
+        p.error(f"--adv-weight must be >= 0, got {args.adv_weight}")
     runs_dir = args.runs_dir or Path("runs") / args.out.name
     if args.evidence_for is not None:
         eval_dir = runs_dir / f"eval_{float(args.evidence_for):g}"
@@ -298,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     points = tuple(sorted(float(x) for x in args.points.split(",")))
     run_study(args.out, runs_dir, base=args.base, config=args.config,
               time_limit_minutes=args.time_limit_minutes,
-              cache_dir=args.cache_dir, points=points)
+              cache_dir=args.cache_dir, points=points, adv_weight=args.adv_weight)
     return 0
 
 
